@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "pushgw",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "pushgw", targets: ["PushGateway"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // C libraries from Debian packages; each module map links the library over a one-file shim.
+        .systemLibrary(name: "CLibev", providers: [.apt(["libev-dev"])]),
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "COpenSSL", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+
+        // Everything that can be tested without sockets.
+        .target(
+            name: "PushCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        // The `pushgw` daemon: libev loops, listeners, servers, processes.
+        .executableTarget(
+            name: "PushGateway",
+            dependencies: [
+                "PushCore", "CLibev", "CHiredis", "COpenSSL", "CHTTPParser",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "PushCoreTests", dependencies: ["PushCore"]),
+        // Integration tests: start the built `pushgw` binary and talk to it over real sockets.
+        .testTarget(name: "PushGatewayTests", dependencies: ["PushCore"]),
+    ]
+)

@@ -1,0 +1,67 @@
+/// An HTTP API error (SPEC §3): a status and the JSON body `{"error":{"code":…,"message":…}}`.
+public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let status: Int
+    public let code: String
+    public let message: String
+    /// Extra response headers, such as `Allow` on 405.
+    public var headers: [(String, String)] = []
+
+    public init(status: Int, code: String, message: String, headers: [(String, String)] = []) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    public static func == (lhs: APIError, rhs: APIError) -> Bool {
+        lhs.status == rhs.status && lhs.code == rhs.code && lhs.message == rhs.message
+    }
+
+    public var description: String { "\(status) \(code): \(message)" }
+
+    public var body: [UInt8] {
+        var writer = JSONWriter()
+        writer.object {
+            $0.key("error")
+            $0.object {
+                $0.field("code", code)
+                $0.field("message", message)
+            }
+        }
+        return writer.bytes
+    }
+
+    /// 400: the request or its body is malformed.
+    public static func badRequest(_ message: String) -> Self { .init(status: 400, code: "bad_request", message: message) }
+    /// 401: `Authorization: Bearer <key>` missing or not one of `api.keys`.
+    public static let unauthorized = Self(
+        status: 401, code: "unauthorized", message: "missing or unknown API key (Authorization: Bearer <key>)",
+        headers: [("WWW-Authenticate", "Bearer")])
+    /// 404: no such path.
+    public static func notFound(_ path: String) -> Self { .init(status: 404, code: "not_found", message: "no route for \(path)") }
+    /// 405: the path exists but not with this method.
+    public static func methodNotAllowed(_ method: String, allowed: [String]) -> Self {
+        .init(
+            status: 405, code: "method_not_allowed",
+            message: "\(method) is not allowed here; use \(allowed.joined(separator: ", "))",
+            headers: [("Allow", allowed.joined(separator: ", "))])
+    }
+    /// 409: an idempotency key reused with a different body.
+    public static func conflict(_ message: String) -> Self { .init(status: 409, code: "conflict", message: message) }
+    /// 413: the body is over `limits.max_body`.
+    public static func payloadTooLarge(limit: Int) -> Self {
+        .init(status: 413, code: "payload_too_large", message: "request body exceeds max_body (\(limit) bytes)")
+    }
+    /// 415: a body that is not JSON by its content type.
+    public static func unsupportedMediaType(_ type: String) -> Self {
+        .init(status: 415, code: "unsupported_media_type", message: "expected application/json, got \(type)")
+    }
+    /// 501: a feature this gateway does not serve yet.
+    public static func notImplemented(_ message: String) -> Self {
+        .init(status: 501, code: "not_implemented", message: message)
+    }
+    /// 503: storage (Redis) is not available; nothing was stored.
+    public static func unavailable(_ message: String) -> Self {
+        .init(status: 503, code: "unavailable", message: message, headers: [("Retry-After", "1")])
+    }
+}

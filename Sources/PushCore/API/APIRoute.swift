@@ -1,0 +1,65 @@
+/// The HTTP API's routes (SPEC §3), matched from a method and a path. A path that exists with another
+/// method is a 405 listing the allowed ones; an unknown path is a 404.
+public enum APIRoute: Equatable, Sendable {
+    case push
+    case pushBatch
+    case register
+    case user(String)
+    case userMessages(String)
+    case userRead(String)
+    case kick(user: String, key: String)
+    case topic(String)
+    case nodes
+    case healthz
+    case metrics
+
+    /// Whether the route needs an API key when `api.keys` is set. Probes and scrapers get in without one.
+    public var needsKey: Bool {
+        switch self {
+        case .healthz, .metrics: false
+        default: true
+        }
+    }
+
+    public static func match(method: String, path: String) throws(APIError) -> APIRoute {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        guard path.hasPrefix("/"), let decoded = decode(segments) else { throw .notFound(path) }
+        let (allowed, route): ([String], APIRoute?) = switch decoded {
+        case ["healthz"]: (["GET"], method == "GET" || method == "HEAD" ? .healthz : nil)
+        case ["metrics"]: (["GET"], method == "GET" ? .metrics : nil)
+        case ["v1", "push"]: (["POST"], method == "POST" ? .push : nil)
+        case ["v1", "push", "batch"]: (["POST"], method == "POST" ? .pushBatch : nil)
+        case ["v1", "register"]: (["POST"], method == "POST" ? .register : nil)
+        case ["v1", "nodes"]: (["GET"], method == "GET" ? .nodes : nil)
+        default: try userOrTopic(decoded, method: method, path: path)
+        }
+        guard let route else { throw .methodNotAllowed(method, allowed: allowed) }
+        return route
+    }
+
+    private static func userOrTopic(_ s: [String], method: String, path: String) throws(APIError) -> ([String], APIRoute?) {
+        switch s.count {
+        case 3 where s[0] == "v1" && s[1] == "users" && !s[2].isEmpty:
+            return (["GET"], method == "GET" ? .user(s[2]) : nil)
+        case 3 where s[0] == "v1" && s[1] == "topics" && !s[2].isEmpty:
+            return (["GET"], method == "GET" ? .topic(s[2]) : nil)
+        case 4 where s[0] == "v1" && s[1] == "users" && !s[2].isEmpty && s[3] == "messages":
+            return (["GET"], method == "GET" ? .userMessages(s[2]) : nil)
+        case 4 where s[0] == "v1" && s[1] == "users" && !s[2].isEmpty && s[3] == "read":
+            return (["POST"], method == "POST" ? .userRead(s[2]) : nil)
+        case 5 where s[0] == "v1" && s[1] == "users" && !s[2].isEmpty && s[3] == "devices" && !s[4].isEmpty:
+            return (["DELETE"], method == "DELETE" ? .kick(user: s[2], key: s[4]) : nil)
+        default:
+            throw .notFound(path)
+        }
+    }
+
+    private static func decode(_ segments: [String]) -> [String]? {
+        var result: [String] = []
+        for segment in segments {
+            guard let decoded = PercentDecoding.decode(segment) else { return nil }
+            result.append(decoded)
+        }
+        return result
+    }
+}

@@ -1,0 +1,130 @@
+/// One parsed HTTP/1.1 request, as the HTTP server hands it to the API.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// The path, without the query.
+    public var path: String
+    /// The raw query string after `?` (empty when none).
+    public var query: String
+    /// Header names lower-cased, in arrival order.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+    /// Whether the connection stays open after this request (HTTP/1.1 default, `Connection: close`, …).
+    public var keepAlive: Bool
+
+    public init(
+        method: String, target: String, headers: [(name: String, value: String)] = [], body: [UInt8] = [],
+        keepAlive: Bool = true
+    ) {
+        self.method = method
+        if let mark = target.firstIndex(of: "?") {
+            path = String(target[..<mark])
+            query = String(target[target.index(after: mark)...])
+        } else {
+            path = target
+            query = ""
+        }
+        self.headers = headers
+        self.body = body
+        self.keepAlive = keepAlive
+    }
+
+    /// The first header named `name` (lower case).
+    public func header(_ name: String) -> String? {
+        headers.first(where: { $0.name == name })?.value
+    }
+
+    /// The first query parameter named `name`, percent-decoded.
+    public func queryParameter(_ name: String) -> String? {
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if let key = PercentDecoding.decode(parts[0]), key == name {
+                return parts.count > 1 ? PercentDecoding.decode(parts[1]) : ""
+            }
+        }
+        return nil
+    }
+}
+
+/// One HTTP response: a status, extra headers and a JSON body.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+    public var contentType: String
+
+    public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8], contentType: String = "application/json") {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.contentType = contentType
+    }
+
+    /// A 200 with a JSON body written by `build`.
+    public static func json(status: Int = 200, _ build: (inout JSONWriter) -> Void) -> HTTPResponse {
+        var writer = JSONWriter()
+        build(&writer)
+        return HTTPResponse(status: status, body: writer.bytes)
+    }
+
+    public init(_ error: APIError) {
+        self.init(status: error.status, headers: error.headers, body: error.body)
+    }
+
+    /// Appends the response's wire form; `close` adds `Connection: close`.
+    public func encode(into buffer: inout [UInt8], close: Bool) {
+        var head = "HTTP/1.1 \(status) \(Self.reason(status))\r\n"
+        head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+        if close { head += "Connection: close\r\n" }
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
+        buffer.append(contentsOf: head.utf8)
+        buffer.append(contentsOf: body)
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 409: "Conflict"
+        case 413: "Payload Too Large"
+        case 415: "Unsupported Media Type"
+        case 429: "Too Many Requests"
+        case 431: "Request Header Fields Too Large"
+        case 500: "Internal Server Error"
+        case 501: "Not Implemented"
+        case 503: "Service Unavailable"
+        default: "Status"
+        }
+    }
+}
+
+/// `%XX` decoding for paths and query strings (`+` is a space in queries only, so it is left alone here).
+public enum PercentDecoding {
+    public static func decode<S: StringProtocol>(_ text: S) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                return nil
+            }
+            bytes.append(high << 4 | low)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

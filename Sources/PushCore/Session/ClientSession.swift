@@ -1,0 +1,161 @@
+/// One client connection's protocol state (SPEC §2): handshake → online → closing. It decides what each
+/// incoming frame means and returns an action; the connection server does the I/O. It is a value stored
+/// inline in each connection, so it is kept small.
+public struct ClientSession: Sendable {
+    public enum State: UInt8, Sendable {
+        /// Waiting for AUTH.
+        case handshake
+        /// Authenticated.
+        case online
+        /// A fatal error or DISCONNECT was sent; input is ignored.
+        case closing
+    }
+
+    /// What the connection server should do with a frame.
+    public enum Action: Equatable, Sendable {
+        /// Nothing to answer.
+        case none
+        /// Send this frame back.
+        case reply(Frame)
+        /// AUTH arrived: check it, then call `online(…)` and answer with AUTH_REPLY.
+        case authenticate(AuthRequest, sequence: UInt32)
+        /// HEARTBEAT: answer HEARTBEAT_REPLY with the online count of `room`.
+        case heartbeat(sequence: UInt32)
+        /// CHANGE_ROOM was applied: move the connection between room counts and send `reply`.
+        case roomChanged(from: String?, to: String?, reply: Frame)
+        /// A frame for another server (ACK, SYNC, READ, SUB, UNSUB).
+        case forward(Frame)
+        /// Send ERROR; when `error.isFatal`, close after it.
+        case fail(ProtocolError, operation: Operation, sequence: UInt32)
+    }
+
+    public private(set) var state: State = .handshake
+    public private(set) var user = ""
+    public private(set) var key = ""
+    public private(set) var platform = ""
+    public private(set) var room: String?
+    /// Accepted application operations, sorted; empty accepts all.
+    public private(set) var accepts: [UInt32] = []
+
+    public init() {}
+
+    /// Interprets one frame from the client.
+    public mutating func receive(_ frame: Frame) -> Action {
+        switch state {
+        case .closing:
+            return .none
+        case .handshake:
+            guard frame.operation == .auth else {
+                return fail(.authRequired(got: frame.operation), frame)
+            }
+            do {
+                return .authenticate(try AuthRequest(body: frame.body), sequence: frame.sequence)
+            } catch {
+                return fail(error, frame)
+            }
+        case .online:
+            return receiveOnline(frame)
+        }
+    }
+
+    /// Marks the session authenticated as `user` on device `key`.
+    public mutating func online(_ request: AuthRequest, key: String) {
+        state = .online
+        user = request.user
+        self.key = key
+        platform = request.platform
+        room = request.room
+        accepts = Self.normalized(request.accepts)
+    }
+
+    /// Stops interpreting input: an ERROR or DISCONNECT is on its way and the connection will close.
+    public mutating func closing() {
+        state = .closing
+    }
+
+    /// Whether an application message with `operation` is delivered to this connection.
+    public func accepts(_ operation: Operation) -> Bool {
+        !operation.isApplication || accepts.isEmpty || Self.contains(accepts, operation.rawValue)
+    }
+
+    private mutating func receiveOnline(_ frame: Frame) -> Action {
+        switch frame.operation {
+        case .heartbeat:
+            return .heartbeat(sequence: frame.sequence)
+        case .auth:
+            return fail(.alreadyAuthenticated, frame)
+        case .subOps, .unsubOps:
+            guard let ops = Self.parseOperationList(frame.body) else {
+                return fail(.badBody(frame.operation, "expected operation numbers like \"1000,1001\""), frame)
+            }
+            if frame.operation == .subOps {
+                let merged = Self.normalized(accepts + ops)
+                guard merged.count <= AuthRequest.maxAccepts else {
+                    return fail(.badBody(frame.operation, "more than \(AuthRequest.maxAccepts) operations"), frame)
+                }
+                accepts = merged
+            } else {
+                accepts.removeAll { ops.contains($0) }
+            }
+            let reply: Operation = frame.operation == .subOps ? .subOpsReply : .unsubOpsReply
+            return .reply(Frame(reply, sequence: frame.sequence, body: frame.body))
+        case .changeRoom:
+            guard let json = try? JSONParser.parse(frame.body), case .object = json,
+                let value = json["room_id"], value.isNull || value.stringValue != nil
+            else {
+                return fail(.badBody(frame.operation, "expected {\"room_id\":\"…\"}"), frame)
+            }
+            let newRoom = value.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            guard (newRoom?.utf8.count ?? 0) <= AuthRequest.maxFieldLength else {
+                return fail(.badBody(frame.operation, "room_id is too long"), frame)
+            }
+            let old = room
+            room = newRoom
+            return .roomChanged(from: old, to: newRoom, reply: Frame(.changeRoomReply, sequence: frame.sequence, body: frame.body))
+        case .ack, .sync, .read, .sub, .unsub:
+            return .forward(frame)
+        default:
+            return fail(.unknownOperation(frame.operation), frame)
+        }
+    }
+
+    private mutating func fail(_ error: ProtocolError, _ frame: Frame) -> Action {
+        if error.isFatal { state = .closing }
+        return .fail(error, operation: frame.operation, sequence: frame.sequence)
+    }
+
+    /// Parses `"1000,1001"` (spaces allowed); nil when anything else is there.
+    static func parseOperationList(_ body: [UInt8]) -> [UInt32]? {
+        let text = String(decoding: body, as: UTF8.self)
+        var ops: [UInt32] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let trimmed = part.trimmingCharacters(in: " ")
+            guard let op = UInt32(trimmed) else { return nil }
+            ops.append(op)
+        }
+        return ops
+    }
+
+    private static func normalized(_ ops: [UInt32]) -> [UInt32] {
+        Array(Set(ops)).sorted()
+    }
+
+    private static func contains(_ sorted: [UInt32], _ op: UInt32) -> Bool {
+        var low = 0
+        var high = sorted.count
+        while low < high {
+            let mid = (low + high) / 2
+            if sorted[mid] < op { low = mid + 1 } else { high = mid }
+        }
+        return low < sorted.count && sorted[low] == op
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in character: Character) -> Substring {
+        var result = self
+        while result.first == character { result.removeFirst() }
+        while result.last == character { result.removeLast() }
+        return result
+    }
+}

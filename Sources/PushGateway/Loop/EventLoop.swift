@@ -1,0 +1,204 @@
+import CLibev
+import Glibc
+import PushCore
+
+/// Something that owns a descriptor on the loop: a listener or a connection.
+protocol LoopHandler: AnyObject {
+    /// Tells stale timer entries apart from a newer handler that reused the same descriptor.
+    var generation: UInt32 { get }
+    /// The tick at which `timedOut()` is due (checked lazily, see `TimerWheel`).
+    var deadline: UInt32 { get }
+    /// `EV_READ` and/or `EV_WRITE` fired.
+    func handleEvents(_ events: Int32)
+    /// The deadline passed.
+    func timedOut()
+}
+
+/// One libev loop (epoll backend) and everything a worker hangs on it: one `ev_io` per descriptor in a table
+/// indexed by fd that never moves, one timer wheel for every connection deadline, and one `ev_prepare` hook
+/// that flushes queued output before the loop sleeps. Single-threaded: nothing here is touched from elsewhere.
+final class EventLoop {
+    /// Tick length of the timer wheel: deadlines are accurate to this.
+    static let tickSeconds = 0.1
+
+    let loop: OpaquePointer
+    /// Descriptors this loop can hold: the soft RLIMIT_NOFILE.
+    let capacity: Int
+    private let watchers: UnsafeMutablePointer<ev_io>
+    private var handlers: [LoopHandler?]
+    private var wheel: TimerWheel<UInt64>
+    /// Scratch list of wheel entries due this tick.
+    private var due: [UInt64] = []
+    private let startTime: Double
+    private var nextGeneration: UInt32 = 0
+
+    private let prepareWatcher = UnsafeMutablePointer<ev_prepare>.allocate(capacity: 1)
+    private let tickWatcher = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
+    private var signalWatchers: [UnsafeMutablePointer<ev_signal>] = []
+    private var signalHandlers: [Int32: () -> Void] = [:]
+
+    /// Connections with output queued this iteration.
+    var pendingFlush: [SocketConnection] = []
+    /// One read buffer for every connection of the loop: reads land here and only a partial frame's tail is
+    /// copied out.
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+
+    /// Run before the loop sleeps, just before queued output is flushed.
+    private var beforeSleep: [() -> Void] = []
+    /// Run on every tick (resuming paused listeners, periodic work).
+    private var onTick: [() -> Void] = []
+
+    init(capacity: Int) throws {
+        guard let loop = ev_loop_new(UInt32(EVBACKEND_EPOLL)) else {
+            throw SystemError(call: "ev_loop_new(EVBACKEND_EPOLL)", errno: errno)
+        }
+        self.loop = loop
+        self.capacity = capacity
+        watchers = .allocate(capacity: capacity)
+        handlers = Array(repeating: nil, count: capacity)
+        startTime = ev_now(loop)
+        wheel = TimerWheel(slotCount: 4096)
+
+        ev_set_userdata(loop, Unmanaged.passUnretained(self).toOpaque())
+        clibev_prepare_init(prepareWatcher, eventLoopPrepare)
+        ev_prepare_start(loop, prepareWatcher)
+        clibev_timer_init(tickWatcher, eventLoopTick, Self.tickSeconds, Self.tickSeconds)
+        ev_timer_start(loop, tickWatcher)
+    }
+
+    deinit {
+        ev_loop_destroy(loop)
+        watchers.deallocate()
+        prepareWatcher.deallocate()
+        tickWatcher.deallocate()
+        signalWatchers.forEach { $0.deallocate() }
+        scratch.deallocate()
+    }
+
+    /// Runs until `stop()`.
+    func run() {
+        ev_run(loop, 0)
+    }
+
+    func stop() {
+        ev_break(loop, Int32(EVBREAK_ALL))
+    }
+
+    // MARK: - Descriptors
+
+    /// A generation number for a new handler.
+    func makeGeneration() -> UInt32 {
+        nextGeneration &+= 1
+        return nextGeneration
+    }
+
+    /// Watches `fd` for `events` on behalf of `handler`. The caller closes `fd` itself if this fails.
+    func register(_ fd: Int32, _ handler: LoopHandler, events: Int32) -> Bool {
+        guard fd >= 0, Int(fd) < capacity, handlers[Int(fd)] == nil else { return false }
+        handlers[Int(fd)] = handler
+        let watcher = watchers + Int(fd)
+        clibev_io_init(watcher, eventLoopIO, fd, events)
+        if events != 0 { ev_io_start(loop, watcher) }
+        return true
+    }
+
+    /// Changes the events watched on `fd` (0 stops watching without forgetting the handler).
+    func setEvents(_ fd: Int32, _ events: Int32) {
+        let watcher = watchers + Int(fd)
+        let current = watcher.pointee.events & Int32(EV_READ | EV_WRITE)
+        let active = clibev_is_active(UnsafeRawPointer(watcher).assumingMemoryBound(to: ev_watcher.self)) != 0
+        guard current != events || active != (events != 0) else { return }
+        if active { ev_io_stop(loop, watcher) }
+        clibev_io_set(watcher, fd, events)
+        if events != 0 { ev_io_start(loop, watcher) }
+    }
+
+    /// Stops watching `fd` and forgets its handler; the caller closes the descriptor.
+    func unregister(_ fd: Int32) {
+        guard fd >= 0, Int(fd) < capacity, handlers[Int(fd)] != nil else { return }
+        ev_io_stop(loop, watchers + Int(fd))
+        handlers[Int(fd)] = nil
+    }
+
+    fileprivate func dispatch(_ fd: Int32, _ events: Int32) {
+        handlers[Int(fd)]?.handleEvents(events)
+    }
+
+    // MARK: - Time
+
+    /// Ticks since this loop started, at the time of the current loop iteration.
+    var now: UInt32 {
+        UInt32(clamping: Int((ev_now(loop) - startTime) / Self.tickSeconds))
+    }
+
+    /// Converts a duration to ticks, rounding up so a timeout never fires early.
+    static func ticks(_ seconds: Double) -> UInt32 {
+        UInt32(clamping: Int((seconds / tickSeconds).rounded(.up)))
+    }
+
+    /// Puts `handler` (registered on `fd`) on the timer wheel at its current `deadline`. Call once per
+    /// handler: after it fires, the loop reschedules it itself while the handler's deadline is in the future.
+    func scheduleTimeout(_ fd: Int32, _ handler: LoopHandler) {
+        wheel.schedule(UInt64(UInt32(bitPattern: fd)) << 32 | UInt64(handler.generation), at: UInt64(handler.deadline))
+    }
+
+    fileprivate func tick() {
+        let now = self.now
+        wheel.advance(to: UInt64(now), into: &due)
+        for entry in due {
+            let fd = Int(entry >> 32)
+            guard let handler = handlers[fd], handler.generation == UInt32(truncatingIfNeeded: entry) else { continue }
+            if handler.deadline <= now {
+                handler.timedOut()
+            } else {
+                wheel.schedule(entry, at: UInt64(handler.deadline))
+            }
+        }
+        due.removeAll(keepingCapacity: due.count <= 4096)
+        onTick.forEach { $0() }
+    }
+
+    // MARK: - Hooks
+
+    func addBeforeSleep(_ hook: @escaping () -> Void) { beforeSleep.append(hook) }
+
+    func addTick(_ hook: @escaping () -> Void) { onTick.append(hook) }
+
+    fileprivate func prepare() {
+        beforeSleep.forEach { $0() }
+        flushPending()
+    }
+
+    /// Calls `handler` on the loop when `signal` arrives (the signal handler itself only sets a flag).
+    func onSignal(_ signal: Int32, _ handler: @escaping () -> Void) {
+        let watcher = UnsafeMutablePointer<ev_signal>.allocate(capacity: 1)
+        clibev_signal_init(watcher, eventLoopSignal, signal)
+        ev_signal_start(loop, watcher)
+        signalWatchers.append(watcher)
+        signalHandlers[signal] = handler
+    }
+
+    fileprivate func signalArrived(_ signal: Int32) { signalHandlers[signal]?() }
+}
+
+// libev calls these C functions; the loop comes back from its userdata.
+
+private func owner(_ loop: OpaquePointer?) -> EventLoop {
+    Unmanaged<EventLoop>.fromOpaque(ev_userdata(loop)!).takeUnretainedValue()
+}
+
+private func eventLoopIO(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_io>?, _ events: Int32) {
+    owner(loop).dispatch(watcher!.pointee.fd, events)
+}
+
+private func eventLoopPrepare(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_prepare>?, _ events: Int32) {
+    owner(loop).prepare()
+}
+
+private func eventLoopTick(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_timer>?, _ events: Int32) {
+    owner(loop).tick()
+}
+
+private func eventLoopSignal(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_signal>?, _ events: Int32) {
+    owner(loop).signalArrived(watcher!.pointee.signum)
+}

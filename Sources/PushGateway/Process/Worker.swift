@@ -1,0 +1,57 @@
+import Glibc
+import Logging
+import PushCore
+
+/// One worker: a libev loop with the connection server, the HTTP API and their listeners. The unit the
+/// master process (to come) starts N of; each is a routing node of its own.
+final class Worker {
+    let loop: EventLoop
+    let config: GatewayConfiguration
+    private let logger: Logger
+    private let stats = WorkerStats()
+    private let connections: ConnectionServer
+    private let http: HTTPServer
+    private var listeners: [Listener] = []
+
+    init(config: GatewayConfiguration, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        let files = Posix.raiseFileLimit()
+        logger.info("file descriptor limit", metadata: ["soft": "\(files.soft)", "hard": "\(files.hard)"])
+        loop = try EventLoop(capacity: Int(clamping: files.soft))
+        connections = ConnectionServer(loop: loop, config: config, stats: stats, logger: logger)
+        http = HTTPServer(
+            loop: loop, config: config, api: PushAPI(connections: connections, stats: stats), stats: stats)
+
+        if let address = config.server.tcp {
+            try listen("tcp", address) { [connections] in connections.accept($0) }
+        }
+        if let address = config.server.http {
+            try listen("http", address) { [http] in http.accept($0) }
+        }
+        if let address = config.server.websocket {
+            logger.notice("the WebSocket listener is not served by this build yet", metadata: ["address": "\(address)"])
+        }
+        loop.onSignal(SIGINT) { [unowned self] in self.stop("SIGINT") }
+        loop.onSignal(SIGTERM) { [unowned self] in self.stop("SIGTERM") }
+    }
+
+    private func listen(_ name: String, _ address: ListenAddress, _ onAccept: @escaping (Int32) -> Void) throws {
+        let listener = try Listener(name: name, address: address, loop: loop, logger: logger, onAccept: onAccept)
+        listeners.append(listener)
+        logger.info("listening", metadata: ["listener": "\(name)", "address": "\(address.host):\(listener.port)"])
+    }
+
+    func run() {
+        logger.info("worker running", metadata: ["pid": "\(getpid())"])
+        loop.run()
+        logger.info("worker stopped", metadata: ["connections": "\(connections.connectionCount)"])
+    }
+
+    private func stop(_ signal: String) {
+        logger.info("stopping", metadata: ["signal": "\(signal)"])
+        listeners.forEach { $0.close() }
+        listeners = []
+        loop.stop()
+    }
+}

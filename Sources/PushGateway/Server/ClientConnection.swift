@@ -1,0 +1,70 @@
+import PushCore
+
+/// One phone's or browser's TCP connection: the socket half comes from `SocketConnection`, the protocol
+/// state is a `ClientSession` value, and every decision that needs more than this connection goes to the
+/// `ConnectionServer`.
+final class ClientConnection: SocketConnection {
+    unowned(unsafe) let server: ConnectionServer
+    var session = ClientSession()
+    private var decoder: FrameDecoder
+
+    init(fd: Int32, server: ConnectionServer) {
+        self.server = server
+        decoder = FrameDecoder(maxFrame: server.maxFrame)
+        super.init(fd: fd, loop: server.loop)
+    }
+
+    override func received(_ bytes: UnsafeRawBufferPointer) {
+        do {
+            try decoder.feed(bytes) { frame in
+                server.handle(frame, from: self)
+                return isOpen && session.state != .closing
+            }
+        } catch let error as ProtocolError {
+            fail(error, operation: Operation(0), sequence: 0)
+        } catch {
+            close(.protocolError)
+        }
+    }
+
+    override var openDeadline: UInt32 {
+        session.state == .handshake
+            ? since &+ server.handshakeTicks
+            : lastActive &+ server.idleTicks
+    }
+
+    override func openTimedOut() {
+        if session.state == .handshake {
+            fail(.handshakeTimeout, operation: Operation(0), sequence: 0, reason: .handshakeTimeout)
+        } else {
+            fail(.idleTimeout, operation: Operation(0), sequence: 0, reason: .idleTimeout)
+        }
+    }
+
+    override var maxOutput: Int { server.maxWriteQueue }
+
+    override func didClose(_ reason: CloseReason) {
+        server.connectionClosed(self, reason: reason)
+    }
+
+    /// Queues one frame.
+    @discardableResult
+    func send(_ frame: Frame) -> Bool {
+        enqueue { frame.encode(into: &$0) }
+    }
+
+    /// Queues bytes already framed (one encoding shared by every receiver of a push).
+    @discardableResult
+    func send(encoded bytes: [UInt8]) -> Bool {
+        enqueue { $0.append(contentsOf: bytes) }
+    }
+
+    /// Sends ERROR for `error`; a fatal one closes the connection after it.
+    func fail(_ error: ProtocolError, operation: Operation, sequence: UInt32, reason: CloseReason = .protocolError) {
+        send(error.frame(op: operation, sequence: sequence))
+        if error.isFatal {
+            session.closing()
+            closeAfterOutput(reason)
+        }
+    }
+}

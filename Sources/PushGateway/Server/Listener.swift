@@ -1,0 +1,77 @@
+import CLibev
+import Glibc
+import Logging
+import PushCore
+
+/// A listening socket on the loop. Accepts many connections per wakeup and hands each to `onAccept`.
+/// At the descriptor limit (EMFILE) it stops watching until a tick later, so the loop does not spin on a
+/// socket that stays readable.
+final class Listener: LoopHandler {
+    /// Most connections accepted per wakeup, so one busy port cannot starve the rest of the loop.
+    static let acceptBatch = 256
+
+    let fd: Int32
+    let name: String
+    let port: UInt16
+    let generation: UInt32
+    var deadline: UInt32 { .max }
+
+    private unowned(unsafe) let loop: EventLoop
+    private let logger: Logger
+    private let onAccept: (Int32) -> Void
+    private var paused = false
+
+    init(name: String, address: ListenAddress, loop: EventLoop, logger: Logger, onAccept: @escaping (Int32) -> Void) throws {
+        fd = try Posix.listen(host: address.host, port: address.port, ipv6: address.isIPv6)
+        self.name = name
+        port = Posix.localPort(fd)
+        generation = loop.makeGeneration()
+        self.loop = loop
+        self.logger = logger
+        self.onAccept = onAccept
+        guard loop.register(fd, self, events: Int32(EV_READ)) else {
+            Posix.close(fd)
+            throw SystemError(call: "register listener", errno: EMFILE)
+        }
+        loop.addTick { [unowned self] in self.resumeIfPaused() }
+    }
+
+    func handleEvents(_ events: Int32) {
+        for _ in 0..<Self.acceptBatch {
+            do {
+                switch try Posix.accept(fd) {
+                case .done(let client): onAccept(client)
+                case .wouldBlock: return
+                }
+            } catch let error as SystemError where error.errno == EMFILE || error.errno == ENFILE {
+                pause(error)
+                return
+            } catch {
+                logger.error("accept failed", metadata: ["listener": "\(name)", "error": "\(error)"])
+                return
+            }
+        }
+    }
+
+    func timedOut() {}
+
+    private func pause(_ error: SystemError) {
+        guard !paused else { return }
+        paused = true
+        loop.setEvents(fd, 0)
+        logger.warning(
+            "out of file descriptors, pausing accepts",
+            metadata: ["listener": "\(name)", "error": "\(error)"])
+    }
+
+    private func resumeIfPaused() {
+        guard paused else { return }
+        paused = false
+        loop.setEvents(fd, Int32(EV_READ))
+    }
+
+    func close() {
+        loop.unregister(fd)
+        Posix.close(fd)
+    }
+}

@@ -1,0 +1,207 @@
+import CLibev
+import Glibc
+import PushCore
+
+/// The I/O half shared by client and HTTP connections: reads into the loop's scratch buffer, a bounded
+/// output queue flushed before the loop sleeps (writes batch up per iteration), partial writes resumed on
+/// EV_WRITE, and one close path. A connection that must close after a last message (ERROR, DISCONNECT, an
+/// HTTP error) flushes it, half-closes, and drains input until the peer closes or a short linger ends, so
+/// the peer reads the message instead of a reset.
+class SocketConnection: LoopHandler {
+    enum Phase: UInt8 {
+        case open
+        /// Flushing the last output before closing.
+        case draining
+        /// Output sent and half-closed; discarding input until EOF or the linger ends.
+        case lingering
+        case closed
+    }
+
+    /// How long a closing connection may take to read its last message.
+    static let lingerTicks = EventLoop.ticks(2)
+
+    final let fd: Int32
+    final let generation: UInt32
+    final unowned(unsafe) let loop: EventLoop
+    final private(set) var phase = Phase.open
+    /// Ticks: when the last bytes arrived.
+    final var lastActive: UInt32
+    /// Ticks: when the connection opened, or started closing.
+    final private(set) var since: UInt32
+    private final var output: [UInt8] = []
+    private final var outputOffset = 0
+    fileprivate final var queuedForFlush = false
+    private final var closeReason = CloseReason.peerClosed
+
+    init(fd: Int32, loop: EventLoop) {
+        self.fd = fd
+        self.loop = loop
+        generation = loop.makeGeneration()
+        lastActive = loop.now
+        since = lastActive
+    }
+
+    // MARK: - For subclasses
+
+    /// Bytes arrived (valid during the call only).
+    func received(_ bytes: UnsafeRawBufferPointer) {}
+
+    /// The tick at which an open connection times out.
+    var openDeadline: UInt32 { .max }
+
+    /// An open connection reached `openDeadline`.
+    func openTimedOut() {}
+
+    /// The connection closed; its descriptor is gone.
+    func didClose(_ reason: CloseReason) {}
+
+    /// Most bytes that may wait in the output queue.
+    var maxOutput: Int { .max }
+
+    // MARK: - Output
+
+    /// Bytes waiting to be written.
+    final var pendingOutput: Int { output.count - outputOffset }
+
+    /// Appends to the output queue through `write`; the queue is flushed before the loop sleeps. Past
+    /// `maxOutput` the connection is closed (`write_queue_full`) and false is returned.
+    @discardableResult
+    final func enqueue(_ write: (inout [UInt8]) -> Void) -> Bool {
+        guard phase == .open || phase == .draining else { return false }
+        write(&output)
+        if pendingOutput > maxOutput {
+            close(.writeQueueFull)
+            return false
+        }
+        if !queuedForFlush {
+            queuedForFlush = true
+            loop.scheduleFlush(self)
+        }
+        return true
+    }
+
+    /// Sends what is queued, then closes with `reason` (see the type's comment).
+    final func closeAfterOutput(_ reason: CloseReason) {
+        guard phase == .open else { return }
+        closeReason = reason
+        phase = .draining
+        since = loop.now
+        flush()
+    }
+
+    /// Writes as much queued output as the socket takes now.
+    final func flush() {
+        queuedForFlush = false
+        guard phase == .open || phase == .draining else { return }
+        while outputOffset < output.count {
+            let result: IOResult<Int>
+            do {
+                result = try output.withUnsafeBytes {
+                    try Posix.write(fd, from: UnsafeRawBufferPointer(rebasing: $0[outputOffset...]))
+                }
+            } catch {
+                close(.ioError)
+                return
+            }
+            switch result {
+            case .done(let count): outputOffset += count
+            case .wouldBlock:
+                loop.setEvents(fd, phase == .open ? Int32(EV_READ | EV_WRITE) : Int32(EV_WRITE))
+                return
+            }
+        }
+        // All written: release the buffer, so an idle connection holds none.
+        output = []
+        outputOffset = 0
+        if phase == .draining {
+            Posix.shutdownWrite(fd)
+            phase = .lingering
+            loop.setEvents(fd, Int32(EV_READ))
+        } else {
+            loop.setEvents(fd, Int32(EV_READ))
+        }
+    }
+
+    // MARK: - Events
+
+    final func handleEvents(_ events: Int32) {
+        if events & Int32(EV_WRITE) != 0 { flush() }
+        if events & Int32(EV_READ) != 0 { readAvailable() }
+    }
+
+    private final func readAvailable() {
+        // A few reads per wakeup at most, so one fast sender cannot starve the others.
+        for _ in 0..<4 {
+            guard phase != .closed else { return }
+            let buffer = loop.scratch
+            let count: Int
+            do {
+                switch try Posix.read(fd, into: buffer) {
+                case .wouldBlock: return
+                case .done(let n): count = n
+                }
+            } catch {
+                close(phase == .lingering ? closeReason : .ioError)
+                return
+            }
+            if count == 0 {
+                close(phase == .open ? .peerClosed : closeReason)
+                return
+            }
+            guard phase == .open else { continue }  // closing: discard
+            lastActive = loop.now
+            received(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            if count < buffer.count { return }
+        }
+    }
+
+    final var deadline: UInt32 {
+        switch phase {
+        case .open: openDeadline
+        case .draining, .lingering: since &+ Self.lingerTicks
+        case .closed: .max
+        }
+    }
+
+    final func timedOut() {
+        switch phase {
+        case .open: openTimedOut()
+        case .draining, .lingering: close(closeReason)
+        case .closed: break
+        }
+    }
+
+    // MARK: - Close
+
+    /// The one close path: forgets the descriptor, closes it, tells the subclass once.
+    final func close(_ reason: CloseReason) {
+        guard phase != .closed else { return }
+        phase = .closed
+        output = []
+        outputOffset = 0
+        loop.unregister(fd)
+        Posix.close(fd)
+        didClose(reason)
+    }
+
+    final var isOpen: Bool { phase == .open }
+}
+
+extension EventLoop {
+    /// Queues `connection` to be flushed before the loop sleeps.
+    func scheduleFlush(_ connection: SocketConnection) {
+        pendingFlush.append(connection)
+    }
+
+    /// Flushes every queued connection; runs from the `ev_prepare` hook.
+    func flushPending() {
+        guard !pendingFlush.isEmpty else { return }
+        var batch: [SocketConnection] = []
+        swap(&batch, &pendingFlush)
+        for connection in batch where connection.queuedForFlush {
+            connection.flush()
+        }
+        batch.removeAll(keepingCapacity: true)
+        if pendingFlush.isEmpty { pendingFlush = batch }
+    }
+}
