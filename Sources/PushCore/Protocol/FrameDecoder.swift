@@ -31,7 +31,8 @@ public struct FrameDecoder: Sendable {
             let take = min(need, input.count)
             pending.append(contentsOf: input.prefix(take))
             input = input.dropFirst(take)
-            if take == need, try pending.count >= FrameLayout.headerLength && neededForPending() == 0 {
+            // Checking again validates the length and header fields as soon as their bytes are in.
+            if try neededForPending() == 0 {
                 let frame = pending.withUnsafeBytes { Self.frame(in: $0) }
                 pending = []
                 guard try onFrame(frame) else { return }
@@ -43,7 +44,8 @@ public struct FrameDecoder: Sendable {
         }
     }
 
-    /// How many more bytes the pending partial frame needs (0 when it is complete).
+    /// How many more bytes the pending partial frame needs (0 when it is complete); throws as soon as the
+    /// bytes present show a bad header.
     private func neededForPending() throws -> Int {
         guard pending.count >= FrameLayout.headerLength else {
             // Validate the length as soon as its 4 bytes are in, so a bad header is caught early.

@@ -1,0 +1,109 @@
+import Testing
+
+@testable import PushCore
+
+private func authFrame(_ json: String, sequence: UInt32 = 1) -> Frame { Frame(.auth, sequence: sequence, text: json) }
+
+private func online(_ json: String = #"{"mid":"u1","key":"k1","accepts":[1000,1001]}"#) -> ClientSession {
+    var session = ClientSession()
+    guard case .authenticate(let request, _) = session.receive(authFrame(json)) else {
+        Issue.record("AUTH not accepted")
+        return session
+    }
+    session.online(request, key: request.key ?? "generated")
+    return session
+}
+
+@Suite struct ClientSessionTests {
+    /// AUTH first: the request is parsed and handed out with its sequence.
+    @Test func authFirst() {
+        var session = ClientSession()
+        let action = session.receive(authFrame(#"{"mid":42,"platform":"ios","room_id":"live://1","last_seq":7}"#, sequence: 9))
+        #expect(action == .authenticate(AuthRequest(user: "42", room: "live://1", platform: "ios", lastSeq: 7), sequence: 9))
+    }
+
+    /// Anything before AUTH is a fatal auth_required.
+    @Test func heartbeatBeforeAuth() {
+        var session = ClientSession()
+        guard case .fail(let error, let op, let seq) = session.receive(Frame(.heartbeat, sequence: 3)) else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(error.code == "auth_required" && error.isFatal && op == .heartbeat && seq == 3)
+        #expect(session.state == .closing)
+        #expect(session.receive(Frame(.heartbeat)) == .none)
+    }
+
+    /// Bad AUTH bodies are fatal bad_auth.
+    @Test(arguments: [
+        "not json", "[]", #"{"key":"k"}"#, #"{"mid":""}"#, #"{"mid":1.5}"#, #"{"mid":true}"#,
+        #"{"mid":"u","accepts":"1000"}"#, #"{"mid":"u","accepts":[-1]}"#, #"{"mid":"u","last_seq":-3}"#,
+        #"{"mid":"u","key":{}}"#,
+    ])
+    func badAuth(body: String) {
+        var session = ClientSession()
+        guard case .fail(let error, _, _) = session.receive(authFrame(body)) else {
+            Issue.record("accepted \(body)")
+            return
+        }
+        #expect(error.code == "bad_auth")
+    }
+
+    /// Integer and string user ids are the same user.
+    @Test func midForms() throws {
+        #expect(try AuthRequest(body: Array(#"{"mid":42}"#.utf8)).user == "42")
+        #expect(try AuthRequest(body: Array(#"{"mid":"42"}"#.utf8)).user == "42")
+    }
+
+    /// Online: heartbeats, a second AUTH is fatal, unknown ops are fatal, storage ops are forwarded.
+    @Test func onlineFrames() {
+        var session = online()
+        #expect(session.receive(Frame(.heartbeat, sequence: 4)) == .heartbeat(sequence: 4))
+        #expect(session.receive(Frame(.ack, text: #"{"seq":1}"#)) == .forward(Frame(.ack, text: #"{"seq":1}"#)))
+        if case .fail(let error, _, _) = session.receive(Frame(Operation(1000))) {
+            #expect(error.code == "unknown_op")
+        } else {
+            Issue.record("op 1000 from a client accepted")
+        }
+        var again = online()
+        if case .fail(let error, _, _) = again.receive(authFrame(#"{"mid":1}"#)) {
+            #expect(error.code == "already_authenticated")
+        } else {
+            Issue.record("second AUTH accepted")
+        }
+    }
+
+    /// Accepts filter: listed ops only; control ops always; an empty list accepts all.
+    @Test func acceptsFilter() {
+        let session = online()
+        #expect(session.accepts(Operation(1000)))
+        #expect(!session.accepts(Operation(1002)))
+        #expect(session.accepts(.heartbeatReply))
+        #expect(online(#"{"mid":"u"}"#).accepts(Operation(4242)))
+    }
+
+    /// SUB_OPS adds to the list and UNSUB_OPS removes, each replying with the same body.
+    @Test func subAndUnsubOps() {
+        var session = online()
+        #expect(session.receive(Frame(.subOps, sequence: 2, text: "1002, 1003")) == .reply(Frame(.subOpsReply, sequence: 2, text: "1002, 1003")))
+        #expect(session.accepts(Operation(1003)))
+        #expect(session.receive(Frame(.unsubOps, sequence: 3, text: "1000")) == .reply(Frame(.unsubOpsReply, sequence: 3, text: "1000")))
+        #expect(!session.accepts(Operation(1000)))
+        #expect(session.accepts(Operation(1001)))
+        if case .fail(let error, _, _) = session.receive(Frame(.subOps, text: "abc")) {
+            #expect(error.code == "bad_body" && !error.isFatal)
+        } else {
+            Issue.record("bad SUB_OPS body accepted")
+        }
+        #expect(session.state == .online)
+    }
+
+    /// CHANGE_ROOM moves the session and reports both rooms.
+    @Test func changeRoom() {
+        var session = online(#"{"mid":"u","room_id":"a"}"#)
+        let body = #"{"room_id":"b"}"#
+        #expect(session.receive(Frame(.changeRoom, sequence: 5, text: body))
+            == .roomChanged(from: "a", to: "b", reply: Frame(.changeRoomReply, sequence: 5, text: body)))
+        #expect(session.room == "b")
+    }
+}
