@@ -129,7 +129,7 @@ public struct ClientSession: Sendable {
         let text = String(decoding: body, as: UTF8.self)
         var ops: [UInt32] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let trimmed = part.trimmingCharacters(in: " ")
+            let trimmed = part.trimmingSpaces
             guard let op = UInt32(trimmed) else { return nil }
             ops.append(op)
         }
@@ -148,14 +148,5 @@ public struct ClientSession: Sendable {
             if sorted[mid] < op { low = mid + 1 } else { high = mid }
         }
         return low < sorted.count && sorted[low] == op
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in character: Character) -> Substring {
-        var result = self
-        while result.first == character { result.removeFirst() }
-        while result.last == character { result.removeLast() }
-        return result
     }
 }

@@ -55,16 +55,7 @@ final class HTTPServer {
     private func authorize(_ request: HTTPRequest) throws(APIError) {
         guard !keys.isEmpty else { return }
         guard let header = request.header("authorization"), header.hasPrefix("Bearer "),
-            keys.contains(String(header.dropFirst(7)).trimmingSpaces)
+            keys.contains(String(header.dropFirst(7).trimmingSpaces))
         else { throw .unauthorized }
-    }
-}
-
-extension String {
-    fileprivate var trimmingSpaces: String {
-        var text = Substring(self)
-        while text.first == " " { text.removeFirst() }
-        while text.last == " " { text.removeLast() }
-        return String(text)
     }
 }

@@ -97,7 +97,7 @@ final class PushAPI {
     private func requireJSON(_ request: HTTPRequest) throws(APIError) {
         guard let type = request.header("content-type") else { return }
         let base = type.split(separator: ";").first.map { String($0).lowercased() } ?? ""
-        guard base.trimmingCharacters(in: " ") == "application/json" else { throw .unsupportedMediaType(type) }
+        guard base.trimmingSpaces == "application/json" else { throw .unsupportedMediaType(type) }
     }
 
     /// A push id when the backend gave none: 16 random hex digits.
@@ -106,14 +106,5 @@ final class PushAPI {
         let value: UInt64 = random.next()
         let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in character: Character) -> String {
-        var text = Substring(self)
-        while text.first == character { text.removeFirst() }
-        while text.last == character { text.removeLast() }
-        return String(text)
     }
 }
