@@ -47,3 +47,15 @@ import Testing
         #expect(parsed["a"] == .array([.bool(true), .null]))
     }
 }
+
+@Suite struct JSONRangeTests {
+    /// Each element of a nested array is found by its exact bytes.
+    @Test func arrayElements() throws {
+        let body = Array(#"{"pushes": [ {"a":1} , "x",[2, 3] ]}"#.utf8)
+        let members = try JSONParser.parseObjectWithRanges(body)
+        let ranges = try JSONParser.arrayElementRanges(body, in: try #require(members["pushes"]?.range))
+        #expect(ranges.map { String(decoding: body[$0], as: UTF8.self) } == [#"{"a":1}"#, #""x""#, "[2, 3]"])
+        #expect(try JSONParser.arrayElementRanges(Array("[]".utf8), in: 0..<2).isEmpty)
+        #expect(throws: JSONParser.Error.self) { try JSONParser.arrayElementRanges(Array("{}".utf8), in: 0..<2) }
+    }
+}

@@ -54,6 +54,34 @@ public struct JSONParser {
         return result
     }
 
+    /// The byte ranges of the elements of the array that fills `range` of `bytes` (as a member range from
+    /// `parseObjectWithRanges` gives), so each element can be handled as a document of its own.
+    public static func arrayElementRanges(_ bytes: [UInt8], in range: Range<Int>) throws -> [Range<Int>] {
+        try bytes.withUnsafeBytes { whole in
+            let raw = UnsafeRawBufferPointer(rebasing: whole[range])
+            var parser = JSONParser(raw)
+            parser.skipSpace()
+            guard parser.peek() == UInt8(ascii: "[") else { throw parser.error("expected an array") }
+            try parser.enter()
+            parser.index += 1
+            var ranges: [Range<Int>] = []
+            parser.skipSpace()
+            if parser.peek() == UInt8(ascii: "]") { return ranges }
+            while true {
+                parser.skipSpace()
+                let start = parser.index
+                _ = try parser.value()
+                ranges.append((range.lowerBound + start)..<(range.lowerBound + parser.index))
+                parser.skipSpace()
+                switch parser.peek() {
+                case UInt8(ascii: ","): parser.index += 1
+                case UInt8(ascii: "]"): return ranges
+                default: throw parser.error("expected ',' or ']'")
+                }
+            }
+        }
+    }
+
     // MARK: - Grammar
 
     private mutating func value() throws -> JSONValue {
