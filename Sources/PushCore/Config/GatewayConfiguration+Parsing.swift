@@ -131,6 +131,7 @@ extension GatewayConfiguration {
         Field("redis.url") { $0.redis.url = try $1.redisURL() },
         Field("auth.required") { $0.auth.required = try $1.bool() },
         Field("auth.secret") { $0.auth.secret = try $1.optionalString() },
+        Field("auth.token_ttl") { $0.auth.tokenTTL = try $1.int(1...Int(Int32.max)) },
         Field("api.keys") { $0.api.keys = try $1.strings() },
         Field("limits.max_frame") { $0.limits.maxFrame = try $1.int(16...16 << 20) },
         Field("limits.handshake_timeout") { $0.limits.handshakeTimeout = try $1.seconds() },

@@ -61,6 +61,9 @@ extension GatewayConfiguration {
         public var required = false
         /// `auth.secret`: the HMAC key for tokens. Default none; must be set when `auth.required` is true.
         public var secret: String? = nil
+        /// `auth.token_ttl`: seconds a token from `POST /v1/register` stays valid, at least 1. Default 2592000
+        /// (30 days).
+        public var tokenTTL = 2_592_000
 
         /// The defaults.
         public init() {}

@@ -1,3 +1,4 @@
+import Glibc
 import PushCore
 
 /// The push and user servers' HTTP endpoints (SPEC §3) over the worker's local state. Storage-backed
@@ -5,10 +6,15 @@ import PushCore
 final class PushAPI {
     private let connections: ConnectionServer
     private let stats: WorkerStats
+    private let config: GatewayConfiguration
+    /// Signs tokens for `/v1/register`; nil when `auth.secret` is not set.
+    private let tokens: TokenSigner?
 
-    init(connections: ConnectionServer, stats: WorkerStats) {
+    init(connections: ConnectionServer, stats: WorkerStats, config: GatewayConfiguration) {
         self.connections = connections
         self.stats = stats
+        self.config = config
+        tokens = config.auth.secret.map { TokenSigner(authenticator: OpenSSLHMAC(secret: $0)) }
     }
 
     func handle(_ route: APIRoute, _ request: HTTPRequest, respond: (HTTPResponse) -> Void) {
@@ -16,7 +22,8 @@ final class PushAPI {
             switch route {
             case .healthz: respond(health())
             case .push: respond(try push(request))
-            case .pushBatch, .register, .user, .userMessages, .userRead, .kick, .topic, .nodes, .metrics:
+            case .register: respond(try register(request))
+            case .pushBatch, .user, .userMessages, .userRead, .kick, .topic, .nodes, .metrics:
                 throw APIError.notImplemented("\(request.method) \(request.path) is not served by this build yet")
             }
         } catch let error as APIError {
@@ -91,6 +98,50 @@ final class PushAPI {
                 }
             }
         }
+    }
+
+    /// `POST /v1/register`: a signed token for a user's device and the gateway addresses to connect to.
+    private func register(_ request: HTTPRequest) throws -> HTTPResponse {
+        try requireJSON(request)
+        guard let tokens else {
+            throw APIError.notImplemented("token signing is not configured: set auth.secret")
+        }
+        let body: JSONValue
+        do {
+            body = try JSONParser.parse(request.body)
+        } catch {
+            throw APIError.badRequest("body is not JSON: \(error)")
+        }
+        guard let user = body["user"]?.identifier, !user.isEmpty, user.utf8.count <= AuthRequest.maxFieldLength,
+            let device = body["device"]?.identifier, !device.isEmpty, device.utf8.count <= AuthRequest.maxFieldLength
+        else {
+            throw APIError.badRequest("user and device are required (non-empty strings of at most 256 bytes)")
+        }
+        let expiresAt = UInt64(time(nil)) + UInt64(config.auth.tokenTTL)
+        let token = tokens.issue(user: user, device: device, expiresAt: expiresAt)
+        let gateways = gatewayAddresses(host: request.header("host"))
+        return .json {
+            $0.object {
+                $0.field("token", token)
+                $0.field("expires_at", expiresAt)
+                $0.key("gateways")
+                $0.array { writer in gateways.forEach { writer.value($0) } }
+            }
+        }
+    }
+
+    /// The client TCP address as a device should dial it: a wildcard listen address becomes the host name the
+    /// backend used to reach this API.
+    private func gatewayAddresses(host: String?) -> [String] {
+        guard let tcp = config.server.tcp else { return [] }
+        guard tcp.host == "0.0.0.0" || tcp.host == "::" else { return [tcp.description] }
+        var name = host ?? "127.0.0.1"
+        if name.hasPrefix("[") {
+            name = String(name.prefix(through: name.firstIndex(of: "]") ?? name.endIndex))
+        } else if let colon = name.lastIndex(of: ":") {
+            name = String(name[..<colon])
+        }
+        return ["\(name):\(tcp.port)"]
     }
 
     /// A body must be JSON when its type is given at all.

@@ -21,7 +21,7 @@ final class Worker {
         loop = try EventLoop(capacity: Int(clamping: files.soft))
         connections = ConnectionServer(loop: loop, config: config, stats: stats, logger: logger)
         http = HTTPServer(
-            loop: loop, config: config, api: PushAPI(connections: connections, stats: stats), stats: stats)
+            loop: loop, config: config, api: PushAPI(connections: connections, stats: stats, config: config), stats: stats)
 
         if let address = config.server.tcp {
             try listen("tcp", address) { [connections] in connections.accept($0) }

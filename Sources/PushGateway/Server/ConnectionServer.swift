@@ -16,6 +16,8 @@ final class ConnectionServer {
     let handshakeTicks: UInt32
     let idleTicks: UInt32
     private let heartbeatSeconds: Int
+    /// Verifies AUTH tokens when `auth.required`; nil in open mode (goim's behaviour: `mid` is trusted).
+    private let tokens: TokenSigner?
 
     /// Authenticated connections by user.
     private(set) var users = UserIndex<ClientConnection>()
@@ -34,6 +36,7 @@ final class ConnectionServer {
         handshakeTicks = EventLoop.ticks(config.limits.handshakeTimeout)
         idleTicks = EventLoop.ticks(config.limits.idleTimeout)
         heartbeatSeconds = Int(config.limits.heartbeat.rounded(.up))
+        tokens = config.auth.required ? config.auth.secret.map { TokenSigner(authenticator: OpenSSLHMAC(secret: $0)) } : nil
     }
 
     /// Takes a freshly accepted client socket.
@@ -79,7 +82,19 @@ final class ConnectionServer {
     }
 
     private func authenticate(_ connection: ClientConnection, _ request: AuthRequest, sequence: UInt32) {
-        let key = request.key ?? Self.makeDeviceKey()
+        var tokenDevice: String?
+        if let tokens {
+            do {
+                let claims = try tokens.verify(
+                    request.token ?? "", user: request.user, device: request.key, now: UInt64(time(nil)))
+                tokenDevice = claims.device
+            } catch {
+                logger.debug("token refused", metadata: ["fd": "\(connection.fd)", "uid": "\(request.user)", "code": "\(error.code)"])
+                connection.fail(.authFailed("\(error.code): \(error.message)"), operation: .auth, sequence: sequence)
+                return
+            }
+        }
+        let key = request.key ?? tokenDevice ?? Self.makeDeviceKey()
         connection.session.online(request, key: key)
         users.add(connection, user: request.user)
         joinRoom(request.room)

@@ -1,0 +1,42 @@
+/// Every Redis key, hash field and pub/sub channel pushgw uses, in one place (SPEC §5).
+///
+/// The Lua scripts in `Storage/Scripts/` spell the same formats (they get the keys from here as `KEYS`, but build
+/// the `pg:node:<id>` channel and the hash fields themselves): change both together.
+///
+/// Every key of one user carries the hash tag `{u:<uid>}`, so a script that touches a user's inbox, meta and
+/// sessions touches one slot, as Redis Cluster requires.
+public enum RedisKeys {
+    /// `pg:{u:<uid>}:inbox`, a list: the user's stored messages, oldest first, contiguous in seq, capped at
+    /// `inbox.max` and trimmed from the head only. Each element is a ``StoredMessage/encoded`` message.
+    public static func inbox(_ uid: String) -> String { "pg:{u:\(uid)}:inbox" }
+
+    /// `pg:{u:<uid>}:meta`, a hash: `seq` the last seq assigned, `read` the read cursor, `unread` the unread
+    /// count, and `dev:<key>` (``deviceCursorField(_:)``) each device's ACK cursor. It expires 4 × `inbox.ttl`
+    /// after the last store, so seq does not restart soon after the inbox itself expires.
+    public static func meta(_ uid: String) -> String { "pg:{u:\(uid)}:meta" }
+
+    /// `pg:{u:<uid>}:sess`, a hash: device key → `<node>|<platform>|<since unix s>` (``DeviceSession``), expiring;
+    /// the node holding the device refreshes it. Node ids must not contain `|`.
+    public static func sessions(_ uid: String) -> String { "pg:{u:\(uid)}:sess" }
+
+    /// `pg:idem:<id>`, a hash: `h` → the body hash of the first push with this idempotency key, and `u:<uid>` → the
+    /// seq that push got for that user (the `u:` prefix keeps a user called `h` apart). Expires after the
+    /// idempotency TTL. It is not in a user's slot: one record serves every user of a push.
+    public static func idempotency(_ id: String) -> String { "pg:idem:\(id)" }
+
+    /// `pg:nodes`, a hash: node id → its address, connection count and updated-at (`GET /v1/nodes`, register).
+    public static let nodes = "pg:nodes"
+
+    /// Channel `pg:node:<id>`: stored deliveries for devices held by node `id`; each message is a ``NodeDelivery``
+    /// (`<uid>\n<encoded message>`), published by `store.lua`.
+    public static func nodeChannel(_ id: String) -> String { "pg:node:\(id)" }
+
+    /// Channel `pg:topic:<name>`: fan-out of one topic's (transient) messages between nodes.
+    public static func topicChannel(_ name: String) -> String { "pg:topic:\(name)" }
+
+    /// Channel `pg:all`: fan-out of broadcast messages between nodes.
+    public static let broadcastChannel = "pg:all"
+
+    /// The field of ``meta(_:)`` holding device `key`'s ACK cursor: `dev:<key>`.
+    public static func deviceCursorField(_ key: String) -> String { "dev:\(key)" }
+}

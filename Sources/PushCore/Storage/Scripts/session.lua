@@ -1,0 +1,87 @@
+-- session.lua: registers a device's session on this node at AUTH and returns what it missed.
+--
+-- KEYS: 1 pg:{u:<uid>}:inbox, 2 pg:{u:<uid>}:meta, 3 pg:{u:<uid>}:sess
+-- ARGV: 1 device key, 2 node id, 3 platform, 4 now (unix s), 5 session ttl (s), 6 last_seq (-1: none given),
+--       7 limit (most messages returned)
+-- Reply: {seq, unread, read, first_kept, element…}: elements with seq > last_seq, unexpired, oldest first, at
+--        most limit, only when last_seq >= 0. first_kept is the oldest kept seq (0: inbox empty), so a client
+--        whose last_seq + 1 < first_kept knows it lost messages to the cap or the TTL.
+
+local function int_arg(i, name, min)
+    local text = ARGV[i]
+    if not text or not string.match(text, '^%-?%d+$') then
+        error({err = 'ERR pushgw session: ' .. name .. ' (ARGV[' .. i .. ']) must be an integer, got ' .. tostring(text)})
+    end
+    local value = tonumber(text)
+    if min and value < min then
+        error({err = 'ERR pushgw session: ' .. name .. ' (ARGV[' .. i .. ']) must be at least ' .. min .. ', got ' .. text})
+    end
+    return value
+end
+
+local function expire_at(element)
+    return tonumber(string.match(element, '^%d+:%d+:%d+:(%d+):'))
+end
+
+local function is_expired(element, now_s)
+    local at = expire_at(element)
+    return at ~= nil and at ~= 0 and at <= now_s
+end
+
+-- Pops expired elements from the head, at most `budget`, so first_kept names a message the client can still get.
+local function pop_expired(inbox, now_s, budget)
+    for _ = 1, budget do
+        local head = redis.call('LINDEX', inbox, 0)
+        if not head or not is_expired(head, now_s) then return end
+        redis.call('LPOP', inbox)
+    end
+end
+
+-- Appends the unexpired elements with seq > after, at most limit, oldest first. The inbox is contiguous and ends
+-- at seq, so the index of a seq is computed; only when expired elements are skipped is a further window read.
+local function append_range(out, inbox, seq, after, limit, now_s)
+    local len = redis.call('LLEN', inbox)
+    if len == 0 or after >= seq or limit <= 0 then return end
+    local first = seq - len + 1
+    local index = math.max(after + 1, first) - first
+    local wanted = limit
+    while wanted > 0 and index < len do
+        local window = redis.call('LRANGE', inbox, index, index + wanted - 1)
+        if #window == 0 then return end
+        index = index + #window
+        for _, element in ipairs(window) do
+            if not is_expired(element, now_s) then
+                out[#out + 1] = element
+                wanted = wanted - 1
+            end
+        end
+    end
+end
+
+local inbox, meta, sess = KEYS[1], KEYS[2], KEYS[3]
+local device, node, platform = ARGV[1] or '', ARGV[2] or '', ARGV[3] or ''
+local now_s = int_arg(4, 'now', 0)
+local sess_ttl = int_arg(5, 'session ttl', 1)
+local last_seq = int_arg(6, 'last_seq', -1)
+local limit = int_arg(7, 'limit', 0)
+
+redis.call('HSET', sess, device, node .. '|' .. platform .. '|' .. string.format('%d', now_s))
+redis.call('EXPIRE', sess, sess_ttl)
+
+pop_expired(inbox, now_s, 100)
+local fields = redis.call('HMGET', meta, 'seq', 'unread', 'read')
+local seq = tonumber(fields[1]) or 0
+local unread = tonumber(fields[2]) or 0
+local read = tonumber(fields[3]) or 0
+local kept = redis.call('LLEN', inbox)
+if unread > kept then
+    -- Messages expired since the count was made: it can never exceed what the inbox keeps.
+    unread = kept
+    redis.call('HSET', meta, 'unread', unread)
+end
+local first_kept = 0
+if kept > 0 then first_kept = seq - kept + 1 end
+
+local reply = {seq, unread, read, first_kept}
+if last_seq >= 0 then append_range(reply, inbox, seq, last_seq, limit, now_s) end
+return reply

@@ -1,0 +1,31 @@
+/// Why a command sent through `RedisClient` got no reply. A Redis error reply (`-ERR…`, `NOSCRIPT…`) is not one
+/// of these: it is a reply, `RedisValue.error`.
+///
+/// A struct over a private enum, so cases can be added without breaking callers' switches; compare with `==`.
+struct RedisError: Error, Equatable, CustomStringConvertible {
+    private enum Code: Equatable {
+        case notConnected, timeout, disconnected, overloaded
+    }
+
+    private let code: Code
+
+    /// The connection is down (or still being set up): the command was not sent. Fails fast, so a push can answer
+    /// 503 at once instead of waiting for the reconnect.
+    static let notConnected = RedisError(code: .notConnected)
+    /// The command (or one sent before it) got no reply within the command timeout; the connection was dropped, so
+    /// the command may or may not have run.
+    static let timeout = RedisError(code: .timeout)
+    /// The connection was lost (or the client stopped) while the command was in flight: it may or may not have run.
+    static let disconnected = RedisError(code: .disconnected)
+    /// `maxInFlight` commands are already waiting for their replies: the command was not sent.
+    static let overloaded = RedisError(code: .overloaded)
+
+    var description: String {
+        switch code {
+        case .notConnected: "Redis not connected"
+        case .timeout: "Redis command timed out"
+        case .disconnected: "Redis connection lost with the command in flight"
+        case .overloaded: "too many Redis commands in flight"
+        }
+    }
+}
