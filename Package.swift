@@ -25,7 +25,9 @@ let package = Package(
             dependencies: [
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
-            ]
+            ],
+            // The Lua scripts stay .lua files in the repo and are compiled into the binary as byte arrays.
+            resources: [.embedInCode("Storage/Scripts")]
         ),
         // The `pushgw` daemon: libev loops, listeners, servers, processes.
         .executableTarget(

@@ -31,6 +31,20 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
         return writer.bytes
     }
 
+    /// The body with the status added, `{"status":n,"error":{…}}`: one item's answer in a batch.
+    public var bodyWithStatus: [UInt8] {
+        var writer = JSONWriter()
+        writer.object {
+            $0.field("status", status)
+            $0.key("error")
+            $0.object {
+                $0.field("code", code)
+                $0.field("message", message)
+            }
+        }
+        return writer.bytes
+    }
+
     /// 400: the request or its body is malformed.
     public static func badRequest(_ message: String) -> Self { .init(status: 400, code: "bad_request", message: message) }
     /// 401: `Authorization: Bearer <key>` missing or not one of `api.keys`.

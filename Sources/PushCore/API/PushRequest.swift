@@ -112,8 +112,8 @@ public struct PushRequest: Equatable, Sendable {
                 throw .badRequest("to.users must be a non-empty array of at most \(maxRecipients) user ids")
             }
             return .users(try list.map { (user) throws(APIError) -> String in
-                guard let id = user.identifier, !id.isEmpty, id.utf8.count <= AuthRequest.maxFieldLength else {
-                    throw .badRequest("to.users must hold user ids (strings or integers)")
+                guard let id = user.identifier, AuthRequest.isValidIdentifier(id) else {
+                    throw .badRequest("to.users must hold user ids (strings or integers, no control characters)")
                 }
                 return id
             })
@@ -122,8 +122,8 @@ public struct PushRequest: Equatable, Sendable {
                 throw .badRequest("to.devices must be a non-empty array of at most \(maxRecipients) devices")
             }
             return .devices(try list.map { (device) throws(APIError) -> Device in
-                guard let user = device["user"]?.identifier, !user.isEmpty,
-                    let key = device["key"]?.identifier, !key.isEmpty
+                guard let user = device["user"]?.identifier, AuthRequest.isValidIdentifier(user),
+                    let key = device["key"]?.identifier, AuthRequest.isValidIdentifier(key)
                 else {
                     throw .badRequest("to.devices must hold objects {\"user\":…,\"key\":…}")
                 }

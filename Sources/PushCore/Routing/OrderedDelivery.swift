@@ -83,3 +83,4 @@ public struct OrderedDelivery<Message: SequencedMessage> {
         return ready
     }
 }
+extension StoredMessage: SequencedMessage {}

@@ -42,12 +42,13 @@ public struct AuthRequest: Equatable, Sendable {
             throw .badAuth("AUTH body is not JSON: \(error)")
         }
         guard case .object = json else { throw .badAuth("AUTH body must be a JSON object") }
-        guard let mid = json["mid"], let user = mid.identifier, !user.isEmpty else {
-            throw .badAuth("mid must be a non-empty string or an integer")
+        guard let mid = json["mid"], let user = mid.identifier, Self.isValidIdentifier(user) else {
+            throw .badAuth("mid must be an integer or a non-empty string of at most \(Self.maxFieldLength) bytes without control characters")
         }
-        self.init(user: try Self.checkedLength(user, "mid"))
+        self.init(user: user)
         key = try Self.optionalString(json, "key")
         if key?.isEmpty == true { key = nil }
+        if let key, !Self.isValidIdentifier(key) { throw .badAuth("key must not hold control characters") }
         room = try Self.optionalString(json, "room_id")
         if room?.isEmpty == true { room = nil }
         platform = try Self.optionalString(json, "platform") ?? ""
@@ -69,6 +70,12 @@ public struct AuthRequest: Equatable, Sendable {
             }
             lastSeq = UInt64(number)
         }
+    }
+
+    /// Whether `text` can name a user or device: non-empty, at most `maxFieldLength` bytes, no control
+    /// characters (a newline would break the node channel's message format).
+    public static func isValidIdentifier(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= maxFieldLength && !text.utf8.contains { $0 < 0x20 || $0 == 0x7F }
     }
 
     private static func optionalString(

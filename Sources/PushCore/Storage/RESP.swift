@@ -130,7 +130,9 @@ public struct RESPDecoder: Sendable {
         while index < buffer.count {
             if buffer[index] == 13 {
                 guard index + 1 < buffer.count else { return nil }
-                guard buffer[index + 1] == 10 else { throw RESPError("CR not followed by LF", at: consumedBefore + index) }
+                guard buffer[index + 1] == 10 else {
+                    throw RESPError("CR not followed by LF", at: consumedBefore + index)
+                }
                 return from..<index
             }
             guard buffer[index] != 10 else { throw RESPError("LF without CR", at: consumedBefore + index) }

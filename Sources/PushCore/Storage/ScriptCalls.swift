@@ -495,7 +495,8 @@ private struct ReplyReader {
         switch reply {
         case .integer(let value) where value >= 0: return UInt64(value)
         case .error(let message): throw ScriptError.server(script: script, message: message)
-        default: throw ScriptError.unexpectedReply(script: script, "expected \(name), a non-negative integer", reply: reply)
+        default:
+            throw ScriptError.unexpectedReply(script: script, "expected \(name), a non-negative integer", reply: reply)
         }
     }
 

@@ -9,6 +9,7 @@ final class Worker {
     let config: GatewayConfiguration
     private let logger: Logger
     private let stats = WorkerStats()
+    private let store: MessageStore
     private let connections: ConnectionServer
     private let http: HTTPServer
     private var listeners: [Listener] = []
@@ -19,9 +20,13 @@ final class Worker {
         let files = Posix.raiseFileLimit()
         logger.info("file descriptor limit", metadata: ["soft": "\(files.soft)", "hard": "\(files.hard)"])
         loop = try EventLoop(capacity: Int(clamping: files.soft))
-        connections = ConnectionServer(loop: loop, config: config, stats: stats, logger: logger)
+        let node = Worker.makeNodeID()
+        store = MessageStore(loop: loop, url: config.redis.url, node: node, logger: logger)
+        connections = ConnectionServer(loop: loop, config: config, store: store, stats: stats, logger: logger)
         http = HTTPServer(
-            loop: loop, config: config, api: PushAPI(connections: connections, stats: stats, config: config), stats: stats)
+            loop: loop, config: config,
+            api: PushAPI(connections: connections, store: store, stats: stats, config: config), stats: stats)
+        logger.info("node", metadata: ["id": "\(node)", "redis": "\(config.redis.url)"])
 
         if let address = config.server.tcp {
             try listen("tcp", address) { [connections] in connections.accept($0) }
@@ -42,7 +47,17 @@ final class Worker {
         logger.info("listening", metadata: ["listener": "\(name)", "address": "\(address.host):\(listener.port)"])
     }
 
+    /// A node id unique to this worker process: host name, pid and a random suffix (a restarted worker with a
+    /// recycled pid is still a new node).
+    static func makeNodeID() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        let host = String(cString: name).filter { $0 != "|" && $0 != ":" }
+        return "\(host.isEmpty ? "node" : host)-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+    }
+
     func run() {
+        store.start()
         logger.info("worker running", metadata: ["pid": "\(getpid())"])
         loop.run()
         logger.info("worker stopped", metadata: ["connections": "\(connections.connectionCount)"])
@@ -52,6 +67,7 @@ final class Worker {
         logger.info("stopping", metadata: ["signal": "\(signal)"])
         listeners.forEach { $0.close() }
         listeners = []
+        store.stop()
         loop.stop()
     }
 }

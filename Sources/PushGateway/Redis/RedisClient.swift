@@ -313,6 +313,9 @@ final class RedisClient {
         if downSince == nil {
             downSince = monotonicSeconds()
             logger.warning("Redis connection down", metadata: ["url": "\(url)", "reason": "\(reason)"])
+        } else {
+            // Every failed attempt while down: useful when debugging, noise otherwise.
+            logger.debug("Redis reconnect attempt failed", metadata: ["reason": "\(reason)"])
         }
         if state != .stopped {
             state = .waiting

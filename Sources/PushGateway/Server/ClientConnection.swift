@@ -6,6 +6,13 @@ import PushCore
 final class ClientConnection: SocketConnection {
     unowned(unsafe) let server: ConnectionServer
     var session = ClientSession()
+    /// Stored messages in seq order; paused until AUTH's replay is in.
+    var delivery = OrderedDelivery<StoredMessage>(paused: true)
+    /// AUTH is waiting for Redis: later frames wait in `deferred`.
+    var awaitingAuth = false
+    var deferred: [Frame] = []
+    /// Tick of the last session expiry refresh in Redis.
+    var sessionRefreshedAt: UInt32 = 0
     private var decoder: FrameDecoder
 
     init(fd: Int32, server: ConnectionServer) {
@@ -57,6 +64,19 @@ final class ClientConnection: SocketConnection {
     @discardableResult
     func send(encoded bytes: [UInt8]) -> Bool {
         enqueue { $0.append(contentsOf: bytes) }
+    }
+
+    /// Sends DISCONNECT (`{"reason","reconnect","after_ms"}`) and closes after it.
+    func disconnect(reason: String, reconnect: Bool, afterMillis: Int, closeReason: CloseReason) {
+        var body = JSONWriter()
+        body.object {
+            $0.field("reason", reason)
+            $0.field("reconnect", reconnect)
+            $0.field("after_ms", afterMillis)
+        }
+        send(Frame(.disconnect, body: body.bytes))
+        session.closing()
+        closeAfterOutput(closeReason)
     }
 
     /// Sends ERROR for `error`; a fatal one closes the connection after it.

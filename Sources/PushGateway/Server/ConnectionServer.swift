@@ -4,18 +4,23 @@ import Logging
 import PushCore
 
 /// The connection server of one worker (SPEC §1): accepts client sockets, runs the handshake and heartbeats,
-/// keeps the local user → connections index, and delivers frames to local connections.
+/// keeps the local user → connections index, and delivers frames to local connections: transient ones as
+/// they come, stored ones in seq order per connection with gaps filled from Redis.
 final class ConnectionServer {
     let loop: EventLoop
     let config: GatewayConfiguration
     let logger: Logger
     let stats: WorkerStats
+    let store: MessageStore
 
     let maxFrame: Int
     let maxWriteQueue: Int
     let handshakeTicks: UInt32
     let idleTicks: UInt32
     private let heartbeatSeconds: Int
+    /// Seconds a session hash lives in Redis without a refresh; refreshed at heartbeats once half is gone.
+    let sessionTTL: Int
+    private let sessionRefreshTicks: UInt32
     /// Verifies AUTH tokens when `auth.required`; nil in open mode (goim's behaviour: `mid` is trusted).
     private let tokens: TokenSigner?
 
@@ -25,10 +30,22 @@ final class ConnectionServer {
     private var roomCounts: [String: Int] = [:]
     /// Connections accepted and not yet closed, authenticated or not.
     private(set) var connectionCount = 0
+    /// Connections holding messages behind a gap, filled a few milliseconds after it opened.
+    private var gapped: [ObjectIdentifier: ClientConnection] = [:]
+    private var gapTimer: LoopTimer!
+    /// Called after a stored message for a user reached this node (long-polls wait on it).
+    var onStored: ((String) -> Void)?
 
-    init(loop: EventLoop, config: GatewayConfiguration, stats: WorkerStats, logger: Logger) {
+    /// How long a gap may stay open before it is pulled from Redis: enough for a message that is merely
+    /// overtaken on another path to arrive.
+    static let gapWait = 0.005
+    /// Frames a client may pipeline behind its AUTH while Redis answers it.
+    static let maxDeferred = 32
+
+    init(loop: EventLoop, config: GatewayConfiguration, store: MessageStore, stats: WorkerStats, logger: Logger) {
         self.loop = loop
         self.config = config
+        self.store = store
         self.stats = stats
         self.logger = logger
         maxFrame = config.limits.maxFrame
@@ -36,7 +53,11 @@ final class ConnectionServer {
         handshakeTicks = EventLoop.ticks(config.limits.handshakeTimeout)
         idleTicks = EventLoop.ticks(config.limits.idleTimeout)
         heartbeatSeconds = Int(config.limits.heartbeat.rounded(.up))
+        sessionTTL = Int((config.limits.idleTimeout * 2).rounded(.up)) + 60
+        sessionRefreshTicks = EventLoop.ticks(Double(sessionTTL) / 2)
         tokens = config.auth.required ? config.auth.secret.map { TokenSigner(authenticator: OpenSSLHMAC(secret: $0)) } : nil
+        gapTimer = LoopTimer(loop: loop) { [unowned self] in self.fillGaps() }
+        store.onNodeDelivery = { [unowned self] in self.deliverStored($0.message, toUser: $0.uid) }
     }
 
     /// Takes a freshly accepted client socket.
@@ -56,6 +77,14 @@ final class ConnectionServer {
 
     func handle(_ frame: Frame, from connection: ClientConnection) {
         stats.framesIn += 1
+        if connection.awaitingAuth {
+            guard connection.deferred.count < Self.maxDeferred else {
+                connection.fail(.badAuth("too many frames before AUTH_REPLY"), operation: frame.operation, sequence: frame.sequence)
+                return
+            }
+            connection.deferred.append(frame)
+            return
+        }
         switch connection.session.receive(frame) {
         case .none:
             break
@@ -67,19 +96,21 @@ final class ConnectionServer {
             var body: [UInt8] = []
             body.appendBigEndian(UInt32(clamping: connection.session.room.map { roomCounts[$0] ?? 0 } ?? 0))
             connection.send(Frame(.heartbeatReply, sequence: sequence, body: body))
+            refreshSession(connection)
         case .roomChanged(let from, let to, let reply):
             leaveRoom(from)
             joinRoom(to)
             connection.send(reply)
         case .forward(let frame):
-            // ACK, SYNC and READ need the message server, SUB and UNSUB the topic router: not in this build.
-            connection.fail(.notSupported(frame.operation), operation: frame.operation, sequence: frame.sequence)
+            forward(frame, from: connection)
         case .fail(let error, let operation, let sequence):
             logger.debug(
                 "protocol error", metadata: ["fd": "\(connection.fd)", "code": "\(error.code)", "op": "\(operation)"])
             connection.fail(error, operation: operation, sequence: sequence)
         }
     }
+
+    // MARK: - AUTH
 
     private func authenticate(_ connection: ClientConnection, _ request: AuthRequest, sequence: UInt32) {
         var tokenDevice: String?
@@ -98,17 +129,63 @@ final class ConnectionServer {
         connection.session.online(request, key: key)
         users.add(connection, user: request.user)
         joinRoom(request.room)
+        connection.awaitingAuth = true
+
+        // One round trip: register the session, read the counters, and fetch what the device missed.
+        let call = SessionCall(
+            uid: request.user, device: key, node: store.node, platform: request.platform,
+            nowSeconds: UInt64(time(nil)), ttl: sessionTTL, lastSeq: request.lastSeq, limit: config.inbox.max)
+        store.run(call) { [weak self, weak connection] result in
+            guard let self, let connection, connection.isOpen else { return }
+            connection.awaitingAuth = false
+            switch result {
+            case .success(let session):
+                self.online(connection, request, key: key, session: session, sequence: sequence)
+            case .failure(let error):
+                self.logger.warning("AUTH could not reach storage", metadata: ["uid": "\(request.user)", "error": "\(error)"])
+                connection.disconnect(
+                    reason: "storage_unavailable", reconnect: true, afterMillis: Int.random(in: 1000...5000),
+                    closeReason: .protocolError)
+            }
+        }
+    }
+
+    private func online(
+        _ connection: ClientConnection, _ request: AuthRequest, key: String, session: SessionResult, sequence: UInt32
+    ) {
         stats.authenticated += 1
+        connection.sessionRefreshedAt = loop.now
         var reply = JSONWriter()
         reply.object {
             $0.field("code", 0)
             $0.field("key", key)
             $0.field("heartbeat", heartbeatSeconds)
-            $0.field("unread", 0)
-            $0.field("last_seq", 0)
+            $0.field("unread", session.unread)
+            $0.field("last_seq", session.seq)
         }
         connection.send(Frame(.authReply, sequence: sequence, body: reply.bytes))
+
+        // Replay from the device's last_seq (what Redis still keeps), then whatever arrived meanwhile, in order.
+        // A device that gave no last_seq starts with the next message.
+        var start = session.seq
+        if request.lastSeq != nil, let first = session.messages.first { start = first.seq - 1 }
+        for message in session.messages { _ = connection.delivery.offer(message) }
+        sendStored(connection.delivery.resume(after: start), to: connection)
+        noteGap(connection)
         logger.debug("authenticated", metadata: ["fd": "\(connection.fd)", "uid": "\(request.user)", "key": "\(key)"])
+
+        let deferred = connection.deferred
+        connection.deferred = []
+        for frame in deferred where connection.isOpen { handle(frame, from: connection) }
+    }
+
+    /// Pushes the session hash's expiry forward once half of it is gone (at most once per connection per
+    /// half-TTL, piggybacking on heartbeats).
+    private func refreshSession(_ connection: ClientConnection) {
+        let now = loop.now
+        guard now &- connection.sessionRefreshedAt >= sessionRefreshTicks else { return }
+        connection.sessionRefreshedAt = now
+        store.command(["EXPIRE", RedisKeys.sessions(connection.session.user), String(sessionTTL)])
     }
 
     /// A device key for a client that gave none: 15 random base32 characters, short enough to be stored
@@ -118,6 +195,66 @@ final class ConnectionServer {
         var random = SystemRandomNumberGenerator()
         return String(decoding: (0..<15).map { _ in alphabet[Int(random.next() & 31)] }, as: UTF8.self)
     }
+
+    // MARK: - ACK, SYNC, READ
+
+    private func forward(_ frame: Frame, from connection: ClientConnection) {
+        let user = connection.session.user
+        switch frame.operation {
+        case .ack:
+            guard let seq = Self.seqField(frame.body, "seq") else {
+                return connection.fail(.badBody(frame.operation, "expected {\"seq\":N}"), operation: frame.operation, sequence: frame.sequence)
+            }
+            store.run(AckCall(uid: user, device: connection.session.key, seq: seq)) { [logger] result in
+                if case .failure(let error) = result { logger.debug("ACK not stored", metadata: ["uid": "\(user)", "error": "\(error)"]) }
+            }
+        case .sync:
+            guard let after = Self.seqField(frame.body, "after") else {
+                return connection.fail(.badBody(frame.operation, "expected {\"after\":N,\"limit\":L}"), operation: frame.operation, sequence: frame.sequence)
+            }
+            let limit = Self.seqField(frame.body, "limit").map { Int(clamping: max(1, $0)) } ?? 100
+            let call = SyncCall(uid: user, after: after, limit: min(limit, config.inbox.max), nowSeconds: UInt64(time(nil)))
+            store.run(call) { [weak connection] result in
+                guard let connection, connection.isOpen else { return }
+                switch result {
+                case .success(let sync):
+                    var batch: [UInt8] = []
+                    for message in sync.messages {
+                        Frame.encode(operation: Operation(message.op), sequence: UInt32(truncatingIfNeeded: message.seq), body: message.payload, into: &batch)
+                    }
+                    connection.send(Frame(.syncReply, sequence: frame.sequence, body: batch))
+                case .failure(let error):
+                    connection.fail(.unavailable(frame.operation, "storage: \(error)"), operation: frame.operation, sequence: frame.sequence)
+                }
+            }
+        case .read:
+            guard let seq = Self.seqField(frame.body, "seq") else {
+                return connection.fail(.badBody(frame.operation, "expected {\"seq\":N}"), operation: frame.operation, sequence: frame.sequence)
+            }
+            store.run(ReadCall(uid: user, seq: seq)) { [weak connection] result in
+                guard let connection, connection.isOpen else { return }
+                switch result {
+                case .success(let read):
+                    var body = JSONWriter()
+                    body.object { $0.field("unread", read.unread) }
+                    connection.send(Frame(.readReply, sequence: frame.sequence, body: body.bytes))
+                case .failure(let error):
+                    connection.fail(.unavailable(frame.operation, "storage: \(error)"), operation: frame.operation, sequence: frame.sequence)
+                }
+            }
+        default:
+            // SUB and UNSUB need the topic router: not in this build.
+            connection.fail(.notSupported(frame.operation), operation: frame.operation, sequence: frame.sequence)
+        }
+    }
+
+    /// A non-negative integer member of a JSON object body.
+    private static func seqField(_ body: [UInt8], _ name: String) -> UInt64? {
+        guard let json = try? JSONParser.parse(body), let value = json[name]?.int64Value, value >= 0 else { return nil }
+        return UInt64(value)
+    }
+
+    // MARK: - Rooms and closes
 
     private func joinRoom(_ room: String?) {
         guard let room else { return }
@@ -132,13 +269,26 @@ final class ConnectionServer {
     func connectionClosed(_ connection: ClientConnection, reason: CloseReason) {
         connectionCount -= 1
         stats.closed(reason)
-        if connection.session.state != .handshake || !connection.session.user.isEmpty {
-            users.remove(connection, user: connection.session.user)
+        gapped[ObjectIdentifier(connection)] = nil
+        let user = connection.session.user
+        if !user.isEmpty {
+            users.remove(connection, user: user)
             leaveRoom(connection.session.room)
+            // Sent after the AUTH's session script on the same connection, so it never overtakes it.
+            store.run(LeaveCall(uid: user, device: connection.session.key, node: store.node)) { _ in }
         }
         logger.debug(
-            "connection closed",
-            metadata: ["fd": "\(connection.fd)", "uid": "\(connection.session.user)", "reason": "\(reason.rawValue)"])
+            "connection closed", metadata: ["fd": "\(connection.fd)", "uid": "\(user)", "reason": "\(reason.rawValue)"])
+    }
+
+    /// Sends DISCONNECT to the connections of `user` on device `key` here and closes them; returns how many.
+    func kick(user: String, key: String) -> Int {
+        var kicked = 0
+        for connection in users.connections(of: user) where connection.session.key == key && connection.isOpen {
+            connection.disconnect(reason: "kicked", reconnect: false, afterMillis: 0, closeReason: .kicked)
+            kicked += 1
+        }
+        return kicked
     }
 
     // MARK: - Delivery
@@ -167,5 +317,59 @@ final class ConnectionServer {
         }
         stats.delivered += delivered
         return delivered
+    }
+
+    /// Offers a stored message to every local connection of `user`, each in its own seq order.
+    func deliverStored(_ message: StoredMessage, toUser user: String) {
+        users.forEach(of: user) { connection in
+            guard connection.isOpen else { return }
+            sendStored(connection.delivery.offer(message), to: connection)
+            noteGap(connection)
+        }
+        onStored?(user)
+    }
+
+    private func sendStored(_ messages: [StoredMessage], to connection: ClientConnection) {
+        for message in messages where connection.session.accepts(Operation(message.op)) {
+            let sent = connection.enqueue {
+                Frame.encode(
+                    operation: Operation(message.op), sequence: UInt32(truncatingIfNeeded: message.seq),
+                    body: message.payload, into: &$0)
+            }
+            if sent { stats.delivered += 1 }
+        }
+    }
+
+    private func noteGap(_ connection: ClientConnection) {
+        guard connection.delivery.missing != nil else { return }
+        gapped[ObjectIdentifier(connection)] = connection
+        if !gapTimer.isActive { gapTimer.start(after: Self.gapWait) }
+    }
+
+    /// Pulls every open gap from Redis; a gap Redis cannot fill (trimmed, expired) is skipped: the client sees
+    /// the jump in seq and can SYNC what is left.
+    private func fillGaps() {
+        let connections = gapped.values
+        gapped = [:]
+        for connection in connections {
+            guard connection.isOpen, let missing = connection.delivery.missing else { continue }
+            stats.gapFills += 1
+            let call = SyncCall(
+                uid: connection.session.user, after: missing.lowerBound - 1,
+                limit: Int(min(missing.upperBound - missing.lowerBound + 1, UInt64(config.inbox.max))),
+                nowSeconds: UInt64(time(nil)))
+            store.run(call) { [weak self, weak connection] result in
+                guard let self, let connection, connection.isOpen else { return }
+                var ready: [StoredMessage] = []
+                if case .success(let sync) = result {
+                    for message in sync.messages { ready += connection.delivery.offer(message) }
+                }
+                if let still = connection.delivery.missing, still.lowerBound <= missing.upperBound {
+                    ready += connection.delivery.skipGap()
+                }
+                self.sendStored(ready, to: connection)
+                self.noteGap(connection)
+            }
+        }
     }
 }

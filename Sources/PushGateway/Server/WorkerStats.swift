@@ -7,6 +7,8 @@ final class WorkerStats {
     var framesIn = 0
     var delivered = 0
     var pushes = 0
+    var gapFills = 0
+    var stored = 0
     var httpRequests = 0
     private(set) var closes: [CloseReason: Int] = [:]
 

@@ -7,24 +7,21 @@
 --        most limit, only when last_seq >= 0. first_kept is the oldest kept seq (0: inbox empty), so a client
 --        whose last_seq + 1 < first_kept knows it lost messages to the cap or the TTL.
 
+-- ARGV[i] as an integer, at least `min`; anything else is an error reply naming the argument.
 local function int_arg(i, name, min)
     local text = ARGV[i]
+    local what = 'ERR pushgw session: ' .. name .. ' (ARGV[' .. i .. ']) must be '
     if not text or not string.match(text, '^%-?%d+$') then
-        error({err = 'ERR pushgw session: ' .. name .. ' (ARGV[' .. i .. ']) must be an integer, got ' .. tostring(text)})
+        error({err = what .. 'an integer, got ' .. tostring(text)})
     end
     local value = tonumber(text)
-    if min and value < min then
-        error({err = 'ERR pushgw session: ' .. name .. ' (ARGV[' .. i .. ']) must be at least ' .. min .. ', got ' .. text})
-    end
+    if min and value < min then error({err = what .. 'at least ' .. min .. ', got ' .. text}) end
     return value
 end
 
-local function expire_at(element)
-    return tonumber(string.match(element, '^%d+:%d+:%d+:(%d+):'))
-end
-
+-- Whether an element's expire_at (its fourth field; 0 = never) is at or before now.
 local function is_expired(element, now_s)
-    local at = expire_at(element)
+    local at = tonumber(string.match(element, '^%d+:%d+:%d+:(%d+):'))
     return at ~= nil and at ~= 0 and at <= now_s
 end
 

@@ -8,16 +8,17 @@
 --        {seq, 1, unread}             duplicate: this idempotency key already stored seq for this user
 --        {-1}                         conflict: this idempotency key was used with another body
 -- Element: `<seq>:<op>:<ts_ms>:<expire_at unix s>:<payload>`; expire_at 0 means it never expires.
+-- Integers are Lua numbers (doubles) here: exact up to 2^53, which no seq or timestamp reaches.
 
+-- ARGV[i] as an integer, at least `min`; anything else is an error reply naming the argument.
 local function int_arg(i, name, min)
     local text = ARGV[i]
+    local what = 'ERR pushgw store: ' .. name .. ' (ARGV[' .. i .. ']) must be '
     if not text or not string.match(text, '^%-?%d+$') then
-        error({err = 'ERR pushgw store: ' .. name .. ' (ARGV[' .. i .. ']) must be an integer, got ' .. tostring(text)})
+        error({err = what .. 'an integer, got ' .. tostring(text)})
     end
     local value = tonumber(text)
-    if min and value < min then
-        error({err = 'ERR pushgw store: ' .. name .. ' (ARGV[' .. i .. ']) must be at least ' .. min .. ', got ' .. text})
-    end
+    if min and value < min then error({err = what .. 'at least ' .. min .. ', got ' .. text}) end
     return value
 end
 

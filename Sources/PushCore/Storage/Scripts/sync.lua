@@ -5,18 +5,19 @@
 -- Reply: {seq, element…}: unexpired elements with seq > N, at most L, oldest first. N at or beyond seq gives none;
 --        N below the oldest kept starts at the oldest kept.
 
+-- ARGV[i] as an integer, at least `min`; anything else is an error reply naming the argument.
 local function int_arg(i, name, min)
     local text = ARGV[i]
+    local what = 'ERR pushgw sync: ' .. name .. ' (ARGV[' .. i .. ']) must be '
     if not text or not string.match(text, '^%-?%d+$') then
-        error({err = 'ERR pushgw sync: ' .. name .. ' (ARGV[' .. i .. ']) must be an integer, got ' .. tostring(text)})
+        error({err = what .. 'an integer, got ' .. tostring(text)})
     end
     local value = tonumber(text)
-    if min and value < min then
-        error({err = 'ERR pushgw sync: ' .. name .. ' (ARGV[' .. i .. ']) must be at least ' .. min .. ', got ' .. text})
-    end
+    if min and value < min then error({err = what .. 'at least ' .. min .. ', got ' .. text}) end
     return value
 end
 
+-- Whether an element's expire_at (its fourth field; 0 = never) is at or before now.
 local function is_expired(element, now_s)
     local at = tonumber(string.match(element, '^%d+:%d+:%d+:(%d+):'))
     return at ~= nil and at ~= 0 and at <= now_s

@@ -1,0 +1,115 @@
+import Logging
+import PushCore
+
+/// Why storage gave no result.
+enum StoreFailure: Error, CustomStringConvertible {
+    /// Redis could not be asked (down, overloaded, timed out): nothing can be said about the command.
+    case unavailable(RedisError)
+    /// Redis answered with an error, or with a reply the script decoder does not understand.
+    case script(ScriptError)
+
+    var description: String {
+        switch self {
+        case .unavailable(let error): "\(error)"
+        case .script(let error): "\(error)"
+        }
+    }
+}
+
+/// The message server's door to Redis (SPEC §5): runs the Lua scripts with EVALSHA over one pipelined
+/// connection, loading them at every connect and falling back to EVAL on NOSCRIPT, and listens on this node's
+/// channel for stored messages published by other nodes.
+final class MessageStore {
+    let redis: RedisClient
+    private let subscriber: RedisClient
+    /// This node's id: unique per worker process, it names the node in sessions and its channel.
+    let node: String
+    private let logger: Logger
+
+    /// Stored messages published to this node by others (`pg:node:<id>`).
+    var onNodeDelivery: ((NodeDelivery) -> Void)?
+
+    init(loop: EventLoop, url: RedisURL, node: String, logger: Logger) {
+        self.node = node
+        self.logger = logger
+        redis = RedisClient(loop: loop, url: url, name: "store", logger: logger)
+        subscriber = RedisClient(loop: loop, url: url, name: "node-channel", logger: logger)
+        redis.onReady = { [unowned self] in self.loadScripts() }
+        subscriber.subscribe(channels: [Array(RedisKeys.nodeChannel(node).utf8)]) { [unowned self] _, message in
+            guard let delivery = NodeDelivery(payload: message) else {
+                self.logger.warning("unreadable message on the node channel", metadata: ["bytes": "\(message.count)"])
+                return
+            }
+            self.onNodeDelivery?(delivery)
+        }
+    }
+
+    func start() {
+        redis.start()
+        subscriber.start()
+    }
+
+    func stop() {
+        redis.stop()
+        subscriber.stop()
+    }
+
+    /// Whether commands can be sent now.
+    var isAvailable: Bool { redis.isReady }
+
+    /// Runs one script and decodes its reply.
+    func run<Call: ScriptCall>(_ call: Call, _ done: @escaping (Result<Call.Result, StoreFailure>) -> Void) {
+        redis.send(call.evalsha) { [weak self] result in
+            switch Self.decode(Call.self, result) {
+            case .failure(.script(let error)) where error.isNoScript:
+                // Redis lost its script cache (restart, SCRIPT FLUSH): EVAL runs it and caches it again.
+                self?.logger.notice("script not cached in Redis, sending it again", metadata: ["script": "\(Call.script.name)"])
+                self?.redis.send(call.eval) { done(Self.decode(Call.self, $0)) }
+            case let other:
+                done(other)
+            }
+        }
+    }
+
+    /// Sends a plain command whose reply only matters as success or failure.
+    func command(_ args: [String], _ done: ((Bool) -> Void)? = nil) {
+        redis.send(args.map { Array($0.utf8) }) { result in
+            guard let done else { return }
+            switch result {
+            case .success(.error): done(false)
+            case .success: done(true)
+            case .failure: done(false)
+            }
+        }
+    }
+
+    private static func decode<Call: ScriptCall>(
+        _ call: Call.Type, _ result: Result<RedisValue, RedisError>
+    ) -> Result<Call.Result, StoreFailure> {
+        switch result {
+        case .failure(let error):
+            return .failure(.unavailable(error))
+        case .success(let reply):
+            do {
+                return .success(try Call.decode(reply))
+            } catch let error as ScriptError {
+                return .failure(.script(error))
+            } catch {
+                return .failure(.script(.unexpectedReply(script: Call.script.name, "\(error)", reply: reply)))
+            }
+        }
+    }
+
+    private func loadScripts() {
+        for script in Scripts.all {
+            redis.send(script.load) { [logger] result in
+                if case .success(let reply) = result, case .string(let sha) = reply,
+                    String(decoding: sha, as: UTF8.self) == script.sha1
+                {
+                    return
+                }
+                logger.error("SCRIPT LOAD failed", metadata: ["script": "\(script.name)", "reply": "\(result)"])
+            }
+        }
+    }
+}
