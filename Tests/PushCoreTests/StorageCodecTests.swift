@@ -1,0 +1,375 @@
+// The storage layer without Redis: message encoding, RESP, SHA-1, key formats, script call builders and reply
+// decoders. StorageScriptTests runs the same scripts against a real server.
+import Testing
+
+@testable import PushCore
+
+private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+/// Decodes every reply from `chunks` fed in order, or the first error.
+private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder()) -> ([RedisValue], RESPError?) {
+    var decoder = decoder
+    var values: [RedisValue] = []
+    do {
+        for chunk in chunks {
+            decoder.feed(chunk)
+            while let value = try decoder.next() { values.append(value) }
+        }
+    } catch let error as RESPError {
+        return (values, error)
+    } catch {
+        Issue.record("unexpected error \(error)")
+    }
+    return (values, nil)
+}
+
+@Suite struct StorageCodecTests {
+    // MARK: StoredMessage
+
+    static let payloads: [[UInt8]] = [[], bytes("plain"), bytes("a:b:c:\n\nd:"), Array(0...255), [13, 10, 58, 0]]
+
+    /// Encoding then decoding gives the message back, whatever the payload bytes.
+    @Test(arguments: payloads)
+    func storedMessageRoundTrip(payload: [UInt8]) {
+        let message = StoredMessage(
+            seq: 17, op: 1000, timestampMillis: 1_700_000_000_123, expiresAt: 1_700_604_800, payload: payload)
+        #expect(message.encoded == bytes("17:1000:1700000000123:1700604800:") + payload)
+        #expect(StoredMessage(encoded: message.encoded) == message)
+        #expect(StoredMessage(encoded: message.encoded[...]) == message)
+    }
+
+    /// The largest field values survive.
+    @Test func storedMessageExtremes() {
+        let message = StoredMessage(seq: .max, op: .max, timestampMillis: .max, expiresAt: 0, payload: [0])
+        #expect(StoredMessage(encoded: message.encoded) == message)
+    }
+
+    /// Malformed elements, named by what is wrong, decode to nil.
+    @Test(arguments: [
+        ("empty", ""), ("three fields", "1:2:3:"), ("last field unterminated", "1:2:3:4"),
+        ("letter in seq", "a:2:3:4:"),
+        ("empty seq", ":2:3:4:"), ("negative seq", "-1:2:3:4:"), ("op over UInt32", "1:4294967296:3:4:x"),
+        ("seq over UInt64", "18446744073709551616:1:3:4:x"), ("space", "1: 2:3:4:"),
+    ])
+    func storedMessageMalformed(name: String, text: String) {
+        #expect(StoredMessage(encoded: bytes(text)) == nil, "\(name)")
+    }
+
+    /// Expired when expires_at <= now; 0 never expires.
+    @Test func storedMessageExpiry() {
+        let message = StoredMessage(seq: 1, op: 1000, timestampMillis: 0, expiresAt: 100, payload: [])
+        #expect(!message.isExpired(atSeconds: 99))
+        #expect(message.isExpired(atSeconds: 100))
+        #expect(
+            !StoredMessage(seq: 1, op: 1000, timestampMillis: 0, expiresAt: 0, payload: []).isExpired(atSeconds: .max))
+    }
+
+    /// A node channel message is `<uid>\n<element>`, payload newlines included.
+    @Test func nodeDelivery() {
+        let message = StoredMessage(seq: 3, op: 1001, timestampMillis: 5, expiresAt: 6, payload: bytes("a\nb"))
+        let delivery = NodeDelivery(uid: "user:42", message: message)
+        #expect(delivery.encoded == bytes("user:42\n3:1001:5:6:a\nb"))
+        #expect(NodeDelivery(payload: delivery.encoded) == delivery)
+        #expect(NodeDelivery(payload: bytes("no newline")) == nil)
+        #expect(NodeDelivery(payload: bytes("u\nnot a message")) == nil)
+    }
+
+    // MARK: RESP
+
+    /// Commands go out as multi-bulk requests, binary arguments as they are.
+    @Test func respEncode() {
+        #expect(RESP.encodeCommand(["SET", "k", "v"]) == bytes("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"))
+        #expect(
+            RESP.encodeCommand([bytes("X"), [], [0, 13, 10]]) == bytes("*3\r\n$1\r\nX\r\n$0\r\n\r\n$3\r\n") + [
+                0, 13, 10,
+            ] + bytes("\r\n"))
+        #expect(RESP.encodeCommand([[UInt8]]()) == bytes("*0\r\n"))
+    }
+
+    static let respStream = bytes(
+        "+OK\r\n-NOSCRIPT No matching script\r\n:42\r\n:-7\r\n$5\r\nhe\r\nl\r\n$0\r\n\r\n$-1\r\n*-1\r\n*0\r\n"
+            + "*3\r\n:1\r\n*2\r\n$1\r\na\r\n$-1\r\n+x\r\n")
+    static let respValues: [RedisValue] = [
+        .status("OK"), .error("NOSCRIPT No matching script"), .integer(42), .integer(-7), .string(bytes("he\r\nl")),
+        .string([]), .null, .null, .array([]),
+        .array([.integer(1), .array([.string(bytes("a")), .null]), .status("x")]),
+    ]
+
+    /// Every reply type, decoded from one read.
+    @Test func respDecodeAllTypes() {
+        let (values, error) = decodeRESP([Self.respStream])
+        #expect(error == nil)
+        #expect(values == Self.respValues)
+    }
+
+    /// The stream cut at every byte into two reads decodes the same.
+    @Test func respSplitAtEveryByte() {
+        let stream = Self.respStream
+        for cut in 0...stream.count {
+            let (values, error) = decodeRESP([Array(stream[..<cut]), Array(stream[cut...])])
+            #expect(error == nil, "cut at \(cut)")
+            #expect(values == Self.respValues, "cut at \(cut)")
+        }
+    }
+
+    /// One byte per read with empty reads between, and random chunk sizes.
+    @Test func respChunkings() {
+        let stream = Self.respStream
+        #expect(decodeRESP(stream.flatMap { [[$0], []] }).0 == Self.respValues)
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            var chunks: [[UInt8]] = []
+            var rest = stream[...]
+            while !rest.isEmpty {
+                let size = Int.random(in: 0...9, using: &generator)
+                chunks.append(Array(rest.prefix(size)))
+                rest = rest.dropFirst(size)
+            }
+            #expect(decodeRESP(chunks).0 == Self.respValues)
+        }
+    }
+
+    /// An incomplete reply waits; the rest completes it; a large bulk string crosses many reads.
+    @Test func respIncomplete() throws {
+        var decoder = RESPDecoder()
+        decoder.feed(bytes("*2\r\n$5\r\nab"))
+        #expect(try decoder.next() == nil)
+        decoder.feed(bytes("cde\r\n:1"))
+        #expect(try decoder.next() == nil)
+        decoder.feed(bytes("\r\n"))
+        #expect(try decoder.next() == .array([.string(bytes("abcde")), .integer(1)]))
+        #expect(try decoder.next() == nil)
+        #expect(decoder.bufferedCount == 0)
+
+        let big = [UInt8](repeating: 7, count: 100_000)
+        let stream = bytes("$100000\r\n") + big + bytes("\r\n")
+        var values: [RedisValue] = []
+        for start in stride(from: 0, to: stream.count, by: 4096) {
+            decoder.feed(stream[start..<min(start + 4096, stream.count)])
+            while let value = try decoder.next() { values.append(value) }
+        }
+        #expect(values == [.string(big)])
+    }
+
+    /// Malformed input, named by scenario, throws instead of trapping or waiting forever.
+    @Test(arguments: [
+        ("unknown type", "?x\r\n"), ("letters in integer", ":12a\r\n"), ("empty integer", ":\r\n"),
+        ("integer overflow", ":99999999999999999999\r\n"), ("bulk length -2", "$-2\r\n"),
+        ("bulk length text", "$abc\r\n"),
+        ("bulk without CRLF", "$3\r\nabcXY"), ("CR without LF", "+OK\rX"), ("LF without CR", "+OK\n"),
+        ("array length -5", "*-5\r\n"), ("bad element", "*2\r\n:1\r\n!\r\n"),
+    ])
+    func respMalformed(name: String, text: String) {
+        let (_, error) = decodeRESP([bytes(text)])
+        #expect(error != nil, "\(name)")
+    }
+
+    /// Limits: nesting depth, line length, bulk length.
+    @Test func respLimits() {
+        var decoder = RESPDecoder()
+        decoder.maxDepth = 3
+        #expect(decodeRESP([bytes("*1\r\n*1\r\n*1\r\n:1\r\n")], decoder: decoder).1 == nil)
+        #expect(decodeRESP([bytes("*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n")], decoder: decoder).1 != nil)
+        decoder = RESPDecoder()
+        decoder.maxLineLength = 8
+        #expect(decodeRESP([bytes("+12345678\r\n")], decoder: decoder).1 == nil)
+        #expect(decodeRESP([bytes("+123456789")], decoder: decoder).1 != nil)  // fails before the CRLF arrives
+        decoder = RESPDecoder()
+        decoder.maxBulkLength = 10
+        #expect(decodeRESP([bytes("$11\r\n")], decoder: decoder).1 != nil)
+    }
+
+    /// The value helpers.
+    @Test func redisValueHelpers() {
+        #expect(RedisValue.integer(5).int == 5)
+        #expect(RedisValue.string(bytes("-12")).int == -12)
+        #expect(RedisValue.string(bytes("1x")).int == nil)
+        #expect(RedisValue.null.int == nil)
+        #expect(RedisValue.status("OK").bytes == bytes("OK"))
+        #expect(RedisValue.string(bytes("hé")).text == "hé")
+        #expect(RedisValue.error("ERR x").text == "ERR x")
+        #expect(RedisValue.error("ERR x").isError)
+        #expect(RedisValue.array([.null]).array == [.null])
+    }
+
+    // MARK: SHA-1
+
+    /// FIPS 180 vectors, padding boundaries (55, 56, 63, 64, 119, 120 bytes), a million bytes.
+    @Test(arguments: [
+        ("", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+        ("abc", "a9993e364706816aba3e25717850c26c9cd0d89d"),
+        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "84983e441c3bd26ebaae4aa1f95129e5e54670f1"),
+        (
+            "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrst"
+                + "nopqrstu", "a49b2446a02c645bf419f995b67091253a04a259"
+        ),
+        (String(repeating: "a", count: 55), "c1c8bbdc22796e28c0e15163d20899b65621d65a"),
+        (String(repeating: "a", count: 56), "c2db330f6083854c99d4b5bfb6e8f29f201be699"),
+        (String(repeating: "a", count: 63), "03f09f5b158a7a8cdad920bddc29b81c18a551f5"),
+        (String(repeating: "a", count: 64), "0098ba824b5c16427bd7a1122a5a442a25ec644d"),
+        (String(repeating: "a", count: 119), "ee971065aaa017e0632a8ca6c77bb3bf8b1dfc56"),
+        (String(repeating: "a", count: 120), "f34c1488385346a55709ba056ddd08280dd4c6d6"),
+        (String(repeating: "a", count: 1_000_000), "34aa973cd4c4daa4f61eeb2bdbad27316534016f"),
+    ])
+    func sha1Vectors(input: String, hex: String) {
+        #expect(SHA1.hex(bytes(input)) == hex)
+        #expect(SHA1.digest(bytes(input)).count == 20)
+    }
+
+    /// Non-contiguous input takes the copying path and hashes the same.
+    @Test func sha1OfSequence() {
+        let data =
+            Array((0...255).map(UInt8.init)) + Array((0...255).map(UInt8.init)) + Array((0...255).map(UInt8.init))
+        #expect(SHA1.hex(data) == "ac2a264c8ec1f4232a40854e8239bc3a697ab1d2")
+        #expect(SHA1.hex(AnySequence(data)) == "ac2a264c8ec1f4232a40854e8239bc3a697ab1d2")
+        #expect(bodyHash(data) == SHA1.hex(data))
+    }
+
+    // MARK: scripts, keys, calls
+
+    /// Every script is embedded, named after its file, and its SHA is the SHA-1 of its source.
+    @Test func scriptsAreEmbedded() {
+        #expect(Scripts.all.map(\.name) == ["store", "session", "sync", "ack", "read", "leave", "user"])
+        for script in Scripts.all {
+            #expect(String(decoding: script.source, as: UTF8.self).hasPrefix("-- \(script.name).lua:"))
+            #expect(script.sha1 == SHA1.hex(script.source))
+            #expect(script.sha1.count == 40)
+        }
+        #expect(Set(Scripts.all.map(\.sha1)).count == Scripts.all.count)
+    }
+
+    /// Key and channel formats of SPEC §5; a user's keys share one hash tag.
+    @Test func keyFormats() {
+        #expect(RedisKeys.inbox("42") == "pg:{u:42}:inbox")
+        #expect(RedisKeys.meta("42") == "pg:{u:42}:meta")
+        #expect(RedisKeys.sessions("42") == "pg:{u:42}:sess")
+        #expect(RedisKeys.idempotency("abc") == "pg:idem:abc")
+        #expect(RedisKeys.nodes == "pg:nodes")
+        #expect(RedisKeys.nodeChannel("w1") == "pg:node:w1")
+        #expect(RedisKeys.topicChannel("news") == "pg:topic:news")
+        #expect(RedisKeys.broadcastChannel == "pg:all")
+        #expect(RedisKeys.deviceCursorField("phone") == "dev:phone")
+    }
+
+    /// KEYS and ARGV in the order the scripts read them.
+    @Test func callBuilders() {
+        let store = StoreCall(
+            uid: "u", op: 1000, payload: [0, 1], nowMillis: 1_700_000_000_123, ttl: 60, inboxMax: 200,
+            inboxTTL: 604_800,
+            node: "n1", idempotency: ("id1", "hash"), idemTTL: 300)
+        #expect(store.keys == ["pg:{u:u}:inbox", "pg:{u:u}:meta", "pg:{u:u}:sess", "pg:idem:id1"].map(bytes))
+        #expect(
+            store.args == [bytes("1000"), [0, 1]]
+                + ["1700000000123", "60", "200", "604800", "n1", "u", "hash", "300"].map(bytes))
+        let plain = StoreCall(
+            uid: "u", op: 1000, payload: [], nowMillis: 1, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n")
+        #expect(plain.keys.count == 3)
+        #expect(plain.args[8] == [])
+        #expect(plain.evalsha.prefix(3) == [bytes("EVALSHA"), bytes(Scripts.store.sha1), bytes("3")])
+        #expect(plain.eval[1] == Scripts.store.source)
+
+        let session = SessionCall(
+            uid: "u", device: "d", node: "n", platform: "ios", nowSeconds: 5, ttl: 60, lastSeq: nil, limit: 10)
+        #expect(session.args == ["d", "n", "ios", "5", "60", "-1", "10"].map(bytes))
+        #expect(
+            SessionCall(uid: "u", device: "d", node: "n", platform: "p", nowSeconds: 5, ttl: 60, lastSeq: 7, limit: 1)
+                .args[5] == bytes("7"))
+        #expect(SyncCall(uid: "u", after: 3, limit: 100, nowSeconds: 9).args == ["3", "100", "9"].map(bytes))
+        #expect(AckCall(uid: "u", device: "d", seq: 4).keys == [bytes("pg:{u:u}:meta")])
+        #expect(ReadCall(uid: "u", seq: 4).keys == ["pg:{u:u}:inbox", "pg:{u:u}:meta"].map(bytes))
+        #expect(LeaveCall(uid: "u", device: "d", node: "n").keys == [bytes("pg:{u:u}:sess")])
+        #expect(UserCall(uid: "u").keys == ["pg:{u:u}:meta", "pg:{u:u}:sess", "pg:{u:u}:inbox"].map(bytes))
+    }
+
+    /// The three store outcomes.
+    @Test func storeDecode() throws {
+        #expect(
+            try StoreCall.decode(.array([.integer(5), .integer(0), .integer(3), .integer(2)]))
+                == .stored(seq: 5, unread: 3, published: 2))
+        #expect(try StoreCall.decode(.array([.integer(5), .integer(1), .integer(3)])) == .duplicate(seq: 5, unread: 3))
+        #expect(try StoreCall.decode(.array([.integer(-1)])) == .conflict)
+    }
+
+    /// Replies of the wrong shape throw, naming the script; they never trap.
+    @Test(arguments: [
+        RedisValue.integer(1), .null, .array([]), .array([.integer(1)]),
+        .array([.integer(1), .integer(0), .integer(1)]),
+        .array([.integer(1), .integer(2), .integer(1), .integer(0)]),
+        .array([.integer(0), .integer(0), .integer(0), .integer(0)]),
+        .array([.integer(1), .integer(0), .integer(-1), .integer(0)]),
+        .array([.string(bytes("1")), .integer(0), .integer(1), .integer(0)]),
+        .array([.integer(-1), .integer(0)]),
+    ])
+    func storeDecodeMalformed(reply: RedisValue) {
+        let error = #expect(throws: ScriptError.self) { try StoreCall.decode(reply) }
+        #expect(error?.script == "store")
+        #expect(error?.isServerError == false)
+    }
+
+    /// Error replies throw as server errors; NOSCRIPT is recognised.
+    @Test func errorReplies() {
+        let noScript = #expect(throws: ScriptError.self) {
+            try SyncCall.decode(.error("NOSCRIPT No matching script. Please use EVAL."))
+        }
+        #expect(noScript?.isNoScript == true)
+        #expect(noScript?.isServerError == true)
+        let other = #expect(throws: ScriptError.self) { try AckCall.decode(.error("ERR pushgw ack: seq")) }
+        #expect(other?.isNoScript == false)
+        #expect(other?.description.contains("ack") == true)
+    }
+
+    /// Session, sync, read, ack, leave and user replies, and their malformed forms.
+    @Test func otherDecoders() throws {
+        let element = RedisValue.string(bytes("4:1000:9:0:hi"))
+        let message = StoredMessage(seq: 4, op: 1000, timestampMillis: 9, expiresAt: 0, payload: bytes("hi"))
+        #expect(
+            try SessionCall.decode(.array([.integer(4), .integer(2), .integer(1), .integer(3), element]))
+                == SessionResult(seq: 4, unread: 2, read: 1, firstKept: 3, messages: [message]))
+        #expect(throws: ScriptError.self) { try SessionCall.decode(.array([.integer(4), .integer(2), .integer(1)])) }
+        #expect(try SyncCall.decode(.array([.integer(4), element])) == SyncResult(seq: 4, messages: [message]))
+        #expect(throws: ScriptError.self) { try SyncCall.decode(.array([.integer(4), .string(bytes("junk"))])) }
+        #expect(throws: ScriptError.self) { try SyncCall.decode(.array([.integer(4), .integer(5)])) }
+        #expect(throws: ScriptError.self) { try SyncCall.decode(.array([])) }
+        #expect(try ReadCall.decode(.array([.integer(0), .integer(8)])) == ReadResult(unread: 0, read: 8))
+        #expect(throws: ScriptError.self) { try ReadCall.decode(.array([.integer(0)])) }
+        #expect(try AckCall.decode(.integer(3)) == 3)
+        #expect(throws: ScriptError.self) { try AckCall.decode(.integer(-3)) }
+        #expect(try LeaveCall.decode(.integer(1)) == true)
+        #expect(try LeaveCall.decode(.integer(0)) == false)
+        #expect(throws: ScriptError.self) { try LeaveCall.decode(.integer(2)) }
+
+        let user = RedisValue.array([
+            .integer(9), .integer(2), .integer(7), .integer(5), .string(bytes("phone")), .string(bytes("w1|ios|170")),
+            .string(bytes("web")), .string(bytes("w2|we|b|171")),
+        ])
+        #expect(
+            try UserCall.decode(user)
+                == UserResult(
+                    seq: 9, unread: 2, read: 7, kept: 5,
+                    sessions: [
+                        DeviceSession(key: "phone", node: "w1", platform: "ios", since: 170),
+                        DeviceSession(key: "web", node: "w2", platform: "we|b", since: 171),
+                    ]))
+        #expect(throws: ScriptError.self) {
+            try UserCall.decode(.array([.integer(9), .integer(2), .integer(7), .integer(5), .string(bytes("k"))]))
+        }
+        #expect(throws: ScriptError.self) {
+            try UserCall.decode(
+                .array([
+                    .integer(9), .integer(2), .integer(7), .integer(5), .string(bytes("k")), .string(bytes("w1|170")),
+                ]))
+        }
+    }
+
+    /// Session hash values: node up to the first `|`, since after the last.
+    @Test func deviceSessionValue() {
+        let session = DeviceSession(key: "k", node: "w1", platform: "ios", since: 12)
+        #expect(session.value == "w1|ios|12")
+        #expect(DeviceSession(key: "k", value: bytes(session.value)) == session)
+        #expect(
+            DeviceSession(key: "k", value: bytes("w1||12"))
+                == DeviceSession(key: "k", node: "w1", platform: "", since: 12))
+        #expect(DeviceSession(key: "k", value: bytes("w1|12")) == nil)
+        #expect(DeviceSession(key: "k", value: bytes("w1|ios|x")) == nil)
+    }
+}
