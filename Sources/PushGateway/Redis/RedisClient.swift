@@ -241,7 +241,9 @@ final class RedisClient {
         phaseStartedAt = monotonicSeconds()
         var steps: [(name: String, args: [[UInt8]])] = []
         if let password = url.password {
-            steps.append(("AUTH", [Array("AUTH".utf8)] + (url.username.map { [Array($0.utf8)] } ?? []) + [Array(password.utf8)]))
+            // `AUTH password` for the default user, `AUTH username password` for an ACL user (Redis 6+).
+            let credentials = (url.username.map { [Array($0.utf8)] } ?? []) + [Array(password.utf8)]
+            steps.append(("AUTH", [Array("AUTH".utf8)] + credentials))
         }
         if url.db != 0 {
             steps.append(("SELECT", [Array("SELECT".utf8), Array(String(url.db).utf8)]))
@@ -530,7 +532,8 @@ private func client(_ data: UnsafeMutableRawPointer?) -> RedisClient? {
 }
 
 private func redisClientReply(
-    _ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?
+    _ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?,
+    _ privdata: UnsafeMutableRawPointer?
 ) {
     let command = Unmanaged<PendingCommand>.fromOpaque(privdata!).takeRetainedValue()
     guard let ac, let client = client(ac.pointee.data) else {
@@ -541,7 +544,8 @@ private func redisClientReply(
 }
 
 private func redisClientMessage(
-    _ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?
+    _ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?,
+    _ privdata: UnsafeMutableRawPointer?
 ) {
     guard let ac, let client = client(ac.pointee.data) else { return }
     client.received(ac, reply)
