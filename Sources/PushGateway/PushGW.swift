@@ -9,36 +9,81 @@ struct PushGW: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pushgw",
         abstract: "A long-connection push gateway: TCP clients, an HTTP push API, Redis-backed inboxes.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, WorkerCommand.self],
         defaultSubcommand: Serve.self
     )
 }
 
-/// `pushgw serve [--config F]`: runs the gateway in the foreground, logging to stderr.
-struct Serve: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the gateway in the foreground.")
-
+/// Loads the configuration the way every subcommand does: `--config F`, else `Config/pushgw.toml` when
+/// present, else the defaults; then `PUSHGW_*`. A bad value exits with status 2 naming the key.
+struct ConfigOption: ParsableArguments {
     @Option(name: .long, help: "Configuration file (default: Config/pushgw.toml when present, else built-in defaults).")
     var config: String?
 
-    func run() throws {
-        let path = config ?? (access("Config/pushgw.toml", R_OK) == 0 ? "Config/pushgw.toml" : nil)
-        let settings: GatewayConfiguration
-        let warnings: [String]
+    /// The file that will be read, made absolute so workers find it whatever their directory.
+    var resolvedPath: String? {
+        guard let path = config ?? (access("Config/pushgw.toml", R_OK) == 0 ? "Config/pushgw.toml" : nil) else {
+            return nil
+        }
+        guard !path.hasPrefix("/"), let cwd = getcwd(nil, 0) else { return path }
+        defer { free(cwd) }
+        return String(cString: cwd) + "/" + path
+    }
+
+    func load() throws -> (GatewayConfiguration, warnings: [String]) {
         do {
-            (settings, warnings) = try GatewayConfiguration.load(
-                path: path, environment: Self.environment(), cores: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            return try GatewayConfiguration.load(path: resolvedPath, environment: Posix.environment(), cores: Posix.cores())
         } catch {
             let message = "pushgw: configuration error: \(error)\n"
             _ = message.withCString { Glibc.write(2, $0, strlen($0)) }
             throw ExitCode(2)
         }
-        LogSetup.bootstrap(settings.log)
-        let logger = Logger(label: "pushgw")
-        logger.info("configuration", metadata: ["file": "\(path ?? "(defaults)")"])
-        for warning in warnings { logger.warning("\(warning)") }
+    }
+}
 
+/// `pushgw serve [--config F]`: the master process, in the foreground, logging to stderr.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway (master and workers) in the foreground.")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let (settings, warnings) = try options.load()
+        LogSetup.bootstrap(settings.log)
+        var logger = Logger(label: "pushgw")
+        logger[metadataKey: "proc"] = "master"
+        logger.info("configuration", metadata: ["file": "\(options.resolvedPath ?? "(defaults)")"])
+        for warning in warnings { logger.warning("\(warning)") }
         signal(SIGPIPE, SIG_IGN)
+        Posix.unblockAllSignals()
+        do {
+            let master = try Master(config: settings, configPath: options.resolvedPath, logger: logger)
+            throw ExitCode(master.run())
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `pushgw worker`: one worker process, started by the master.
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker", abstract: "One worker process (started by `pushgw serve`).", shouldDisplay: false)
+
+    @OptionGroup var options: ConfigOption
+    @Option(name: .long, help: "This worker's index, for logs.") var index = 0
+
+    func run() throws {
+        Posix.dieWithParent(SIGTERM)
+        let (settings, _) = try options.load()
+        LogSetup.bootstrap(settings.log)
+        var logger = Logger(label: "pushgw")
+        logger[metadataKey: "proc"] = "worker-\(index)"
+        signal(SIGPIPE, SIG_IGN)
+        Posix.unblockAllSignals()
         do {
             let worker = try Worker(config: settings, logger: logger)
             worker.run()
@@ -46,18 +91,5 @@ struct Serve: ParsableCommand {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-    }
-
-    private static func environment() -> [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        return result
     }
 }

@@ -128,6 +128,7 @@ extension GatewayConfiguration {
         Field("server.http") { $0.server.http = try $1.listenAddress() },
         Field("server.workers") { $0.server.workers = try $1.int(1...1024) },
         Field("server.admin_socket") { $0.server.adminSocket = try $1.nonEmptyString() },
+        Field("server.drain_timeout") { $0.server.drainTimeout = try $1.seconds() },
         Field("redis.url") { $0.redis.url = try $1.redisURL() },
         Field("auth.required") { $0.auth.required = try $1.bool() },
         Field("auth.secret") { $0.auth.secret = try $1.optionalString() },

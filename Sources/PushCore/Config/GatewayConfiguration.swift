@@ -39,6 +39,9 @@ extension GatewayConfiguration {
         public var workers: Int
         /// `server.admin_socket`: path of the admin Unix socket. Default `run/pushgw.sock`.
         public var adminSocket = "run/pushgw.sock"
+        /// `server.drain_timeout`: seconds a stopping worker spreads its clients' DISCONNECTs over before it
+        /// exits, > 0. Default 10.
+        public var drainTimeout: Double = 10
 
         /// The defaults, with `workers` worker processes.
         public init(workers: Int) {

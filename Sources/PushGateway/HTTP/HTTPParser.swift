@@ -82,6 +82,11 @@ private func httpOnHeaderValue(
 private func httpOnHeadersComplete(_ parser: UnsafeMutablePointer<http_parser>?) -> Int32 {
     let connection = connection(parser)
     connection.builder.finishHeader()
+    // Debian's http-parser is built non-strict and reads "HTTZ/9.9" as a version: only 1.0 and 1.1 are HTTP here.
+    guard parser!.pointee.http_major == 1, parser!.pointee.http_minor <= 1 else {
+        connection.stop(.badRequest("unsupported HTTP version \(parser!.pointee.http_major).\(parser!.pointee.http_minor)"))
+        return 3
+    }
     let length = chttp_content_length(parser!)
     // ULLONG_MAX means no Content-Length (chunked or none).
     if length != UInt64.max, length > UInt64(connection.server.maxBody) {

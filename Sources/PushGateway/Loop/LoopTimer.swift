@@ -3,7 +3,8 @@ import CLibev
 /// A one-shot `ev_timer` for the rare deadline that needs better than the wheel's 100 ms (gap fills), or a
 /// repeating one for periodic work. The watcher is allocated once and never moves.
 final class LoopTimer {
-    private unowned(unsafe) let loop: EventLoop
+    /// Strong: the loop must outlive the watcher, which is stopped in `deinit`.
+    private let loop: EventLoop
     private let watcher = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
     private let action: () -> Void
 

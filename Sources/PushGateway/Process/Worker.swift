@@ -2,8 +2,8 @@ import Glibc
 import Logging
 import PushCore
 
-/// One worker: a libev loop with the connection server, the HTTP API and their listeners. The unit the
-/// master process (to come) starts N of; each is a routing node of its own.
+/// One worker: a libev loop with the connection server, the HTTP API and their listeners. The master starts N
+/// of them; each is a routing node of its own.
 final class Worker {
     let loop: EventLoop
     let config: GatewayConfiguration
@@ -13,6 +13,7 @@ final class Worker {
     private let connections: ConnectionServer
     private let http: HTTPServer
     private var listeners: [Listener] = []
+    private var draining = false
 
     init(config: GatewayConfiguration, logger: Logger) throws {
         self.config = config
@@ -37,7 +38,8 @@ final class Worker {
         if let address = config.server.websocket {
             logger.notice("the WebSocket listener is not served by this build yet", metadata: ["address": "\(address)"])
         }
-        loop.onSignal(SIGINT) { [unowned self] in self.stop("SIGINT") }
+        // SIGINT reaches workers too when the master runs in a terminal: the master's SIGTERM drains them.
+        loop.onSignal(SIGINT) {}
         loop.onSignal(SIGTERM) { [unowned self] in self.stop("SIGTERM") }
     }
 
@@ -63,11 +65,16 @@ final class Worker {
         logger.info("worker stopped", metadata: ["connections": "\(connections.connectionCount)"])
     }
 
+    /// Stops accepting, drains the clients over `server.drain_timeout`, then exits the loop.
     private func stop(_ signal: String) {
+        guard !draining else { return }
+        draining = true
         logger.info("stopping", metadata: ["signal": "\(signal)"])
         listeners.forEach { $0.close() }
         listeners = []
-        store.stop()
-        loop.stop()
+        connections.drain(over: config.server.drainTimeout) { [unowned self] in
+            store.stop()
+            loop.stop()
+        }
     }
 }

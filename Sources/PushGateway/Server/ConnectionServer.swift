@@ -291,6 +291,33 @@ final class ConnectionServer {
         return kicked
     }
 
+    /// Drains this worker (SIGTERM, reload): every authenticated client gets DISCONNECT with `reconnect: true`
+    /// and a random `after_ms` within `seconds`, sent in equal slices each tick over `seconds`, so that
+    /// reconnects do not arrive as one storm; `done` runs when all are gone or the time is up.
+    func drain(over seconds: Double, done: @escaping () -> Void) {
+        var pending: [ClientConnection] = []
+        users.forEachConnection { pending.append($0) }
+        pending.shuffle()
+        let ticks = max(1, Int(EventLoop.ticks(seconds)))
+        let perTick = max(1, (pending.count + ticks - 1) / ticks)
+        let deadline = loop.now &+ EventLoop.ticks(seconds + Double(SocketConnection.lingerTicks) * EventLoop.tickSeconds)
+        let afterLimit = max(1, Int(seconds * 1000))
+        logger.info("draining clients", metadata: ["count": "\(pending.count)", "seconds": "\(seconds)"])
+        var finished = false
+        loop.addTick { [unowned self] in
+            guard !finished else { return }
+            for connection in pending.suffix(perTick) where connection.isOpen {
+                connection.disconnect(
+                    reason: "shutdown", reconnect: true, afterMillis: Int.random(in: 0...afterLimit), closeReason: .shutdown)
+            }
+            pending.removeLast(min(perTick, pending.count))
+            if (pending.isEmpty && users.connectionCount == 0) || loop.now >= deadline {
+                finished = true
+                done()
+            }
+        }
+    }
+
     // MARK: - Delivery
 
     /// Delivers an application message to every local connection of `user` that accepts `operation`;

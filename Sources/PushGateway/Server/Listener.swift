@@ -33,7 +33,7 @@ final class Listener: LoopHandler {
             Posix.close(fd)
             throw SystemError(call: "register listener", errno: EMFILE)
         }
-        loop.addTick { [unowned self] in self.resumeIfPaused() }
+        loop.addTick { [weak self] in self?.resumeIfPaused() }
     }
 
     func handleEvents(_ events: Int32) {

@@ -86,6 +86,8 @@ class SocketConnection: LoopHandler {
         closeReason = reason
         phase = .draining
         since = loop.now
+        // The linger deadline is earlier than the one the wheel holds this connection for: file it again.
+        loop.scheduleTimeout(fd, self)
         flush()
     }
 

@@ -142,6 +142,62 @@ enum Posix {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
+    /// Starts this executable again (`/proc/self/exe`) with `arguments` (argv, `arguments[0]` the name) and the
+    /// current environment; returns the child's pid. A fresh process, never a fork of this Swift runtime.
+    static func spawnSelf(_ arguments: [String]) throws -> pid_t {
+        var executable = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &executable, executable.count - 1)
+        guard length > 0 else { throw SystemError(call: "readlink /proc/self/exe", errno: errno) }
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        // The child starts with no signal blocked and default dispositions, whatever this process has set.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, nil, &attributes, argv, environ)
+        guard result == 0 else { throw SystemError(call: "posix_spawn", errno: result) }
+        return pid
+    }
+
+    /// Unblocks every signal. A process can inherit a mask that blocks SIGTERM (a launcher's thread did), and
+    /// libev's signal watchers never unblock: nginx clears the mask at start for the same reason.
+    static func unblockAllSignals() {
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        sigprocmask(SIG_SETMASK, &empty, nil)
+    }
+
+    /// The process environment as a dictionary.
+    static func environment() -> [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+
+    /// Online CPU cores.
+    static func cores() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Asks the kernel to send `signal` to this process when its parent dies, so workers never outlive a
+    /// master that was killed.
+    static func dieWithParent(_ signal: Int32) {
+        _ = clibev_set_parent_death_signal(signal)
+    }
+
     private static func withSocketAddress<T>(
         host: String, port: UInt16, ipv6: Bool, _ body: (UnsafePointer<sockaddr>, socklen_t) throws -> T
     ) throws -> T {
@@ -170,4 +226,5 @@ enum Posix {
             }
         }
     }
+
 }
