@@ -5,12 +5,14 @@ let package = Package(
     name: "pushgw",
     platforms: [.macOS(.v13)],
     products: [
-        .executable(name: "pushgw", targets: ["PushGateway"])
+        .executable(name: "pushgw", targets: ["PushGateway"]),
+        .executable(name: "pushgw-bench", targets: ["PushBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // C libraries from Debian packages; each module map links the library over a one-file shim.
@@ -36,6 +38,15 @@ let package = Package(
                 "PushCore", "CLibev", "CHiredis", "COpenSSL", "CHTTPParser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The load generator of Scripts/bench: many connections over several processes and source addresses.
+        .executableTarget(
+            name: "PushBench",
+            dependencies: [
+                "PushCore", "CLibev",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(name: "PushCoreTests", dependencies: ["PushCore"]),

@@ -1,0 +1,1 @@
+print("pushgw-bench: under construction")
