@@ -65,3 +65,46 @@ private func seqs(_ messages: [Message]) -> [UInt64] { messages.map(\.seq) }
         #expect(out == Array(1...50))
     }
 }
+
+@Suite struct GroupIndexTests {
+    final class Member {}
+
+    /// First join and last leave are reported; counts follow joins and leaves.
+    @Test func joinAndLeave() {
+        var index = GroupIndex<Member>()
+        let a = Member(), b = Member()
+        let firstJoin = index.join(a, "t")
+        let secondJoin = index.join(b, "t")
+        let repeatJoin = index.join(b, "t")  // twice is once
+        #expect(firstJoin && !secondJoin && !repeatJoin)
+        #expect(index.count("t") == 2)
+        let leftOne = index.leave(a, "t")
+        let leftLast = index.leave(b, "t")
+        #expect(!leftOne && leftLast)
+        #expect(index.count("t") == 0 && index.members("t").isEmpty)
+        let leftUnknown = index.leave(a, "nope")
+        #expect(!leftUnknown)
+    }
+}
+
+@Suite struct NodeMessageTests {
+    /// Every kind survives encoding, payloads with newlines included; stored messages keep store.lua's format.
+    @Test(arguments: [
+        NodeMessage.transient(user: "u1", device: nil, op: 1000, payload: Array("a\nb".utf8)),
+        NodeMessage.transient(user: "u1", device: "k", op: 1001, payload: []),
+        NodeMessage.kick(user: "u", device: "k"),
+        NodeMessage.topic(origin: "n1", topic: "news", op: 1002, payload: Array("{\"x\":\n1}".utf8)),
+        NodeMessage.broadcast(origin: "n1", room: nil, op: 1003, payload: [0, 1, 10, 255]),
+        NodeMessage.broadcast(origin: "n2", room: "live://9", op: 1003, payload: Array("hi".utf8)),
+        NodeMessage.stored(NodeDelivery(uid: "u", message: StoredMessage(seq: 3, op: 1000, timestampMillis: 5, expiresAt: 0, payload: [10]))),
+    ])
+    func roundTrip(message: NodeMessage) {
+        #expect(NodeMessage(payload: message.encoded) == message)
+    }
+
+    @Test func rejectsGarbage() {
+        #expect(NodeMessage(payload: [1]) == nil)
+        #expect(NodeMessage(payload: [1, UInt8(ascii: "T"), 10, 65]) == nil)
+        #expect(NodeMessage(payload: Array("no newline".utf8)) == nil)
+    }
+}

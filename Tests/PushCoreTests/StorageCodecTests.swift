@@ -284,8 +284,8 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
     /// The three store outcomes.
     @Test func storeDecode() throws {
         #expect(
-            try StoreCall.decode(.array([.integer(5), .integer(0), .integer(3), .integer(2)]))
-                == .stored(seq: 5, unread: 3, published: 2))
+            try StoreCall.decode(.array([.integer(5), .integer(0), .integer(3), .integer(2), .integer(4)]))
+                == .stored(seq: 5, unread: 3, published: 2, devices: 4))
         #expect(try StoreCall.decode(.array([.integer(5), .integer(1), .integer(3)])) == .duplicate(seq: 5, unread: 3))
         #expect(try StoreCall.decode(.array([.integer(-1)])) == .conflict)
     }

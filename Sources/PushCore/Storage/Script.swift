@@ -49,5 +49,7 @@ public enum Scripts {
     public static let user = Script(name: "user", source: PackageResources.user_lua)
 
     /// All of them, to SCRIPT LOAD on every (re)connect.
-    public static let all: [Script] = [store, session, sync, ack, read, leave, user]
+    /// `route.lua`: publishes a transient push or kick to the other nodes holding a user's sessions.
+    public static let route = Script(name: "route", source: PackageResources.route_lua)
+    public static let all: [Script] = [store, session, sync, ack, read, leave, user, route]
 }

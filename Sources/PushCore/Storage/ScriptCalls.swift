@@ -107,8 +107,9 @@ public struct DeviceSession: Equatable, Sendable {
 
 /// What `store.lua` did with a push for one user.
 public enum StoreResult: Equatable, Sendable {
-    /// Stored as `seq`; `unread` is the user's count after it; `published` other nodes were sent it.
-    case stored(seq: UInt64, unread: UInt64, published: Int)
+    /// Stored as `seq`; `unread` is the user's count after it; `published` other nodes were sent it; the user
+    /// has `devices` sessions (on any node).
+    case stored(seq: UInt64, unread: UInt64, published: Int, devices: Int)
     /// The idempotency key already stored this push for this user as `seq`; nothing was stored again.
     case duplicate(seq: UInt64, unread: UInt64)
     /// The idempotency key was used before with a different body (HTTP 409).
@@ -117,7 +118,7 @@ public enum StoreResult: Equatable, Sendable {
     /// The user's seq for this push, nil on conflict.
     public var seq: UInt64? {
         switch self {
-        case .stored(let seq, _, _), .duplicate(let seq, _): seq
+        case .stored(let seq, _, _, _), .duplicate(let seq, _): seq
         case .conflict: nil
         }
     }
@@ -177,21 +178,21 @@ public struct StoreCall: ScriptCall {
         ]
     }
 
-    /// `{seq, 0, unread, published}` stored, `{seq, 1, unread}` duplicate, `{-1}` conflict.
+    /// `{seq, 0, unread, published, devices}` stored, `{seq, 1, unread}` duplicate, `{-1}` conflict.
     public static func decode(_ reply: RedisValue) throws -> StoreResult {
         let reader = try ReplyReader(script.name, reply)
         let first = try reader.int(0, "seq")
         if first == -1, reader.count == 1 { return .conflict }
         guard first >= 1 else { throw reader.unexpected("seq \(first) is not positive") }
         switch try reader.int(1, "duplicate flag") {
-        case 0 where reader.count == 4:
-            let published = try reader.int(3, "published")
-            guard published >= 0 else { throw reader.unexpected("published \(published) is negative") }
-            return .stored(seq: UInt64(first), unread: try reader.count(2, "unread"), published: Int(published))
+        case 0 where reader.count == 5:
+            return .stored(
+                seq: UInt64(first), unread: try reader.count(2, "unread"), published: Int(try reader.count(3, "published")),
+                devices: Int(try reader.count(4, "devices")))
         case 1 where reader.count == 3:
             return .duplicate(seq: UInt64(first), unread: try reader.count(2, "unread"))
         default:
-            throw reader.unexpected("expected {seq, 0, unread, published}, {seq, 1, unread} or {-1}")
+            throw reader.unexpected("expected {seq, 0, unread, published, devices}, {seq, 1, unread} or {-1}")
         }
     }
 }
@@ -404,6 +405,46 @@ public struct LeaveCall: ScriptCall {
         case 1: return true
         case let other: throw ScriptError.unexpectedReply(script: script.name, "removed is \(other)", reply: reply)
         }
+    }
+}
+
+// MARK: - route
+
+/// What `route.lua` did: how many of the user's sessions matched, and how many other nodes it told.
+public struct RouteResult: Equatable, Sendable {
+    public var devices: Int
+    public var published: Int
+    public init(devices: Int, published: Int) {
+        self.devices = devices
+        self.published = published
+    }
+}
+
+/// `route.lua`: publish `message` (a ``NodeMessage``) to every other node holding a session of `uid` (or only
+/// the session of `device`).
+public struct RouteCall: ScriptCall {
+    public static var script: Script { Scripts.route }
+
+    public var uid: String
+    public var node: String
+    public var message: NodeMessage
+    public var device: String?
+
+    public init(uid: String, node: String, message: NodeMessage, device: String? = nil) {
+        self.uid = uid
+        self.node = node
+        self.message = message
+        self.device = device
+    }
+
+    public var keys: [[UInt8]] { [Array(RedisKeys.sessions(uid).utf8)] }
+    public var args: [[UInt8]] { [Array(node.utf8), message.encoded, Array((device ?? "").utf8)] }
+
+    /// `{devices, published}`.
+    public static func decode(_ reply: RedisValue) throws -> RouteResult {
+        let reader = try ReplyReader(script.name, reply)
+        guard reader.count == 2 else { throw reader.unexpected("expected {devices, published}") }
+        return RouteResult(devices: Int(try reader.count(0, "devices")), published: Int(try reader.count(1, "published")))
     }
 }
 

@@ -11,12 +11,17 @@ final class PushAPI {
     /// Signs tokens for `/v1/register`; nil when `auth.secret` is not set.
     private let tokens: TokenSigner?
     private let waiters: LongPolls
+    private let registry: NodeRegistry
 
     /// How long an idempotency key is remembered.
     static let idempotencyTTL = 86_400
 
-    init(connections: ConnectionServer, store: MessageStore, stats: WorkerStats, config: GatewayConfiguration) {
+    init(
+        connections: ConnectionServer, store: MessageStore, registry: NodeRegistry, stats: WorkerStats,
+        config: GatewayConfiguration
+    ) {
         self.connections = connections
+        self.registry = registry
         self.store = store
         self.stats = stats
         self.config = config
@@ -41,12 +46,14 @@ final class PushAPI {
             case .pushBatch:
                 try requireJSON(request)
                 batch(try PushBatch(body: request.body), respond: respond)
-            case .register: respond(try register(request))
+            case .register: try register(request, respond: respond)
             case .user(let user): userInfo(user, respond: respond)
             case .userRead(let user): try read(user, request, respond: respond)
             case .userMessages(let user): try messages(user, request, respond: respond)
             case .kick(let user, let key): kick(user, key: key, respond: respond)
-            case .topic, .nodes, .metrics:
+            case .nodes: nodes(respond: respond)
+            case .topic(let name): topicCount(name, respond: respond)
+            case .metrics:
                 throw APIError.notImplemented("\(request.method) \(request.path) is not served by this build yet")
             }
         } catch {
@@ -106,7 +113,7 @@ final class PushAPI {
     private func push(_ push: PushRequest, _ done: @escaping (PushOutcome) -> Void) {
         stats.pushes += 1
         let id = push.id ?? PushAPI.makeID()
-        guard push.store else { return done(transient(push, id: id)) }
+        guard push.store else { return transient(push, id: id, done) }
         guard store.isAvailable else {
             return done(.failure(.unavailable("Redis is not available: the push was not stored")))
         }
@@ -116,7 +123,7 @@ final class PushAPI {
         case .devices(let devices):
             // A stored push lands in the user's inbox, which every device of the user follows (SPEC §2).
             for device in devices where !users.contains(device.user) { users.append(device.user) }
-        case .topic, .all: return done(transient(push, id: id))
+        case .topic, .all: return transient(push, id: id, done)
         }
         let hash = push.id == nil ? nil : bodyHash(Array("\(push.target)|\(push.operation)|\(push.ttl ?? 0)|".utf8) + push.payload)
         let now = Self.nowMillis()
@@ -133,7 +140,7 @@ final class PushAPI {
                 switch result {
                 case .success(let stored):
                     results[index] = stored
-                    if case .stored(let seq, _, _) = stored {
+                    if case .stored(let seq, _, _, _) = stored {
                         stats.stored += 1
                         let message = StoredMessage(
                             seq: seq, op: push.operation.rawValue, timestampMillis: now,
@@ -170,60 +177,129 @@ final class PushAPI {
             $0.key("online")
             $0.object { writer in
                 for (user, result) in zip(users, results) {
-                    let remote = if case .stored(_, _, let published) = result { published } else { 0 }
-                    writer.field(user, connections.users.count(of: user) + remote)
+                    let devices = if case .stored(_, _, _, let devices) = result { devices } else { 0 }
+                    writer.field(user, max(devices, connections.users.count(of: user)))
                 }
             }
         }
         return .success(writer.bytes)
     }
 
-    /// A transient push: delivered to the connections online on this node now, never stored.
-    private func transient(_ push: PushRequest, id: String) -> PushOutcome {
-        var encoded: [UInt8] = []
-        encoded.reserveCapacity(FrameLayout.headerLength + push.payload.count)
-        Frame.encode(operation: push.operation, sequence: 0, body: push.payload, into: &encoded)
-        var writer = JSONWriter()
+    /// A transient push: delivered to the connections online on this node now, and published to the other
+    /// nodes that hold the addressed users' sessions (or to every node, for topics and broadcasts). Never stored;
+    /// with Redis down it still reaches this node's connections (at-most-once, SPEC §2).
+    private func transient(_ push: PushRequest, id: String, _ done: @escaping (PushOutcome) -> Void) {
+        let op = push.operation
+        let encoded = ConnectionServer.encode(op.rawValue, push.payload)
         switch push.target {
         case .users(let users):
-            writer.object {
-                $0.field("id", id)
-                $0.key("seqs")
-                $0.object { _ in }
-                $0.key("online")
-                $0.object { writer in
-                    for user in users {
-                        writer.field(user, connections.deliver(encoded, operation: push.operation, toUser: user).online)
-                    }
-                }
+            route(users.map { ($0, nil) }, op: op, payload: push.payload, encoded: encoded) { online in
+                done(.success(Self.transientReply(id: id, online: online)))
             }
         case .devices(let devices):
-            var online: [(String, Int)] = []
-            for device in devices {
-                let count = connections.deliver(encoded, operation: push.operation, toUser: device.user, device: device.key).online
-                if let index = online.firstIndex(where: { $0.0 == device.user }) {
-                    online[index].1 += count
-                } else {
-                    online.append((device.user, count))
-                }
-            }
-            writer.object {
-                $0.field("id", id)
-                $0.key("seqs")
-                $0.object { _ in }
-                $0.key("online")
-                $0.object { writer in for (user, count) in online { writer.field(user, count) } }
+            route(devices.map { ($0.user, $0.key) }, op: op, payload: push.payload, encoded: encoded) { online in
+                done(.success(Self.transientReply(id: id, online: online)))
             }
         case .all:
-            let delivered = connections.deliverToAll(encoded, operation: push.operation)
-            writer.object {
-                $0.field("id", id)
-                $0.field("delivered", delivered)
+            let delivered = connections.deliverToAll(encoded, operation: op)
+            let message = NodeMessage.broadcast(origin: store.node, room: nil, op: op.rawValue, payload: push.payload)
+            store.publish(RedisKeys.broadcastChannel, message) { nodes in
+                done(.success(Self.fanOutReply(id: id, delivered: delivered, nodes: nodes)))
             }
-        case .topic:
-            return .failure(.notImplemented("topics are not served by this build yet"))
+        case .topic(let topic):
+            let delivered = connections.deliver(encoded, operation: op, toMembersOf: connections.topics, topic)
+            let message = NodeMessage.topic(origin: store.node, topic: topic, op: op.rawValue, payload: push.payload)
+            store.publish(RedisKeys.topicChannel(topic), message) { nodes in
+                done(.success(Self.fanOutReply(id: id, delivered: delivered, nodes: nodes)))
+            }
         }
-        return .success(writer.bytes)
+    }
+
+    /// Delivers to each (user, device) here and routes it to the other nodes with their sessions; `done` gets
+    /// each user's online device count (all nodes when Redis answers, else this node's).
+    private func route(
+        _ targets: [(user: String, device: String?)], op: Operation, payload: [UInt8], encoded: [UInt8],
+        _ done: @escaping ([(String, Int)]) -> Void
+    ) {
+        var online: [(String, Int)] = []
+        var remaining = targets.count
+        for (user, device) in targets {
+            let local = connections.deliver(encoded, operation: op, toUser: user, device: device).online
+            let index = online.firstIndex { $0.0 == user } ?? {
+                online.append((user, 0))
+                return online.count - 1
+            }()
+            let message = NodeMessage.transient(user: user, device: device, op: op.rawValue, payload: payload)
+            store.run(RouteCall(uid: user, node: store.node, message: message, device: device)) { result in
+                if case .success(let routed) = result {
+                    online[index].1 += max(routed.devices, local)
+                } else {
+                    online[index].1 += local
+                }
+                remaining -= 1
+                if remaining == 0 { done(online) }
+            }
+        }
+    }
+
+    private static func transientReply(id: String, online: [(String, Int)]) -> [UInt8] {
+        var writer = JSONWriter()
+        writer.object {
+            $0.field("id", id)
+            $0.key("seqs")
+            $0.object { _ in }
+            $0.key("online")
+            $0.object { writer in for (user, count) in online { writer.field(user, count) } }
+        }
+        return writer.bytes
+    }
+
+    /// A topic or broadcast answer: connections reached here, and other nodes the message was published to.
+    private static func fanOutReply(id: String, delivered: Int, nodes: Int) -> [UInt8] {
+        var writer = JSONWriter()
+        writer.object {
+            $0.field("id", id)
+            $0.field("delivered", delivered)
+            $0.field("nodes", nodes)
+        }
+        return writer.bytes
+    }
+
+    // MARK: - Nodes and topics
+
+    /// `GET /v1/nodes`: the live nodes, least loaded first.
+    private func nodes(respond: @escaping (HTTPResponse) -> Void) {
+        registry.fetch { result in
+            switch result {
+            case .failure(let error): respond(HTTPResponse(Self.storageError(error)))
+            case .success(let nodes):
+                respond(.json {
+                    $0.object {
+                        $0.key("nodes")
+                        $0.array { writer in
+                            for node in nodes {
+                                writer.object {
+                                    $0.field("id", node.id)
+                                    $0.field("address", node.address)
+                                    $0.field("connections", node.connections)
+                                    $0.field("updated_at", node.updatedAt)
+                                }
+                            }
+                        }
+                    }
+                })
+            }
+        }
+    }
+
+    /// `GET /v1/topics/{name}`: members across the live nodes.
+    private func topicCount(_ topic: String, respond: @escaping (HTTPResponse) -> Void) {
+        registry.groupCount("t:" + topic, local: connections.topics.count(topic)) { result in
+            switch result {
+            case .success(let online): respond(.json { $0.object { $0.field("online", online) } })
+            case .failure(let error): respond(HTTPResponse(Self.storageError(error)))
+            }
+        }
     }
 
     // MARK: - Users
@@ -331,6 +407,8 @@ final class PushAPI {
     /// `DELETE /v1/users/{uid}/devices/{key}`: DISCONNECT to the device here, and its session removed.
     private func kick(_ user: String, key: String, respond: @escaping (HTTPResponse) -> Void) {
         let kicked = connections.kick(user: user, key: key)
+        let message = NodeMessage.kick(user: user, device: key)
+        store.run(RouteCall(uid: user, node: store.node, message: message, device: key)) { _ in }
         store.command(["HDEL", RedisKeys.sessions(user), key]) { removed in
             guard removed || kicked > 0 else {
                 return respond(HTTPResponse(APIError.unavailable("Redis is not available: the session was not removed")))
@@ -347,7 +425,7 @@ final class PushAPI {
     // MARK: - Register
 
     /// `POST /v1/register`: a signed token for a user's device and the gateway addresses to connect to.
-    private func register(_ request: HTTPRequest) throws(APIError) -> HTTPResponse {
+    private func register(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) throws(APIError) {
         try requireJSON(request)
         guard let tokens else {
             throw .notImplemented("token signing is not configured: set auth.secret")
@@ -365,29 +443,42 @@ final class PushAPI {
         }
         let expiresAt = UInt64(time(nil)) + UInt64(config.auth.tokenTTL)
         let token = tokens.issue(user: user, device: device, expiresAt: expiresAt)
-        let gateways = gatewayAddresses(host: request.header("host"))
-        return .json {
-            $0.object {
-                $0.field("token", token)
-                $0.field("expires_at", expiresAt)
-                $0.key("gateways")
-                $0.array { writer in gateways.forEach { writer.value($0) } }
+        let host = request.header("host")
+        registry.fetch { [self] result in
+            // Addresses least loaded first; workers of one host share an address, so their loads add up.
+            var load: [String: Int] = [:]
+            var order: [String] = []
+            for node in (try? result.get()) ?? [] where !node.address.isEmpty {
+                let address = dialable(node.address, host: host)
+                if load[address] == nil { order.append(address) }
+                load[address, default: 0] += node.connections
             }
+            var gateways = order.sorted { (load[$0]!, $0) < (load[$1]!, $1) }
+            if gateways.isEmpty { gateways = config.server.tcp.map { [dialable($0.description, host: host)] } ?? [] }
+            respond(.json {
+                $0.object {
+                    $0.field("token", token)
+                    $0.field("expires_at", expiresAt)
+                    $0.key("gateways")
+                    $0.array { writer in gateways.forEach { writer.value($0) } }
+                }
+            })
         }
     }
 
-    /// The client TCP address as a device should dial it: a wildcard listen address becomes the host name the
+    /// An address as a device should dial it: a wildcard host (`0.0.0.0`, `[::]`) becomes the host name the
     /// backend used to reach this API.
-    private func gatewayAddresses(host: String?) -> [String] {
-        guard let tcp = config.server.tcp else { return [] }
-        guard tcp.host == "0.0.0.0" || tcp.host == "::" else { return [tcp.description] }
+    private func dialable(_ address: String, host: String?) -> String {
+        guard let colon = address.lastIndex(of: ":") else { return address }
+        let listenHost = address[..<colon]
+        guard listenHost == "0.0.0.0" || listenHost == "[::]" else { return address }
         var name = host ?? "127.0.0.1"
         if name.hasPrefix("[") {
             name = String(name.prefix(through: name.firstIndex(of: "]") ?? name.endIndex))
-        } else if let colon = name.lastIndex(of: ":") {
-            name = String(name[..<colon])
+        } else if let hostColon = name.lastIndex(of: ":") {
+            name = String(name[..<hostColon])
         }
-        return ["\(name):\(tcp.port)"]
+        return name + address[colon...]
     }
 
     // MARK: - Helpers

@@ -10,6 +10,7 @@ final class Worker {
     private let logger: Logger
     private let stats = WorkerStats()
     private let store: MessageStore
+    private let registry: NodeRegistry
     private let connections: ConnectionServer
     private let http: HTTPServer
     private var listeners: [Listener] = []
@@ -23,10 +24,18 @@ final class Worker {
         loop = try EventLoop(capacity: Int(clamping: files.soft))
         let node = Worker.makeNodeID()
         store = MessageStore(loop: loop, url: config.redis.url, node: node, logger: logger)
-        connections = ConnectionServer(loop: loop, config: config, store: store, stats: stats, logger: logger)
+        let connections = ConnectionServer(loop: loop, config: config, store: store, stats: stats, logger: logger)
+        self.connections = connections
+        registry = NodeRegistry(
+            loop: loop, store: store, address: config.server.tcp?.description ?? "",
+            connections: { connections.connectionCount },
+            groupCounts: {
+                connections.topics.counts.map { ("t:" + $0.0, $0.1) } + connections.rooms.counts.map { ("r:" + $0.0, $0.1) }
+            })
         http = HTTPServer(
             loop: loop, config: config,
-            api: PushAPI(connections: connections, store: store, stats: stats, config: config), stats: stats)
+            api: PushAPI(connections: connections, store: store, registry: registry, stats: stats, config: config),
+            stats: stats)
         logger.info("node", metadata: ["id": "\(node)", "redis": "\(config.redis.url)"])
 
         if let address = config.server.tcp {
@@ -60,6 +69,7 @@ final class Worker {
 
     func run() {
         store.start()
+        registry.start()
         logger.info("worker running", metadata: ["pid": "\(getpid())"])
         loop.run()
         logger.info("worker stopped", metadata: ["connections": "\(connections.connectionCount)"])
@@ -73,6 +83,7 @@ final class Worker {
         listeners.forEach { $0.close() }
         listeners = []
         connections.drain(over: config.server.drainTimeout) { [unowned self] in
+            registry.stop()
             store.stop()
             loop.stop()
         }

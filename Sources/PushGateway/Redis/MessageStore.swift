@@ -26,8 +26,8 @@ final class MessageStore {
     let node: String
     private let logger: Logger
 
-    /// Stored messages published to this node by others (`pg:node:<id>`).
-    var onNodeDelivery: ((NodeDelivery) -> Void)?
+    /// Messages from other nodes: on this node's channel (`pg:node:<id>`), `pg:all`, and the topics subscribed.
+    var onNodeMessage: ((NodeMessage) -> Void)?
 
     init(loop: EventLoop, url: RedisURL, node: String, logger: Logger) {
         self.node = node
@@ -35,12 +35,34 @@ final class MessageStore {
         redis = RedisClient(loop: loop, url: url, name: "store", logger: logger)
         subscriber = RedisClient(loop: loop, url: url, name: "node-channel", logger: logger)
         redis.onReady = { [unowned self] in self.loadScripts() }
-        subscriber.subscribe(channels: [Array(RedisKeys.nodeChannel(node).utf8)]) { [unowned self] _, message in
-            guard let delivery = NodeDelivery(payload: message) else {
-                self.logger.warning("unreadable message on the node channel", metadata: ["bytes": "\(message.count)"])
-                return
-            }
-            self.onNodeDelivery?(delivery)
+        let channels = [RedisKeys.nodeChannel(node), RedisKeys.broadcastChannel].map { Array($0.utf8) }
+        subscriber.subscribe(channels: channels) { [unowned self] in self.received($0, $1) }
+    }
+
+    private func received(_ channel: [UInt8], _ payload: [UInt8]) {
+        guard let message = NodeMessage(payload: payload) else {
+            logger.warning(
+                "unreadable message on a node channel",
+                metadata: ["channel": "\(String(decoding: channel, as: UTF8.self))", "bytes": "\(payload.count)"])
+            return
+        }
+        onNodeMessage?(message)
+    }
+
+    /// Starts listening on a topic's channel (while this node has a member).
+    func subscribe(topic: String) {
+        subscriber.subscribe(channels: [Array(RedisKeys.topicChannel(topic).utf8)]) { [unowned self] in self.received($0, $1) }
+    }
+
+    /// Stops listening on a topic's channel (its last local member left).
+    func unsubscribe(topic: String) {
+        subscriber.unsubscribe(channels: [Array(RedisKeys.topicChannel(topic).utf8)])
+    }
+
+    /// Publishes `message` on `channel`; `done` gets the number of nodes that received it (0 when Redis is down).
+    func publish(_ channel: String, _ message: NodeMessage, _ done: ((Int) -> Void)? = nil) {
+        redis.send([Array("PUBLISH".utf8), Array(channel.utf8), message.encoded]) { result in
+            if case .success(.integer(let receivers)) = result { done?(Int(receivers)) } else { done?(0) }
         }
     }
 

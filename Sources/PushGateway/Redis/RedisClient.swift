@@ -193,6 +193,18 @@ final class RedisClient {
         if state == .ready, let context { sendSubscribe(context, channels) }
     }
 
+    /// Stops listening on `channels` (those not subscribed are ignored).
+    func unsubscribe(channels: [[UInt8]]) {
+        let present = channels.filter { subscriptions.removeValue(forKey: $0) != nil }
+        guard !present.isEmpty, state == .ready, let context else { return }
+        guard write(context, [Array("UNSUBSCRIBE".utf8)] + present, callback: redisClientMessage, privdata: nil) else {
+            return
+        }
+        let now = monotonicSeconds()
+        for _ in present { sendTimes.append(now) }
+        lastSentAt = now
+    }
+
     /// The `p`th percentile (0–100) of the last 1,024 round-trip times in seconds, or nil before the first reply.
     func latencyPercentile(_ p: Double) -> Double? {
         latencies.percentile(p)
@@ -492,7 +504,9 @@ final class RedisClient {
         if kind.pointee.equals("message") {
             let name = channel.pointee.bytes
             subscriptions[name]?(name, payload.pointee.bytes)
-        } else if kind.pointee.equals("subscribe"), context == ac, let sentAt = sendTimes.popOldest() {
+        } else if kind.pointee.equals("subscribe") || kind.pointee.equals("unsubscribe"), context == ac,
+            let sentAt = sendTimes.popOldest()
+        {
             latencies.record(monotonicSeconds() - sentAt)
         }
     }

@@ -11,6 +11,8 @@ final class ClientConnection: SocketConnection {
     /// AUTH is waiting for Redis: later frames wait in `deferred`.
     var awaitingAuth = false
     var deferred: [Frame] = []
+    /// Topics joined with SUB.
+    var topics: [String] = []
     /// Tick of the last session expiry refresh in Redis.
     var sessionRefreshedAt: UInt32 = 0
     private var decoder: FrameDecoder

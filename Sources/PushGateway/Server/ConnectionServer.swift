@@ -26,8 +26,10 @@ final class ConnectionServer {
 
     /// Authenticated connections by user.
     private(set) var users = UserIndex<ClientConnection>()
-    /// Online connections per room (goim's rooms), for HEARTBEAT_REPLY.
-    private var roomCounts: [String: Int] = [:]
+    /// Authenticated connections per goim room, for HEARTBEAT_REPLY counts and room pushes.
+    private(set) var rooms = GroupIndex<ClientConnection>()
+    /// Connections per topic; the node listens on a topic's channel while it has a member here.
+    private(set) var topics = GroupIndex<ClientConnection>()
     /// Connections accepted and not yet closed, authenticated or not.
     private(set) var connectionCount = 0
     /// Connections holding messages behind a gap, filled a few milliseconds after it opened.
@@ -57,7 +59,7 @@ final class ConnectionServer {
         sessionRefreshTicks = EventLoop.ticks(Double(sessionTTL) / 2)
         tokens = config.auth.required ? config.auth.secret.map { TokenSigner(authenticator: OpenSSLHMAC(secret: $0)) } : nil
         gapTimer = LoopTimer(loop: loop) { [unowned self] in self.fillGaps() }
-        store.onNodeDelivery = { [unowned self] in self.deliverStored($0.message, toUser: $0.uid) }
+        store.onNodeMessage = { [unowned self] in self.received($0) }
     }
 
     /// Takes a freshly accepted client socket.
@@ -94,12 +96,12 @@ final class ConnectionServer {
             authenticate(connection, request, sequence: sequence)
         case .heartbeat(let sequence):
             var body: [UInt8] = []
-            body.appendBigEndian(UInt32(clamping: connection.session.room.map { roomCounts[$0] ?? 0 } ?? 0))
+            body.appendBigEndian(UInt32(clamping: connection.session.room.map { rooms.count($0) } ?? 0))
             connection.send(Frame(.heartbeatReply, sequence: sequence, body: body))
             refreshSession(connection)
         case .roomChanged(let from, let to, let reply):
-            leaveRoom(from)
-            joinRoom(to)
+            if let from { rooms.leave(connection, from) }
+            if let to { rooms.join(connection, to) }
             connection.send(reply)
         case .forward(let frame):
             forward(frame, from: connection)
@@ -128,7 +130,7 @@ final class ConnectionServer {
         let key = request.key ?? tokenDevice ?? Self.makeDeviceKey()
         connection.session.online(request, key: key)
         users.add(connection, user: request.user)
-        joinRoom(request.room)
+        if let room = request.room { rooms.join(connection, room) }
         connection.awaitingAuth = true
 
         // One round trip: register the session, read the counters, and fetch what the device missed.
@@ -242,10 +244,54 @@ final class ConnectionServer {
                     connection.fail(.unavailable(frame.operation, "storage: \(error)"), operation: frame.operation, sequence: frame.sequence)
                 }
             }
+        case .sub, .unsub:
+            guard let json = try? JSONParser.parse(frame.body), let list = json["topics"]?.arrayValue,
+                case let names = list.compactMap(\.stringValue), names.count == list.count,
+                names.allSatisfy(AuthRequest.isValidIdentifier)
+            else {
+                return connection.fail(
+                    .badBody(frame.operation, "expected {\"topics\":[\"name\",…]}"), operation: frame.operation,
+                    sequence: frame.sequence)
+            }
+            let changed = frame.operation == .sub ? join(connection, topics: names) : leave(connection, topics: names)
+            guard let changed else {
+                return connection.fail(
+                    .badBody(frame.operation, "at most \(Self.maxTopics) topics per connection"),
+                    operation: frame.operation, sequence: frame.sequence)
+            }
+            var body = JSONWriter()
+            body.object {
+                $0.key("topics")
+                $0.array { writer in changed.forEach { writer.value($0) } }
+            }
+            connection.send(Frame(frame.operation == .sub ? .subReply : .unsubReply, sequence: frame.sequence, body: body.bytes))
         default:
-            // SUB and UNSUB need the topic router: not in this build.
-            connection.fail(.notSupported(frame.operation), operation: frame.operation, sequence: frame.sequence)
+            connection.fail(.unknownOperation(frame.operation), operation: frame.operation, sequence: frame.sequence)
         }
+    }
+
+    /// Most topics one connection may join.
+    static let maxTopics = 64
+
+    /// Joins `names`; returns the connection's topics among them (nil when past `maxTopics`).
+    private func join(_ connection: ClientConnection, topics names: [String]) -> [String]? {
+        let new = Array(Set(names).subtracting(connection.topics)).sorted()
+        guard connection.topics.count + new.count <= Self.maxTopics else { return nil }
+        for topic in new {
+            connection.topics.append(topic)
+            if topics.join(connection, topic) { store.subscribe(topic: topic) }
+        }
+        return names.filter { connection.topics.contains($0) }
+    }
+
+    /// Leaves `names`; returns those that were left.
+    private func leave(_ connection: ClientConnection, topics names: [String]) -> [String]? {
+        let left = names.filter { connection.topics.contains($0) }
+        for topic in Set(left) {
+            connection.topics.removeAll { $0 == topic }
+            if topics.leave(connection, topic) { store.unsubscribe(topic: topic) }
+        }
+        return left
     }
 
     /// A non-negative integer member of a JSON object body.
@@ -254,17 +300,7 @@ final class ConnectionServer {
         return UInt64(value)
     }
 
-    // MARK: - Rooms and closes
-
-    private func joinRoom(_ room: String?) {
-        guard let room else { return }
-        roomCounts[room, default: 0] += 1
-    }
-
-    private func leaveRoom(_ room: String?) {
-        guard let room, let count = roomCounts[room] else { return }
-        roomCounts[room] = count > 1 ? count - 1 : nil
-    }
+    // MARK: - Closes
 
     func connectionClosed(_ connection: ClientConnection, reason: CloseReason) {
         connectionCount -= 1
@@ -273,7 +309,8 @@ final class ConnectionServer {
         let user = connection.session.user
         if !user.isEmpty {
             users.remove(connection, user: user)
-            leaveRoom(connection.session.room)
+            if let room = connection.session.room { rooms.leave(connection, room) }
+            _ = leave(connection, topics: connection.topics)
             // Sent after the AUTH's session script on the same connection, so it never overtakes it.
             store.run(LeaveCall(uid: user, device: connection.session.key, node: store.node)) { _ in }
         }
@@ -344,6 +381,46 @@ final class ConnectionServer {
         }
         stats.delivered += delivered
         return delivered
+    }
+
+    /// Delivers to the local members of a topic, or of a goim room; the frame is encoded once.
+    func deliver(_ encoded: [UInt8], operation: Operation, toMembersOf group: GroupIndex<ClientConnection>, _ name: String) -> Int {
+        var delivered = 0
+        for connection in group.members(name) where connection.isOpen && connection.session.accepts(operation) {
+            if connection.send(encoded: encoded) { delivered += 1 }
+        }
+        stats.delivered += delivered
+        return delivered
+    }
+
+    /// A message from another node.
+    private func received(_ message: NodeMessage) {
+        switch message {
+        case .stored(let delivery):
+            deliverStored(delivery.message, toUser: delivery.uid)
+        case .transient(let user, let device, let op, let payload):
+            _ = deliver(Self.encode(op, payload), operation: Operation(op), toUser: user, device: device)
+        case .kick(let user, let device):
+            _ = kick(user: user, key: device)
+        case .topic(let origin, let topic, let op, let payload) where origin != store.node:
+            _ = deliver(Self.encode(op, payload), operation: Operation(op), toMembersOf: topics, topic)
+        case .broadcast(let origin, let room, let op, let payload) where origin != store.node:
+            if let room {
+                _ = deliver(Self.encode(op, payload), operation: Operation(op), toMembersOf: rooms, room)
+            } else {
+                _ = deliverToAll(Self.encode(op, payload), operation: Operation(op))
+            }
+        case .topic, .broadcast:
+            break  // our own, already delivered here
+        }
+    }
+
+    /// One application frame (seq 0: transient), encoded once for every receiver.
+    static func encode(_ op: UInt32, _ payload: [UInt8]) -> [UInt8] {
+        var encoded: [UInt8] = []
+        encoded.reserveCapacity(FrameLayout.headerLength + payload.count)
+        Frame.encode(operation: Operation(op), sequence: 0, body: payload, into: &encoded)
+        return encoded
     }
 
     /// Offers a stored message to every local connection of `user`, each in its own seq order.

@@ -4,7 +4,8 @@
 -- KEYS: 1 pg:{u:<uid>}:inbox, 2 pg:{u:<uid>}:meta, 3 pg:{u:<uid>}:sess, [4 pg:idem:<id>]
 -- ARGV: 1 op, 2 payload (raw bytes), 3 now (unix ms), 4 message ttl (s, 0 = never expires), 5 inbox max,
 --       6 inbox key ttl (s), 7 this node's id, 8 uid, 9 body hash ("" without KEYS[4]), 10 idempotency ttl (s)
--- Reply: {seq, 0, unread, published}  stored; published = distinct other nodes sent `<uid>\n<element>`
+-- Reply: {seq, 0, unread, published, devices}  stored; published = distinct other nodes sent `<uid>\n<element>`,
+--                                    devices = the user's sessions on any node
 --        {seq, 1, unread}             duplicate: this idempotency key already stored seq for this user
 --        {-1}                         conflict: this idempotency key was used with another body
 -- Element: `<seq>:<op>:<ts_ms>:<expire_at unix s>:<payload>`; expire_at 0 means it never expires.
@@ -97,4 +98,4 @@ for i = 2, #sessions, 2 do
         published = published + 1
     end
 end
-return {seq, 0, unread, published}
+return {seq, 0, unread, published, #sessions / 2}

@@ -1,0 +1,84 @@
+/// What nodes tell each other over Redis pub/sub (SPEC §5): on a node's channel `pg:node:<id>`, stored
+/// messages (published by `store.lua` as `<uid>\n<element>`), transient pushes and kicks; on `pg:topic:<name>`
+/// and `pg:all`, topic and broadcast messages.
+///
+/// Messages other than stored ones start with byte 0x01 and a letter, then fields separated by `\n`, the payload
+/// last. User ids, device keys, topics and node ids never hold control characters, so neither the 0x01 nor a
+/// newline can appear inside a field.
+public enum NodeMessage: Equatable, Sendable {
+    /// A stored message for a user with a session on the receiving node.
+    case stored(NodeDelivery)
+    /// A transient push to a user's devices (`device` nil: all of them) on the receiving node.
+    case transient(user: String, device: String?, op: UInt32, payload: [UInt8])
+    /// DISCONNECT and close a user's device on the receiving node.
+    case kick(user: String, device: String)
+    /// A message to a topic's members, from node `origin` (which delivered to its own members itself).
+    case topic(origin: String, topic: String, op: UInt32, payload: [UInt8])
+    /// A message to every connection (`room` nil) or to one goim room, from node `origin`.
+    case broadcast(origin: String, room: String?, op: UInt32, payload: [UInt8])
+
+    private static let marker: UInt8 = 0x01
+
+    public init?(payload: [UInt8]) {
+        guard payload.first == Self.marker else {
+            guard let delivery = NodeDelivery(payload: payload) else { return nil }
+            self = .stored(delivery)
+            return
+        }
+        guard payload.count >= 2 else { return nil }
+        let kind = payload[1]
+        var fields = payload[2...].split(separator: UInt8(ascii: "\n"), maxSplits: Self.fieldCount(kind), omittingEmptySubsequences: false)
+            .map { Array($0) }
+        guard fields.first == [] else { return nil }  // the newline right after the kind letter
+        fields.removeFirst()
+        func text(_ index: Int) -> String { String(decoding: fields[index], as: UTF8.self) }
+        func op(_ index: Int) -> UInt32? { UInt32(text(index)) }
+        switch kind {
+        case UInt8(ascii: "T") where fields.count == 4:
+            guard let op = op(2) else { return nil }
+            self = .transient(user: text(0), device: fields[1].isEmpty ? nil : text(1), op: op, payload: fields[3])
+        case UInt8(ascii: "K") where fields.count == 2:
+            self = .kick(user: text(0), device: text(1))
+        case UInt8(ascii: "P") where fields.count == 4:
+            guard let op = op(2) else { return nil }
+            self = .topic(origin: text(0), topic: text(1), op: op, payload: fields[3])
+        case UInt8(ascii: "B") where fields.count == 4:
+            guard let op = op(2) else { return nil }
+            self = .broadcast(origin: text(0), room: fields[1].isEmpty ? nil : text(1), op: op, payload: fields[3])
+        default:
+            return nil
+        }
+    }
+
+    /// Fields after the kind letter's newline, the payload last: the split stops there so the payload may hold
+    /// newlines.
+    private static func fieldCount(_ kind: UInt8) -> Int {
+        switch kind {
+        case UInt8(ascii: "K"): 2
+        default: 4
+        }
+    }
+
+    public var encoded: [UInt8] {
+        func join(_ kind: Character, _ fields: [String], payload: [UInt8]?) -> [UInt8] {
+            var bytes: [UInt8] = [Self.marker, kind.asciiValue!, UInt8(ascii: "\n")]
+            bytes += Array(fields.joined(separator: "\n").utf8)
+            if let payload {
+                bytes.append(UInt8(ascii: "\n"))
+                bytes += payload
+            }
+            return bytes
+        }
+        switch self {
+        case .stored(let delivery): return delivery.encoded
+        case .transient(let user, let device, let op, let payload):
+            return join("T", [user, device ?? "", String(op)], payload: payload)
+        case .kick(let user, let device):
+            return join("K", [user, device], payload: nil)
+        case .topic(let origin, let topic, let op, let payload):
+            return join("P", [origin, topic, String(op)], payload: payload)
+        case .broadcast(let origin, let room, let op, let payload):
+            return join("B", [origin, room ?? "", String(op)], payload: payload)
+        }
+    }
+}

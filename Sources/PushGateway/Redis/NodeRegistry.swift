@@ -1,0 +1,120 @@
+import Glibc
+import Logging
+import PushCore
+
+/// This node's entry in `pg:nodes` (SPEC §5: node id → address, connection count, updated-at), refreshed every
+/// couple of seconds; entries not refreshed for `staleAfter` belong to dead nodes and are ignored and pruned.
+final class NodeRegistry {
+    /// One live node as `pg:nodes` describes it.
+    struct Node {
+        let id: String
+        let address: String
+        let connections: Int
+        let updatedAt: UInt64
+    }
+
+    static let refreshSeconds = 2.0
+    static let staleAfter: UInt64 = 10
+
+    private let store: MessageStore
+    private let address: String
+    private let connections: () -> Int
+    /// This node's member counts per group (`t:<topic>`, `r:<room>`), published for cross-node counts.
+    private let groupCounts: () -> [(String, Int)]
+    private var timer: LoopTimer!
+
+    init(
+        loop: EventLoop, store: MessageStore, address: String, connections: @escaping () -> Int,
+        groupCounts: @escaping () -> [(String, Int)]
+    ) {
+        self.store = store
+        self.address = address
+        self.connections = connections
+        self.groupCounts = groupCounts
+        timer = LoopTimer(loop: loop) { [unowned self] in self.refresh() }
+    }
+
+    /// `pg:counts:<node>`: a node's member count per topic and room, rewritten with each refresh and expiring
+    /// with the node.
+    static func countsKey(_ node: String) -> String { "pg:counts:\(node)" }
+
+    func start() {
+        timer.start(after: 0.05, repeat: Self.refreshSeconds)
+    }
+
+    /// Removes this node's entry (a clean stop).
+    func stop() {
+        timer.stop()
+        store.command(["HDEL", RedisKeys.nodes, store.node])
+        store.command(["DEL", Self.countsKey(store.node)])
+    }
+
+    private func refresh() {
+        guard store.isAvailable else { return }
+        var value = JSONWriter()
+        value.object {
+            $0.field("addr", address)
+            $0.field("conns", connections())
+            $0.field("at", UInt64(time(nil)))
+        }
+        store.command(["HSET", RedisKeys.nodes, store.node, value.string])
+        let key = Self.countsKey(store.node)
+        store.command(["DEL", key])
+        let counts = groupCounts()
+        if !counts.isEmpty {
+            store.command(["HSET", key] + counts.flatMap { [$0.0, String($0.1)] })
+            store.command(["EXPIRE", key, String(Self.staleAfter)])
+        }
+    }
+
+    /// The members of group `field` (`t:<topic>` or `r:<room>`) across the live nodes; `local` is this node's
+    /// own count, which is fresher than what it last wrote.
+    func groupCount(_ field: String, local: Int, _ done: @escaping (Result<Int, StoreFailure>) -> Void) {
+        fetch { [store] result in
+            switch result {
+            case .failure(let error): done(.failure(error))
+            case .success(let nodes):
+                let others = nodes.filter { $0.id != store.node }
+                var total = local
+                var remaining = others.count
+                guard remaining > 0 else { return done(.success(total)) }
+                for node in others {
+                    store.redis.send(["HGET", Self.countsKey(node.id), field].map { Array($0.utf8) }) { reply in
+                        if case .success(.string(let bytes)) = reply { total += Int(String(decoding: bytes, as: UTF8.self)) ?? 0 }
+                        remaining -= 1
+                        if remaining == 0 { done(.success(total)) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The live nodes, least loaded first; stale entries are pruned on the way.
+    func fetch(_ done: @escaping (Result<[Node], StoreFailure>) -> Void) {
+        store.redis.send([Array("HGETALL".utf8), Array(RedisKeys.nodes.utf8)]) { [store] result in
+            guard case .success(.array(let fields)) = result else {
+                if case .failure(let error) = result { return done(.failure(.unavailable(error))) }
+                return done(.success([]))
+            }
+            let now = UInt64(time(nil))
+            var nodes: [Node] = []
+            var stale: [String] = []
+            for index in stride(from: 0, to: fields.count - 1, by: 2) {
+                guard case .string(let idBytes) = fields[index], case .string(let valueBytes) = fields[index + 1] else { continue }
+                let id = String(decoding: idBytes, as: UTF8.self)
+                guard let json = try? JSONParser.parse(valueBytes), let at = json["at"]?.int64Value,
+                    now <= UInt64(max(0, at)) + Self.staleAfter
+                else {
+                    stale.append(id)
+                    continue
+                }
+                nodes.append(
+                    Node(
+                        id: id, address: json["addr"]?.stringValue ?? "",
+                        connections: Int(json["conns"]?.int64Value ?? 0), updatedAt: UInt64(at)))
+            }
+            if !stale.isEmpty { store.command(["HDEL", RedisKeys.nodes] + stale) }
+            done(.success(nodes.sorted { ($0.connections, $0.id) < ($1.connections, $1.id) }))
+        }
+    }
+}
