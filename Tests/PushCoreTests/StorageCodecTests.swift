@@ -229,7 +229,7 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
 
     /// Every script is embedded, named after its file, and its SHA is the SHA-1 of its source.
     @Test func scriptsAreEmbedded() {
-        #expect(Scripts.all.map(\.name) == ["store", "session", "sync", "ack", "read", "leave", "user"])
+        #expect(Scripts.all.map(\.name) == ["store", "session", "sync", "ack", "read", "leave", "user", "route"])
         for script in Scripts.all {
             #expect(String(decoding: script.source, as: UTF8.self).hasPrefix("-- \(script.name).lua:"))
             #expect(script.sha1 == SHA1.hex(script.source))

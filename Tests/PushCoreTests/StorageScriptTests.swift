@@ -314,6 +314,28 @@ private func seqs(_ messages: [StoredMessage]) -> [UInt64] { messages.map(\.seq)
         #expect((3590...3600).contains(ttl))
     }
 
+    /// route.lua publishes a transient push once to each other node with a matching session, none to its own.
+    @Test func routePublishesToOtherNodes() throws {
+        let redis = try RedisTestClient()
+        let subscriber = try RedisTestClient()
+        let uid = unique("route")
+        let (me, b) = (unique("self"), unique("b"))
+        for (device, node) in [("d1", me), ("d2", b), ("d3", b)] {
+            _ = try redis.session(uid, device: device, node: node, lastSeq: nil)
+        }
+        try subscriber.send((["SUBSCRIBE", RedisKeys.nodeChannel(b)]).map { Array($0.utf8) })
+        _ = try subscriber.receive()
+        let message = NodeMessage.transient(user: uid, device: nil, op: 1000, payload: Array("hi".utf8))
+        #expect(try redis.run(RouteCall(uid: uid, node: me, message: message)) == RouteResult(devices: 3, published: 1))
+        guard case .array(let parts) = try subscriber.receive(), parts.count == 3, case .string(let payload) = parts[2] else {
+            Issue.record("no message on the other node's channel")
+            return
+        }
+        #expect(NodeMessage(payload: payload) == message)
+        // One device only: its own node holds it, nothing is published.
+        #expect(try redis.run(RouteCall(uid: uid, node: me, message: message, device: "d1")) == RouteResult(devices: 1, published: 0))
+    }
+
     /// A user whose uid is `h` (the hash-body field's name) still gets a proper seq and a proper duplicate.
     @Test func idempotencyForUserNamedH() throws {
         let redis = try RedisTestClient()
