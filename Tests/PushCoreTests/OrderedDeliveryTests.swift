@@ -96,6 +96,7 @@ private func seqs(_ messages: [Message]) -> [UInt64] { messages.map(\.seq) }
         NodeMessage.topic(origin: "n1", topic: "news", op: 1002, payload: Array("{\"x\":\n1}".utf8)),
         NodeMessage.broadcast(origin: "n1", room: nil, op: 1003, payload: [0, 1, 10, 255]),
         NodeMessage.broadcast(origin: "n2", room: "live://9", op: 1003, payload: Array("hi".utf8)),
+        NodeMessage.keyed(origin: "n2", key: "device-1", op: 1004, payload: Array("k\n".utf8)),
         NodeMessage.stored(NodeDelivery(uid: "u", message: StoredMessage(seq: 3, op: 1000, timestampMillis: 5, expiresAt: 0, payload: [10]))),
     ])
     func roundTrip(message: NodeMessage) {

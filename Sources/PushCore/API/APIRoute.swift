@@ -12,6 +12,22 @@ public enum APIRoute: Equatable, Sendable {
     case nodes
     case healthz
     case metrics
+    /// goim's logic HTTP API (SPEC §3), so goim's tools run unchanged.
+    case goim(GoimRoute)
+
+    public enum GoimRoute: String, Sendable {
+        case pushKeys = "push/keys"
+        case pushMids = "push/mids"
+        case pushRoom = "push/room"
+        case pushAll = "push/all"
+        case onlineTotal = "online/total"
+        case onlineRoom = "online/room"
+        case onlineTop = "online/top"
+        case nodesWeighted = "nodes/weighted"
+        case nodesInstances = "nodes/instances"
+
+        var method: String { rawValue.hasPrefix("push/") ? "POST" : "GET" }
+    }
 
     /// Whether the route needs an API key when `api.keys` is set. Probes and scrapers get in without one.
     public var needsKey: Bool {
@@ -31,6 +47,11 @@ public enum APIRoute: Equatable, Sendable {
         case ["v1", "push", "batch"]: (["POST"], method == "POST" ? .pushBatch : nil)
         case ["v1", "register"]: (["POST"], method == "POST" ? .register : nil)
         case ["v1", "nodes"]: (["GET"], method == "GET" ? .nodes : nil)
+        case let goim where goim.count == 3 && goim[0] == "goim" && GoimRoute(rawValue: goim[1] + "/" + goim[2]) != nil:
+            { () -> ([String], APIRoute?) in
+                let route = GoimRoute(rawValue: goim[1] + "/" + goim[2])!
+                return ([route.method], method == route.method ? .goim(route) : nil)
+            }()
         default: try userOrTopic(decoded, method: method, path: path)
         }
         guard let route else { throw .methodNotAllowed(method, allowed: allowed) }

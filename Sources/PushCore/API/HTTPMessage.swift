@@ -33,6 +33,20 @@ public struct HTTPRequest: Sendable {
         headers.first(where: { $0.name == name })?.value
     }
 
+    /// Every value of query parameter `name`, repeated (`keys=a&keys=b`) or comma-separated (`keys=a,b`),
+    /// percent-decoded, empty ones dropped.
+    public func queryValues(_ name: String) -> [String] {
+        var values: [String] = []
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, PercentDecoding.decode(parts[0]) == name else { continue }
+            for item in parts[1].split(separator: ",") {
+                if let value = PercentDecoding.decode(item), !value.isEmpty { values.append(value) }
+            }
+        }
+        return values
+    }
+
     /// The first query parameter named `name`, percent-decoded.
     public func queryParameter(_ name: String) -> String? {
         for pair in query.split(separator: "&") {

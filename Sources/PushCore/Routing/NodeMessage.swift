@@ -16,6 +16,8 @@ public enum NodeMessage: Equatable, Sendable {
     case topic(origin: String, topic: String, op: UInt32, payload: [UInt8])
     /// A message to every connection (`room` nil) or to one goim room, from node `origin`.
     case broadcast(origin: String, room: String?, op: UInt32, payload: [UInt8])
+    /// A goim push by device key (keys are unique across users in goim), from node `origin`, on `pg:all`.
+    case keyed(origin: String, key: String, op: UInt32, payload: [UInt8])
 
     private static let marker: UInt8 = 0x01
 
@@ -45,6 +47,9 @@ public enum NodeMessage: Equatable, Sendable {
         case UInt8(ascii: "B") where fields.count == 4:
             guard let op = op(2) else { return nil }
             self = .broadcast(origin: text(0), room: fields[1].isEmpty ? nil : text(1), op: op, payload: fields[3])
+        case UInt8(ascii: "Y") where fields.count == 4:
+            guard let op = op(2) else { return nil }
+            self = .keyed(origin: text(0), key: text(1), op: op, payload: fields[3])
         default:
             return nil
         }
@@ -79,6 +84,8 @@ public enum NodeMessage: Equatable, Sendable {
             return join("P", [origin, topic, String(op)], payload: payload)
         case .broadcast(let origin, let room, let op, let payload):
             return join("B", [origin, room ?? "", String(op)], payload: payload)
+        case .keyed(let origin, let key, let op, let payload):
+            return join("Y", [origin, key, String(op)], payload: payload)
         }
     }
 }

@@ -4,14 +4,14 @@ import PushCore
 /// The push, user and register servers' HTTP endpoints (SPEC §3). Stored pushes go through Redis before
 /// anyone hears 200; transient ones go to the local connections at once.
 final class PushAPI {
-    private let connections: ConnectionServer
-    private let store: MessageStore
-    private let stats: WorkerStats
-    private let config: GatewayConfiguration
+    let connections: ConnectionServer
+    let store: MessageStore
+    let stats: WorkerStats
+    let config: GatewayConfiguration
     /// Signs tokens for `/v1/register`; nil when `auth.secret` is not set.
     private let tokens: TokenSigner?
     private let waiters: LongPolls
-    private let registry: NodeRegistry
+    let registry: NodeRegistry
 
     /// How long an idempotency key is remembered.
     static let idempotencyTTL = 86_400
@@ -53,6 +53,7 @@ final class PushAPI {
             case .kick(let user, let key): kick(user, key: key, respond: respond)
             case .nodes: nodes(respond: respond)
             case .topic(let name): topicCount(name, respond: respond)
+            case .goim(let route): try goim(route, request, respond: respond)
             case .metrics:
                 throw APIError.notImplemented("\(request.method) \(request.path) is not served by this build yet")
             }
@@ -217,7 +218,7 @@ final class PushAPI {
 
     /// Delivers to each (user, device) here and routes it to the other nodes with their sessions; `done` gets
     /// each user's online device count (all nodes when Redis answers, else this node's).
-    private func route(
+    func route(
         _ targets: [(user: String, device: String?)], op: Operation, payload: [UInt8], encoded: [UInt8],
         _ done: @escaping ([(String, Int)]) -> Void
     ) {
@@ -468,7 +469,7 @@ final class PushAPI {
 
     /// An address as a device should dial it: a wildcard host (`0.0.0.0`, `[::]`) becomes the host name the
     /// backend used to reach this API.
-    private func dialable(_ address: String, host: String?) -> String {
+    func dialable(_ address: String, host: String?) -> String {
         guard let colon = address.lastIndex(of: ":") else { return address }
         let listenHost = address[..<colon]
         guard listenHost == "0.0.0.0" || listenHost == "[::]" else { return address }
@@ -490,7 +491,7 @@ final class PushAPI {
         guard base.trimmingSpaces == "application/json" else { throw .unsupportedMediaType(type) }
     }
 
-    private static func storageError(_ failure: StoreFailure) -> APIError {
+    static func storageError(_ failure: StoreFailure) -> APIError {
         switch failure {
         case .unavailable(let error): .unavailable("Redis is not available: \(error)")
         case .script(let error): APIError(status: 500, code: "storage_error", message: "\(error)")

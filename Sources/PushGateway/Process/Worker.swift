@@ -15,6 +15,7 @@ final class Worker {
     private let http: HTTPServer
     private var listeners: [Listener] = []
     private var draining = false
+    private var roomCountTimer: LoopTimer!
 
     init(config: GatewayConfiguration, logger: Logger) throws {
         self.config = config
@@ -48,6 +49,7 @@ final class Worker {
             logger.notice("the WebSocket listener is not served by this build yet", metadata: ["address": "\(address)"])
         }
         // SIGINT reaches workers too when the master runs in a terminal: the master's SIGTERM drains them.
+        roomCountTimer = LoopTimer(loop: loop) { [unowned self] in self.refreshRoomCounts() }
         loop.onSignal(SIGINT) {}
         loop.onSignal(SIGTERM) { [unowned self] in self.stop("SIGTERM") }
     }
@@ -70,9 +72,25 @@ final class Worker {
     func run() {
         store.start()
         registry.start()
+        roomCountTimer.start(after: NodeRegistry.refreshSeconds + 1, repeat: 5)
         logger.info("worker running", metadata: ["pid": "\(getpid())"])
         loop.run()
         logger.info("worker stopped", metadata: ["connections": "\(connections.connectionCount)"])
+    }
+
+    /// Refreshes the cross-node member counts of the rooms that have members here.
+    private func refreshRoomCounts() {
+        var fresh: [String: Int] = [:]
+        let rooms = connections.rooms.counts
+        var remaining = rooms.count
+        if remaining == 0 { connections.roomCountsAcrossNodes = [:] }
+        for (room, local) in rooms {
+            registry.groupCount("r:" + room, local: local) { [unowned self] result in
+                fresh[room] = (try? result.get()) ?? local
+                remaining -= 1
+                if remaining == 0 { connections.roomCountsAcrossNodes = fresh }
+            }
+        }
     }
 
     /// Stops accepting, drains the clients over `server.drain_timeout`, then exits the loop.

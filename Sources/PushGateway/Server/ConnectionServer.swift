@@ -30,6 +30,18 @@ final class ConnectionServer {
     private(set) var rooms = GroupIndex<ClientConnection>()
     /// Connections per topic; the node listens on a topic's channel while it has a member here.
     private(set) var topics = GroupIndex<ClientConnection>()
+    /// Each local room's member count across every node, refreshed every few seconds (goim's HEARTBEAT_REPLY
+    /// carries the room's whole online count); a room not in it yet counts its local members.
+    var roomCountsAcrossNodes: [String: Int] = [:]
+    /// Authenticated connections by device key, for goim's pushes by key (goim keys are unique across users).
+    private var byKey: [String: ClientConnection] = [:]
+    /// goim room messages queued this loop iteration, per room and operation, sent as one RAW frame each.
+    private var roomBatches: [RoomBatchKey: [UInt8]] = [:]
+
+    private struct RoomBatchKey: Hashable {
+        let room: String
+        let op: UInt32
+    }
     /// Connections accepted and not yet closed, authenticated or not.
     private(set) var connectionCount = 0
     /// Connections holding messages behind a gap, filled a few milliseconds after it opened.
@@ -59,6 +71,7 @@ final class ConnectionServer {
         sessionRefreshTicks = EventLoop.ticks(Double(sessionTTL) / 2)
         tokens = config.auth.required ? config.auth.secret.map { TokenSigner(authenticator: OpenSSLHMAC(secret: $0)) } : nil
         gapTimer = LoopTimer(loop: loop) { [unowned self] in self.fillGaps() }
+        loop.addBeforeSleep { [unowned self] in self.flushRoomBatches() }
         store.onNodeMessage = { [unowned self] in self.received($0) }
     }
 
@@ -96,7 +109,8 @@ final class ConnectionServer {
             authenticate(connection, request, sequence: sequence)
         case .heartbeat(let sequence):
             var body: [UInt8] = []
-            body.appendBigEndian(UInt32(clamping: connection.session.room.map { rooms.count($0) } ?? 0))
+            let count = connection.session.room.map { max(rooms.count($0), roomCountsAcrossNodes[$0] ?? 0) } ?? 0
+            body.appendBigEndian(UInt32(clamping: count))
             connection.send(Frame(.heartbeatReply, sequence: sequence, body: body))
             refreshSession(connection)
         case .roomChanged(let from, let to, let reply):
@@ -130,6 +144,7 @@ final class ConnectionServer {
         let key = request.key ?? tokenDevice ?? Self.makeDeviceKey()
         connection.session.online(request, key: key)
         users.add(connection, user: request.user)
+        byKey[key] = connection
         if let room = request.room { rooms.join(connection, room) }
         connection.awaitingAuth = true
 
@@ -309,6 +324,7 @@ final class ConnectionServer {
         let user = connection.session.user
         if !user.isEmpty {
             users.remove(connection, user: user)
+            if byKey[connection.session.key] === connection { byKey[connection.session.key] = nil }
             if let room = connection.session.room { rooms.leave(connection, room) }
             _ = leave(connection, topics: connection.topics)
             // Sent after the AUTH's session script on the same connection, so it never overtakes it.
@@ -393,6 +409,39 @@ final class ConnectionServer {
         return delivered
     }
 
+    /// Delivers to the local connection with goim device key `key`; returns whether one got it.
+    func deliver(toKey key: String, _ encoded: [UInt8], operation: Operation) -> Bool {
+        guard let connection = byKey[key], connection.isOpen, connection.session.accepts(operation) else { return false }
+        guard connection.send(encoded: encoded) else { return false }
+        stats.delivered += 1
+        return true
+    }
+
+    /// Queues a goim room message: the room's messages of one loop iteration go out together as one RAW frame
+    /// (op 9, whole frames concatenated), as goim's comet batches them; returns the room's members here.
+    @discardableResult
+    func queueRoomMessage(_ room: String, op: UInt32, payload: [UInt8]) -> Int {
+        Frame.encode(operation: Operation(op), sequence: 0, body: payload, into: &roomBatches[RoomBatchKey(room: room, op: op), default: []])
+        return rooms.count(room)
+    }
+
+    private func flushRoomBatches() {
+        guard !roomBatches.isEmpty else { return }
+        let batches = roomBatches
+        roomBatches = [:]
+        for (key, frames) in batches {
+            var raw: [UInt8] = []
+            raw.reserveCapacity(FrameLayout.headerLength + frames.count)
+            Frame.encode(operation: .raw, sequence: 0, body: frames, into: &raw)
+            var delivered = 0
+            for connection in rooms.members(key.room)
+            where connection.isOpen && connection.session.accepts(Operation(key.op)) {
+                if connection.send(encoded: raw) { delivered += 1 }
+            }
+            stats.delivered += delivered
+        }
+    }
+
     /// A message from another node.
     private func received(_ message: NodeMessage) {
         switch message {
@@ -406,11 +455,13 @@ final class ConnectionServer {
             _ = deliver(Self.encode(op, payload), operation: Operation(op), toMembersOf: topics, topic)
         case .broadcast(let origin, let room, let op, let payload) where origin != store.node:
             if let room {
-                _ = deliver(Self.encode(op, payload), operation: Operation(op), toMembersOf: rooms, room)
+                queueRoomMessage(room, op: op, payload: payload)
             } else {
                 _ = deliverToAll(Self.encode(op, payload), operation: Operation(op))
             }
-        case .topic, .broadcast:
+        case .keyed(let origin, let key, let op, let payload) where origin != store.node:
+            _ = deliver(toKey: key, Self.encode(op, payload), operation: Operation(op))
+        case .topic, .broadcast, .keyed:
             break  // our own, already delivered here
         }
     }

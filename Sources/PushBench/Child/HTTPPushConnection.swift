@@ -1,0 +1,138 @@
+import CLibev
+import Glibc
+
+/// One keep-alive HTTP/1.1 connection of a pusher, with up to `depth` requests pipelined on it. Responses come
+/// back in request order (HTTP/1.1 pipelining), so each one answers the oldest request in flight.
+final class HTTPPushConnection: IOHandler {
+    /// A request on the wire.
+    struct InFlight {
+        var sentAt: UInt64
+        /// Pushes in the request (a batch carries several).
+        var pushes: Int
+        /// Recipients of those pushes (a push to a list of users stores one message per user).
+        var recipients: Int
+        /// Fan-out: the message number.
+        var message: Int
+    }
+
+    private unowned let owner: Pusher
+    let fd: Int32
+    private(set) var isConnected = false
+    private(set) var isOpen = true
+    /// Requests written or queued, oldest first, from `head` on.
+    private var inFlight: [InFlight] = []
+    private var head = 0
+    /// Bytes the socket did not take yet.
+    var output: [UInt8] = []
+    private var pending: [UInt8] = []
+
+    init(owner: Pusher, fd: Int32) {
+        self.owner = owner
+        self.fd = fd
+    }
+
+    var inFlightCount: Int { inFlight.count - head }
+
+    /// Queues one request (its bytes already appended to `output` by the caller).
+    func sent(_ request: InFlight) { inFlight.append(request) }
+
+    func handleEvents(_ events: Int32) {
+        if !isConnected {
+            guard events & Int32(EV_WRITE) != 0 else { return }
+            let error = Sockets.pendingError(fd)
+            guard error == 0 else { return fail("connect: \(Sockets.errnoName(error))") }
+            isConnected = true
+            owner.loop.setEvents(fd, Int32(EV_READ))
+            owner.connected(self)
+            return
+        }
+        if events & Int32(EV_WRITE) != 0 { flush() }
+        if events & Int32(EV_READ) != 0 && isOpen { readable() }
+    }
+
+    /// Writes what is queued; waits for writability if the socket does not take it all.
+    func flush() {
+        guard isOpen, isConnected, !output.isEmpty else { return }
+        switch output.withUnsafeBytes({ Sockets.write(fd, $0) }) {
+        case .bytes(let count):
+            output.removeFirst(count)
+        case .wouldBlock, .closed:
+            break
+        case .failed(let code):
+            return fail("write: \(Sockets.errnoName(code))")
+        }
+        owner.loop.setEvents(fd, Int32(EV_READ) | (output.isEmpty ? 0 : Int32(EV_WRITE)))
+    }
+
+    private func readable() {
+        let scratch = owner.loop.scratch
+        switch Sockets.read(fd, into: scratch) {
+        case .bytes(let count):
+            let bytes = UnsafeRawBufferPointer(rebasing: scratch[..<count])
+            if pending.isEmpty {
+                let used = parse(bytes)
+                if used < bytes.count && isOpen { pending = Array(bytes[used...]) }
+            } else {
+                pending.append(contentsOf: bytes)
+                let used = pending.withUnsafeBytes { parse($0) }
+                if isOpen { pending.removeFirst(used) }
+            }
+        case .wouldBlock:
+            break
+        case .closed:
+            fail("closed by the server")
+        case .failed(let code):
+            fail("read: \(Sockets.errnoName(code))")
+        }
+    }
+
+    /// Handles every whole response at the start of `bytes`; returns how many bytes they used.
+    private func parse(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var offset = 0
+        while isOpen, let end = ByteScan.find("\r\n\r\n", in: bytes, from: offset) {
+            let head = UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
+            guard head.count > 12, let status = ByteScan.number(in: head, at: 9)?.value else {
+                fail("malformed response")
+                return bytes.count
+            }
+            let length = (ByteScan.member("Content-Length:", in: head) ?? ByteScan.member("content-length:", in: head))
+                .map { Int($0) } ?? 0
+            let bodyStart = end + 4
+            guard bytes.count - bodyStart >= length else { break }
+            guard self.head < inFlight.count else {
+                fail("response without a request")
+                return bytes.count
+            }
+            let request = inFlight[self.head]
+            self.head += 1
+            if self.head == inFlight.count {
+                inFlight.removeAll(keepingCapacity: true)
+                self.head = 0
+            }
+            owner.response(
+                Int(status), UnsafeRawBufferPointer(rebasing: bytes[bodyStart..<(bodyStart + length)]), for: request)
+            offset = bodyStart + length
+        }
+        return offset
+    }
+
+    /// Closes after a failure; the requests in flight count as failed.
+    func fail(_ reason: String) {
+        guard isOpen else { return }
+        isOpen = false
+        owner.loop.unregister(fd)
+        Sockets.close(fd)
+        let lost = Array(inFlight[head...])
+        inFlight = []
+        head = 0
+        output = []
+        owner.connectionFailed(self, reason: reason, lost: lost)
+    }
+
+    func close() {
+        guard isOpen else { return }
+        isOpen = false
+        owner.loop.unregister(fd)
+        Sockets.close(fd)
+    }
+}

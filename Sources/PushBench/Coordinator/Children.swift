@@ -1,0 +1,242 @@
+import Glibc
+import PushCore
+
+/// One child process of the coordinator: a fresh execution of this binary (`/proc/self/exe`, never a fork of a
+/// running Swift runtime) whose stdin carries commands and whose stdout carries JSON lines back.
+final class ChildProcess {
+    let name: String
+    let pid: pid_t
+    /// Our end of the child's stdin.
+    private(set) var commands: Int32
+    /// Our end of the child's stdout.
+    let reports: Int32
+    private var lines = LineBuffer()
+    /// Reports not consumed yet, oldest first.
+    var inbox: [JSONValue] = []
+    private(set) var ended = false
+    private(set) var exitStatus: Int32?
+    /// CPU seconds the child used, known once it was reaped.
+    private(set) var cpuSeconds: Double?
+
+    init(name: String, arguments: [String]) throws {
+        self.name = name
+        var toChild: [Int32] = [0, 0]
+        var fromChild: [Int32] = [0, 0]
+        guard pipe2(&toChild, O_CLOEXEC) == 0, pipe2(&fromChild, O_CLOEXEC) == 0 else {
+            throw BenchError("pipe2: \(String(cString: strerror(errno)))")
+        }
+        var executable = [CChar](repeating: 0, count: 4096)
+        guard readlink("/proc/self/exe", &executable, executable.count - 1) > 0 else {
+            throw BenchError("readlink /proc/self/exe: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = (["pushgw-bench"] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        close(toChild[0])
+        close(fromChild[1])
+        guard result == 0 else {
+            close(toChild[1])
+            close(fromChild[0])
+            throw BenchError("posix_spawn: \(String(cString: strerror(result)))")
+        }
+        self.pid = pid
+        commands = toChild[1]
+        reports = fromChild[0]
+        _ = fcntl(reports, F_SETFL, fcntl(reports, F_GETFL) | O_NONBLOCK)
+    }
+
+    /// Sends one command line; a child that is gone is ignored (SIGPIPE is ignored by the coordinator).
+    func send(_ line: String) {
+        guard commands >= 0 else { return }
+        var text = line + "\n"
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(commands, bytes.baseAddress! + offset, bytes.count - offset)
+                if written > 0 {
+                    offset += written
+                } else if written < 0 && errno == EINTR {
+                    continue
+                } else {
+                    return
+                }
+            }
+        }
+    }
+
+    /// Closes the child's stdin: it quits.
+    func closeCommands() {
+        guard commands >= 0 else { return }
+        close(commands)
+        commands = -1
+    }
+
+    /// Reads what is available; returns false at end of stream.
+    func readAvailable() {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while !ended {
+            let count = buffer.withUnsafeMutableBytes { read(reports, $0.baseAddress, $0.count) }
+            if count > 0 {
+                for line in buffer.withUnsafeBytes({ lines.append(UnsafeRawBufferPointer(rebasing: $0[..<count])) }) {
+                    if let value = try? JSONParser.parse(line), value["type"] != nil {
+                        inbox.append(value)
+                    } else if !line.isEmpty {
+                        note("\(name): \(line)")
+                    }
+                }
+            } else if count == 0 {
+                ended = true
+                close(reports)
+            } else if errno == EINTR {
+                continue
+            } else {
+                if errno != EAGAIN {
+                    ended = true
+                    close(reports)
+                }
+                return
+            }
+        }
+    }
+
+    /// Removes and returns the first report of `type`, if one came.
+    func take(_ type: String) -> JSONValue? {
+        guard let index = inbox.firstIndex(where: { $0["type"]?.stringValue == type }) else { return nil }
+        return inbox.remove(at: index)
+    }
+
+    /// Removes every report of `type` and returns the newest.
+    func takeLatest(_ type: String) -> JSONValue? {
+        var latest: JSONValue?
+        while let value = take(type) { latest = value }
+        return latest
+    }
+
+    /// Reaps the child if it exited; returns whether it is gone.
+    @discardableResult
+    func reap(block: Bool = false) -> Bool {
+        guard exitStatus == nil else { return true }
+        var status: Int32 = 0
+        var usage = rusage()
+        let result = wait4(pid, &status, block ? 0 : WNOHANG, &usage)
+        guard result == pid else { return false }
+        exitStatus = status
+        cpuSeconds = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        if !ended { close(reports) }
+        ended = true
+        closeCommands()
+        return true
+    }
+}
+
+/// The coordinator's children, and waiting on their reports with deadlines.
+final class ChildGroup {
+    private(set) var children: [ChildProcess] = []
+
+    init() {
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    func spawn(_ name: String, _ arguments: [String]) throws -> ChildProcess {
+        let child = try ChildProcess(name: name, arguments: arguments)
+        children.append(child)
+        return child
+    }
+
+    /// Waits up to `seconds` for reports from any child, then reads them all.
+    func poll(_ seconds: Double) {
+        var fds = children.filter { !$0.ended }.map { pollfd(fd: $0.reports, events: Int16(POLLIN), revents: 0) }
+        if fds.isEmpty {
+            usleep(UInt32(max(0, seconds) * 1e6))
+            return
+        }
+        _ = poll(&fds, nfds_t(fds.count), Int32(max(0, seconds) * 1000))
+        for child in children where !child.ended { child.readAvailable() }
+    }
+
+    /// Lets `seconds` pass while reading reports (children block when their pipe fills).
+    func idle(_ seconds: Double) {
+        let deadline = monotonicNanos() &+ UInt64(max(0, seconds) * 1e9)
+        while true {
+            let now = monotonicNanos()
+            guard now < deadline else { return }
+            poll(min(0.2, Double(deadline - now) / 1e9))
+        }
+    }
+
+    /// Waits until each of `children` sent a report of `type` and returns them in order. Throws when `seconds`
+    /// pass first or a child ends without it. `progress` runs about once a second while waiting.
+    func await(
+        _ type: String, from children: [ChildProcess], seconds: Double, progress: (() -> Void)? = nil
+    ) throws -> [JSONValue] {
+        let deadline = monotonicNanos() &+ UInt64(seconds * 1e9)
+        var results = [JSONValue?](repeating: nil, count: children.count)
+        var lastProgress = monotonicNanos()
+        while true {
+            for (index, child) in children.enumerated() where results[index] == nil {
+                results[index] = child.take(type)
+                if results[index] == nil && child.ended {
+                    throw BenchError("\(child.name) (pid \(child.pid)) exited before it reported \(type)")
+                }
+            }
+            if results.allSatisfy({ $0 != nil }) { return results.map { $0! } }
+            let now = monotonicNanos()
+            guard now < deadline else {
+                let missing = zip(children, results).filter { $1 == nil }.map(\.0.name)
+                throw BenchError("no \(type) from \(missing.joined(separator: ", ")) within \(Int(seconds)) s")
+            }
+            if let progress, now &- lastProgress > 1_000_000_000 {
+                lastProgress = now
+                progress()
+            }
+            poll(min(0.2, Double(deadline - now) / 1e9))
+        }
+    }
+
+    /// Asks every child to quit (closing its stdin), waits up to `seconds` for all of them, then kills the rest.
+    func stopAll(seconds: Double = 10) { stop(children, seconds: seconds) }
+
+    /// Asks `children` to quit, waits up to `seconds` for them, then kills the rest.
+    func stop(_ children: [ChildProcess], seconds: Double = 10) {
+        for child in children {
+            child.send("quit")
+            child.closeCommands()
+        }
+        let deadline = monotonicNanos() &+ UInt64(seconds * 1e9)
+        while monotonicNanos() < deadline {
+            for child in children where !child.ended { child.readAvailable() }
+            if children.allSatisfy({ $0.reap() }) { return }
+            usleep(20_000)
+        }
+        for child in children where !child.reap() {
+            note("\(child.name) (pid \(child.pid)) did not quit: killing it")
+            kill(child.pid, SIGKILL)
+            child.reap(block: true)
+        }
+    }
+
+    /// CPU seconds used so far by the children still running plus those reaped.
+    func cpuSeconds() -> Double {
+        children.reduce(0) { total, child in
+            total + (child.cpuSeconds ?? ProcessTree.cpuSeconds(of: child.pid, descendants: false))
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import Glibc
+import PushCore
+
+/// Writes a scenario's result file: `{"scenario":…,"date":…,"cores":n, …}` plus what `build` adds.
+func writeResults(_ path: String?, scenario: String, _ build: (inout JSONWriter) -> Void) throws {
+    guard let path else { return }
+    var writer = JSONWriter()
+    writer.object {
+        $0.field("scenario", scenario)
+        $0.field("date", utcTimestamp())
+        $0.field("cores", Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        build(&$0)
+    }
+    try writeFile(path, writer.bytes + [UInt8(ascii: "\n")])
+    note("wrote \(path)")
+}
+
+extension JSONWriter {
+    /// A number rounded to `decimals` places.
+    mutating func field(_ name: String, _ number: Double, decimals: Int) {
+        key(name)
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        value((number * scale).rounded() / scale)
+    }
+
+    mutating func field(_ name: String, _ latency: Latency) {
+        key(name)
+        latency.summary(into: &self)
+    }
+}

@@ -1,0 +1,100 @@
+import Glibc
+
+/// Figures about other processes (the gateway, redis-server, our children) read from /proc.
+enum ProcessTree {
+    /// `pid` and all its descendants.
+    static func members(_ pid: pid_t) -> [pid_t] {
+        var result: [pid_t] = []
+        var queue = [pid]
+        while let next = queue.popLast() {
+            result.append(next)
+            guard let tasks = listDirectory("/proc/\(next)/task") else { continue }
+            for task in tasks {
+                let text = readText("/proc/\(next)/task/\(task)/children") ?? ""
+                queue += text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(" \n")) }
+            }
+        }
+        return result
+    }
+
+    /// User + system CPU seconds of `pid` (and of its living descendants when asked).
+    static func cpuSeconds(of pid: pid_t, descendants: Bool = true) -> Double {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return (descendants ? members(pid) : [pid]).reduce(0.0) { total, member in
+            // Fields after the parenthesised command: state is field 3, utime 14, stime 15.
+            guard let text = readText("/proc/\(member)/stat"), let close = text.lastIndex(of: ")") else { return total }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return total }
+            return total + (user + system) / ticks
+        }
+    }
+
+    /// Resident memory in kB of `pid` and all its descendants.
+    static func residentKB(of pid: pid_t) -> Int {
+        members(pid).reduce(0) { total, member in
+            total + (statusField(member, "VmRSS:") ?? 0)
+        }
+    }
+
+    /// A "Name:   123 kB" field of /proc/<pid>/status.
+    static func statusField(_ pid: pid_t, _ name: String) -> Int? {
+        guard let text = readText("/proc/\(pid)/status") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(name) {
+            return line.dropFirst(name.count).split(separator: " ").first.flatMap { Int($0) }
+        }
+        return nil
+    }
+
+    /// MemAvailable of /proc/meminfo in kB: what the whole machine (kernel socket buffers included) has left.
+    static func memAvailableKB() -> Int {
+        guard let text = readText("/proc/meminfo") else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            return line.dropFirst(13).split(separator: " ").first.flatMap { Int($0) } ?? 0
+        }
+        return 0
+    }
+
+    /// Whether a process with this pid exists.
+    static func exists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+
+    static func readText(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                bytes += buffer[..<count]
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                break
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func listDirectory(_ path: String) -> [String]? {
+        guard let directory = opendir(path) else { return nil }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(_ set: String) -> Substring {
+        var text = self
+        while let first = text.first, set.contains(first) { text = text.dropFirst() }
+        while let last = text.last, set.contains(last) { text = text.dropLast() }
+        return text
+    }
+}

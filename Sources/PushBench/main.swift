@@ -1,1 +1,0 @@
-print("pushgw-bench: under construction")
