@@ -25,14 +25,7 @@ final class HTTPServer {
     }
 
     func accept(_ fd: Int32) {
-        try? Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-        let connection = HTTPConnection(fd: fd, server: self)
-        guard loop.register(fd, connection, events: Int32(EV_READ)) else {
-            Posix.close(fd)
-            return
-        }
-        loop.scheduleTimeout(fd, connection)
-        connectionCount += 1
+        if loop.adopt(fd, HTTPConnection(fd: fd, server: self)) { connectionCount += 1 }
     }
 
     func connectionClosed(_ connection: HTTPConnection) {

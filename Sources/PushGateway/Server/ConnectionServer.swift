@@ -77,13 +77,7 @@ final class ConnectionServer {
 
     /// Takes a freshly accepted client socket.
     func accept(_ fd: Int32) {
-        try? Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-        let connection = ClientConnection(fd: fd, server: self)
-        guard loop.register(fd, connection, events: Int32(EV_READ)) else {
-            Posix.close(fd)
-            return
-        }
-        loop.scheduleTimeout(fd, connection)
+        guard loop.adopt(fd, ClientConnection(fd: fd, server: self)) else { return }
         connectionCount += 1
         stats.accepted += 1
     }

@@ -190,6 +190,18 @@ class SocketConnection: LoopHandler {
 }
 
 extension EventLoop {
+    /// Takes a freshly accepted socket: no Nagle delay (output is batched per loop iteration already), watched
+    /// for reads, on the timer wheel. Closes it and returns false when the descriptor table has no room.
+    func adopt(_ fd: Int32, _ connection: SocketConnection) -> Bool {
+        try? Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        guard register(fd, connection, events: Int32(EV_READ)) else {
+            Posix.close(fd)
+            return false
+        }
+        scheduleTimeout(fd, connection)
+        return true
+    }
+
     /// Queues `connection` to be flushed before the loop sleeps.
     func scheduleFlush(_ connection: SocketConnection) {
         pendingFlush.append(connection)
