@@ -9,7 +9,7 @@ struct PushGW: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pushgw",
         abstract: "A long-connection push gateway: TCP clients, an HTTP push API, Redis-backed inboxes.",
-        subcommands: [Serve.self, WorkerCommand.self],
+        subcommands: [Serve.self, Ctl.self, WorkerCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -75,6 +75,8 @@ struct WorkerCommand: ParsableCommand {
 
     @OptionGroup var options: ConfigOption
     @Option(name: .long, help: "This worker's index, for logs.") var index = 0
+    @Option(name: .customLong("control-fd"), help: "The descriptor of the control pipe to the master.")
+    var controlFD: Int32?
 
     func run() throws {
         Posix.dieWithParent(SIGTERM)
@@ -85,7 +87,7 @@ struct WorkerCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         Posix.unblockAllSignals()
         do {
-            let worker = try Worker(config: settings, logger: logger)
+            let worker = try Worker(config: settings, logger: logger, index: index, controlFD: controlFD)
             worker.run()
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])

@@ -166,8 +166,9 @@ struct HTTPAPITests {
             ErrorCase(
                 name: "DELETE /healthz", request: HTTP.request("DELETE", "/healthz", apiKey: "k1"), status: 405, allow: "GET"),
             ErrorCase(
-                name: "to.topic",
-                request: HTTP.request("POST", "/v1/push", body: pushBody(topic: "news"), apiKey: "k1"), status: 501),
+                name: "register without auth.secret",
+                request: HTTP.request("POST", "/v1/register", body: #"{"user":"u","device":"d"}"#, apiKey: "k1"),
+                status: 501),
         ]
         for errorCase in cases {
             let connection = try await HTTPConnection.connect(gateway)

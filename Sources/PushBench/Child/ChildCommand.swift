@@ -22,7 +22,7 @@ struct ReceiversCommand: ParsableCommand {
     @Option var rate: Double = 0
     @Option var heartbeat: Double
     @Option var lastSeq: Int?
-    @Option var expect: Int = 0
+    @Flag var replay = false
     @Option var ackInterval: Double = 0
     @Option var messages: Int = 0
     @Option var connectTimeout: Double
@@ -36,7 +36,7 @@ struct ReceiversCommand: ParsableCommand {
         }
         let plan = ReceiverPlan(
             host: host, port: port, first: first, count: count, userPrefix: userPrefix, sources: addresses,
-            inFlight: max(1, inFlight), rate: rate, heartbeat: max(0.1, heartbeat), lastSeq: lastSeq, expect: expect,
+            inFlight: max(1, inFlight), rate: rate, heartbeat: max(0.1, heartbeat), lastSeq: lastSeq, replay: replay,
             ackInterval: ackInterval, messages: messages, connectTimeout: connectTimeout, lifetime: lifetime)
         try Receivers(plan: plan).run()
     }

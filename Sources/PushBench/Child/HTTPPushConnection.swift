@@ -95,7 +95,8 @@ final class HTTPPushConnection: IOHandler {
                 fail("malformed response")
                 return bytes.count
             }
-            let length = (ByteScan.member("Content-Length:", in: head) ?? ByteScan.member("content-length:", in: head))
+            let length =
+                (ByteScan.member("Content-Length:", in: head) ?? ByteScan.member("content-length:", in: head))
                 .map { Int($0) } ?? 0
             let bodyStart = end + 4
             guard bytes.count - bodyStart >= length else { break }

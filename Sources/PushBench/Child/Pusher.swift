@@ -67,6 +67,8 @@ final class Pusher {
     private var okRecipients = 0
     private var pushErrors = 0
     private var statusCounts: [Int: Int] = [:]
+    /// The first body of each error status, so the report can say why.
+    private var errorSamples: [Int: String] = [:]
     private var connectionErrors: [String: Int] = [:]
     private var lostPushes = 0
     private var onlineSum = 0
@@ -183,13 +185,17 @@ final class Pusher {
             drainingSince = now
         }
         if state == .draining {
-            if inFlight == 0 || Double(now &- drainingSince) / 1e9 > Self.drainSeconds || connections.allSatisfy({ !$0.isOpen }) {
+            if inFlight == 0 || Double(now &- drainingSince) / 1e9 > Self.drainSeconds
+                || connections.allSatisfy({ !$0.isOpen })
+            {
                 finish()
             }
             return
         }
         if plan.mode == .broadcast {
-            guard inFlight == 0, now >= nextBroadcastAt, let connection = connections.first, connection.isOpen else { return }
+            guard inFlight == 0, now >= nextBroadcastAt, let connection = connections.first, connection.isOpen else {
+                return
+            }
             sendBroadcast(on: connection, now: now)
             connection.flush()
             return
@@ -209,7 +215,9 @@ final class Pusher {
             let pushes = plan.mode == .fill ? sendFill(on: connection, now: now) : sendRandom(on: connection, now: now)
             budget -= pushes
             // Fill a connection's pipeline before moving on: fewer, larger writes.
-            if connection.inFlightCount < plan.depth && budget >= plan.batch { index = (index + connections.count - 1) % connections.count }
+            if connection.inFlightCount < plan.depth && budget >= plan.batch {
+                index = (index + connections.count - 1) % connections.count
+            }
         }
         cursor = index
         for connection in connections where !connection.output.isEmpty { connection.flush() }
@@ -227,7 +235,9 @@ final class Pusher {
             appendTail(now: now, message: nil)
         }
         if plan.batch > 1 { body.append("]}") }
-        send(on: connection, path: plan.batch > 1 ? "/v1/push/batch" : "/v1/push", now: now, pushes: plan.batch, recipients: plan.batch, message: -1)
+        send(
+            on: connection, path: plan.batch > 1 ? "/v1/push/batch" : "/v1/push", now: now, pushes: plan.batch,
+            recipients: plan.batch, message: -1)
         return plan.batch
     }
 
@@ -279,7 +289,9 @@ final class Pusher {
         body.append("}}")
     }
 
-    private func send(on connection: HTTPPushConnection, path: StaticString, now: UInt64, pushes: Int, recipients: Int, message: Int) {
+    private func send(
+        on connection: HTTPPushConnection, path: StaticString, now: UInt64, pushes: Int, recipients: Int, message: Int
+    ) {
         connection.output.append("POST ")
         connection.output.append(path)
         connection.output.append(" HTTP/1.1\r\nHost: ")
@@ -314,6 +326,7 @@ final class Pusher {
         } else {
             statusCounts[status, default: 0] += 1
             pushErrors += request.pushes
+            if errorSamples[status] == nil { errorSamples[status] = String(decoding: body.prefix(300), as: UTF8.self) }
         }
         pump()
     }
@@ -363,6 +376,8 @@ final class Pusher {
             $0.field("online_sum", onlineSum)
             $0.key("statuses")
             $0.object { writer in for (status, count) in statusCounts { writer.field(String(status), count) } }
+            $0.key("error_samples")
+            $0.object { writer in for (status, sample) in errorSamples { writer.field(String(status), sample) } }
             $0.key("connection_errors")
             $0.object { writer in
                 for (reason, count) in connectionErrors.merging(connectFailures, uniquingKeysWith: +) {

@@ -17,11 +17,15 @@ final class ReceiverConnection: IOHandler {
     private var output: [UInt8] = []
     /// Why the server is about to close us (DISCONNECT reason or ERROR code), if it said.
     private var farewell: String?
+    /// The server's DISCONNECT said to reconnect after this many milliseconds.
+    private var reconnectAfter: Int?
 
     var lastSeq: UInt32 = 0
     var ackedSeq: UInt32 = 0
     var ackQueued = false
     var complete = false
+    /// Replay: the user's last seq when it authenticated (from AUTH_REPLY); complete once it got that one.
+    var target: UInt64 = 0
 
     /// The largest frame accepted: far above any `max_frame`, only a guard against garbage.
     static let maxFrame = 16 << 20
@@ -129,12 +133,14 @@ final class ReceiverConnection: IOHandler {
         case Operation.authReply.rawValue:
             guard state == .authenticating else { return }
             state = .online
-            owner.authenticated(self)
+            owner.authenticated(self, lastSeq: ByteScan.member("\"last_seq\":", in: body) ?? 0)
         case Operation.raw.rawValue, Operation.syncReply.rawValue:
             // A batch of whole frames.
             _ = parse(body)
         case Operation.disconnect.rawValue:
-            farewell = "DISCONNECT " + Self.text(body, "reason")
+            let json = try? JSONParser.parse(body)
+            farewell = "DISCONNECT " + (json?["reason"]?.stringValue ?? "?")
+            if json?["reconnect"]?.boolValue == true { reconnectAfter = json?["after_ms"]?.int ?? 0 }
         case Operation.error.rawValue:
             farewell = "ERROR " + Self.text(body, "code")
         default:
@@ -151,7 +157,7 @@ final class ReceiverConnection: IOHandler {
         Sockets.close(fd, reset: reset)
         pending = []
         output = []
-        owner.closed(self, wasOnline: wasOnline, reason: reason)
+        owner.closed(self, wasOnline: wasOnline, reason: reason, reconnectAfter: reconnectAfter)
     }
 
     @inline(__always)

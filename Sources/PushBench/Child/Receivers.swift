@@ -20,8 +20,8 @@ struct ReceiverPlan {
     var heartbeat: Double
     /// Sent in AUTH when set (replay: 0, every stored message).
     var lastSeq: Int?
-    /// Replay: a connection is complete once it got seq `expect`.
-    var expect: Int
+    /// Replay: a connection is complete once it got the seq its AUTH_REPLY gave as `last_seq`.
+    var replay: Bool
     /// Seconds between ACKs of the newest stored seq (0: no ACKs).
     var ackInterval: Double
     /// Fan-out: broadcast messages are numbered 0..<messages by their `k`.
@@ -54,6 +54,12 @@ final class Receivers {
     private var connectLatency = Latency()
     private var lastAuthAt: UInt64 = 0
     private var readySent = false
+    /// Handshake attempts per connection after the first, the connections waiting to try again, and why.
+    private var retries: [Int: Int] = [:]
+    private var retryQueue: [(index: Int, at: UInt64)] = []
+    private var retryCount = 0
+    private var retryReasons: [String: Int] = [:]
+    static let maxRetries = 5
 
     // Holding.
     private var quitting = false
@@ -63,10 +69,14 @@ final class Receivers {
     var heartbeatReplies = 0
     private var heartbeatSeq: UInt32 = 0
     private var ticks = 0
-    private var ackQueue: [Int] = []
+    /// Connections with a stored message not yet ACKed, oldest first, with the time the first one came.
+    private var ackQueue: [(index: Int, since: UInt64)] = []
+    private var ackHead = 0
     private var acksSent = 0
 
     // The current measuring phase (reset by `report`).
+    /// Counts `report`s: progress reports carry it so the coordinator can drop those of an ended phase.
+    private var phase = 0
     /// Time of the read being processed, taken once per read().
     var now: UInt64 = 0
     private var delivered = 0
@@ -81,6 +91,8 @@ final class Receivers {
     private var complete = 0
     private var completion = Latency()
     private var lastCompletionAt: UInt64 = 0
+    /// Replay: the sum of the `last_seq`s the connections' AUTH_REPLYs gave: the messages waiting for them.
+    private var backlog = 0
 
     static let tick = 0.1
 
@@ -106,7 +118,7 @@ final class Receivers {
         link.onClose = { [unowned self] in self.quit() }
         loop.every(Self.tick) { [unowned self] in self.onTick() }
         loop.every(0.25) { [unowned self] in self.sendProgress() }
-        if plan.ackInterval > 0 { loop.every(plan.ackInterval) { [unowned self] in self.sendAcks() } }
+        if plan.ackInterval > 0 { loop.every(0.05) { [unowned self] in self.sendAcks() } }
         ParentLink.send {
             $0.field("type", "started")
             $0.field("pid", Int(getpid()))
@@ -181,37 +193,70 @@ final class Receivers {
         return writer.bytes
     }
 
-    func authenticated(_ connection: ReceiverConnection) {
+    func authenticated(_ connection: ReceiverConnection, lastSeq: UInt64) {
         let now = monotonicNanos()
         handshaking -= 1
         online += 1
         connectLatency.record(nanos: now &- connection.startedAt)
         lastAuthAt = now
+        if plan.replay {
+            connection.target = lastSeq
+            backlog += Int(lastSeq)
+            if lastSeq == 0 { completed(connection, at: now) }
+        }
         openMore()
         checkReady()
     }
 
-    func closed(_ connection: ReceiverConnection, wasOnline: Bool, reason: String) {
+    /// A connection closed. One refused during the handshake with DISCONNECT `reconnect: true` (the gateway could
+    /// not reach Redis, say) tries again after `after_ms`, as a real client would, up to `maxRetries` times.
+    func closed(_ connection: ReceiverConnection, wasOnline: Bool, reason: String, reconnectAfter: Int?) {
         if wasOnline {
             online -= 1
             guard !quitting else { return }
             unexpectedCloses += 1
             closeReasons[reason, default: 0] += 1
-        } else {
-            handshaking -= 1
-            fail(reason)
-            openMore()
-            checkReady()
+            return
         }
+        handshaking -= 1
+        let attempts = retries[connection.index, default: 0]
+        if let reconnectAfter, !quitting, !readySent, attempts < Self.maxRetries {
+            retries[connection.index] = attempts + 1
+            retryCount += 1
+            retryReasons[reason, default: 0] += 1
+            retryQueue.append((connection.index, monotonicNanos() &+ UInt64(max(0, reconnectAfter)) * 1_000_000))
+        } else {
+            fail(reason)
+        }
+        openMore()
+        checkReady()
+    }
+
+    /// Opens again the connections whose reconnect delay is over.
+    private func retryDue() {
+        guard !retryQueue.isEmpty else { return }
+        let now = monotonicNanos()
+        var waiting: [(index: Int, at: UInt64)] = []
+        for entry in retryQueue {
+            if entry.at <= now {
+                open(entry.index)
+            } else {
+                waiting.append(entry)
+            }
+        }
+        retryQueue = waiting
     }
 
     private func checkReady() {
-        guard started, !readySent, nextToOpen == plan.count, handshaking == 0 else { return }
+        guard started, !readySent, nextToOpen == plan.count, handshaking == 0, retryQueue.isEmpty else { return }
         readySent = true
         ParentLink.send {
             $0.field("type", "ready")
             $0.field("online", online)
             $0.field("failed", failed)
+            $0.field("retries", retryCount)
+            $0.key("retry_reasons")
+            $0.object { writer in for (reason, count) in retryReasons { writer.field(reason, count) } }
             $0.key("failures")
             $0.object { writer in for (reason, count) in failures { writer.field(reason, count) } }
             $0.field("last_auth_ns", lastAuthAt)
@@ -251,14 +296,18 @@ final class Receivers {
         connection.lastSeq = seq
         if plan.ackInterval > 0 && !connection.ackQueued {
             connection.ackQueued = true
-            ackQueue.append(connection.index)
+            ackQueue.append((connection.index, now))
         }
-        if plan.expect > 0 && !connection.complete && Int(seq) >= plan.expect {
-            connection.complete = true
-            complete += 1
-            completion.record(nanos: now &- t0)
-            lastCompletionAt = now
+        if plan.replay && !connection.complete && UInt64(seq) >= connection.target {
+            completed(connection, at: now)
         }
+    }
+
+    private func completed(_ connection: ReceiverConnection, at now: UInt64) {
+        connection.complete = true
+        complete += 1
+        completion.record(nanos: now &- t0)
+        lastCompletionAt = now
     }
 
     // MARK: - Timers
@@ -271,9 +320,14 @@ final class Receivers {
             quit()
         }
         guard started else { return }
+        retryDue()
         openMore()
         if !readySent && Double(now &- t0) / 1e9 > plan.connectTimeout {
-            for case let connection? in connections where connection.isHandshaking { connection.close("connect timeout") }
+            for case let connection? in connections where connection.isHandshaking {
+                connection.close("connect timeout")
+            }
+            for entry in retryQueue { fail("connect timeout (waiting to reconnect)") }
+            retryQueue = []
             if nextToOpen < plan.count {
                 failed += plan.count - nextToOpen
                 failures["not started (connect timeout)", default: 0] += plan.count - nextToOpen
@@ -296,10 +350,14 @@ final class Receivers {
         }
     }
 
+    /// ACKs each connection's newest seq `ackInterval` after the first message it has not ACKed: connections
+    /// ACK at their own times, not all in the same instant (which would hit Redis in bursts a real client
+    /// population never produces).
     private func sendAcks() {
-        let queue = ackQueue
-        ackQueue.removeAll(keepingCapacity: true)
-        for index in queue {
+        let due = monotonicNanos() &- UInt64(plan.ackInterval * 1e9)
+        while ackHead < ackQueue.count && ackQueue[ackHead].since <= due {
+            let index = ackQueue[ackHead].index
+            ackHead += 1
             guard let connection = connections[index] else { continue }
             connection.ackQueued = false
             guard connection.isOnline, connection.lastSeq > connection.ackedSeq else { continue }
@@ -313,12 +371,17 @@ final class Receivers {
             connection.send(frame)
             acksSent += 1
         }
+        if ackHead > 4096 && ackHead * 2 > ackQueue.count {
+            ackQueue.removeFirst(ackHead)
+            ackHead = 0
+        }
     }
 
     private func sendProgress() {
         guard started else { return }
         ParentLink.send {
             $0.field("type", "progress")
+            $0.field("phase", phase)
             $0.field("online", online)
             $0.field("opened", nextToOpen)
             $0.field("failed", failed)
@@ -347,6 +410,7 @@ final class Receivers {
             $0.field("gaps", gaps)
             $0.field("duplicates", duplicates)
             $0.field("complete", complete)
+            $0.field("backlog", backlog)
             $0.field("last_completion_ns", lastCompletionAt)
             $0.key("latency")
             latency.encode(into: &$0)
@@ -359,6 +423,7 @@ final class Receivers {
             $0.key("fan_last_ns")
             $0.array { writer in fanLast.forEach { writer.value($0) } }
         }
+        phase += 1
         delivered = 0
         latency.reset()
         firstDeliveryAt = 0

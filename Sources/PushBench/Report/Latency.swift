@@ -58,12 +58,12 @@ struct Latency {
     func summary(into writer: inout JSONWriter) {
         writer.object {
             $0.field("count", count)
-            $0.key("p50_ms"); $0.value(millis(50))
-            $0.key("p90_ms"); $0.value(millis(90))
-            $0.key("p99_ms"); $0.value(millis(99))
-            $0.key("p999_ms"); $0.value(millis(99.9))
-            $0.key("max_ms"); $0.value(maxMillis)
-            $0.key("mean_ms"); $0.value((meanMillis * 1000).rounded() / 1000)
+            $0.field("p50_ms", millis(50), decimals: 3)
+            $0.field("p90_ms", millis(90), decimals: 3)
+            $0.field("p99_ms", millis(99), decimals: 3)
+            $0.field("p999_ms", millis(99.9), decimals: 3)
+            $0.field("max_ms", maxMillis, decimals: 3)
+            $0.field("mean_ms", meanMillis, decimals: 3)
         }
     }
 

@@ -66,9 +66,10 @@ struct Table {
             }
         }
         func line(_ cells: [String]) -> String {
-            "| " + cells.enumerated().map { index, cell in
-                cell + String(repeating: " ", count: max(0, widths[index] - cell.count))
-            }.joined(separator: " | ") + " |"
+            "| "
+                + cells.enumerated().map { index, cell in
+                    cell + String(repeating: " ", count: max(0, widths[index] - cell.count))
+                }.joined(separator: " | ") + " |"
         }
         var text = "\n" + title + "\n\n" + line(header) + "\n"
         text += "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|\n"

@@ -26,10 +26,11 @@ struct Connect: ParsableCommand {
     }
 
     func run() throws {
+        let load = ProcessTree.loadAverage()
         let group = ChildGroup()
         defer { group.stopAll() }
         let rss0 = report.gatewayPid.map { ProcessTree.residentKB(of: $0) }
-        let memory0 = ProcessTree.memAvailableKB()
+        let kernel0 = ProcessTree.kernelSocketKB()
         let fleet = try Fleet(
             group: group, target: target, client: client, count: connections,
             lifetime: client.connectTimeout + hold + 300)
@@ -41,10 +42,11 @@ struct Connect: ParsableCommand {
         // Give the gateway a moment to finish per-connection work (session writes) before reading its memory.
         group.idle(1)
         let rss1 = report.gatewayPid.map { ProcessTree.residentKB(of: $0) }
-        let memory1 = ProcessTree.memAvailableKB()
+        let kernel1 = ProcessTree.kernelSocketKB()
+        let benchKB = fleet.children.reduce(0) { $0 + (ProcessTree.statusField($1.pid, "VmRSS:") ?? 0) }
         let online = max(1, summary.online)
         let gatewayBytes = zip2(rss0, rss1).map { pair in Double(pair.1 - pair.0) * 1024 / Double(online) }
-        let machineBytes = Double(memory0 - memory1) * 1024 / Double(online)
+        let kernelBytes = Double(kernel1 - kernel0) * 1024 / Double(online)
         if let readyFile {
             var writer = JSONWriter()
             writer.object {
@@ -81,23 +83,33 @@ struct Connect: ParsableCommand {
         table.add("connect + AUTH, all", "\(Format.seconds(summary.seconds)) (\(Format.rate(summary.rate)))")
         table.add("connect → AUTH_REPLY per connection", summary.latency.line)
         table.add("closed unexpectedly while held", "\(result.unexpectedCloses): \(result.closeReasons.reasonsLine)")
-        table.add("heartbeats sent / replies", "\(Format.count(result.heartbeatsSent)) / \(Format.count(result.heartbeatReplies))")
+        table.add(
+            "heartbeats sent / replies",
+            "\(Format.count(result.heartbeatsSent)) / \(Format.count(result.heartbeatReplies))")
         if let rss0, let rss1, let gatewayBytes {
             table.add("gateway RSS (master + workers)", "\(Format.count(rss0)) kB → \(Format.count(rss1)) kB")
             table.add("gateway RSS per connection", "\(Format.count(Int(gatewayBytes.rounded()))) B")
         }
-        table.add("machine memory per connection", "\(Format.count(Int(machineBytes.rounded()))) B (kernel, gateway and bench, from MemAvailable)")
+        table.add(
+            "bench RSS per connection",
+            "\(Format.count(benchKB * 1024 / online)) B "
+                + "(\(Format.count(benchKB)) kB in \(fleet.children.count) processes)"
+        )
+        table.add(
+            "kernel memory per connection (both ends)",
+            "\(Format.count(Int(kernelBytes.rounded()))) B (slab + TCP buffers, machine-wide)")
         table.add("CPU while connecting", Usage.line(before, connected, report))
         table.add("CPU while holding", Usage.line(connected, held, report))
+        table.add("machine load average at start (1 min)", Format.fixed(load, 2))
         table.print()
 
-        try writeResults(report.json, scenario: "connect") {
+        try writeResults(report.json, scenario: "connect", startLoad: load) {
             $0.key("parameters")
             $0.object {
                 $0.field("connections", connections)
                 $0.field("processes", fleet.children.count)
                 $0.field("source_addresses", fleet.sourceCount)
-                $0.field("in_flight_per_process", client.inFlight)
+                $0.field("in_flight", client.inFlight ?? 2000)
                 $0.field("hold_seconds", hold, decimals: 1)
                 $0.field("heartbeat_seconds", client.heartbeat, decimals: 1)
             }
@@ -105,12 +117,14 @@ struct Connect: ParsableCommand {
             $0.object {
                 $0.field("authenticated", summary.online)
                 $0.field("failed", summary.failed)
-                $0.key("failures"); summary.failures.write(into: &$0)
+                $0.key("failures")
+                summary.failures.write(into: &$0)
                 $0.field("connect_seconds", summary.seconds, decimals: 3)
                 $0.field("connects_per_second", summary.rate, decimals: 0)
                 $0.field("connect_latency", summary.latency)
                 $0.field("unexpected_closes", result.unexpectedCloses)
-                $0.key("close_reasons"); result.closeReasons.write(into: &$0)
+                $0.key("close_reasons")
+                result.closeReasons.write(into: &$0)
                 $0.field("heartbeats_sent", result.heartbeatsSent)
                 $0.field("heartbeat_replies", result.heartbeatReplies)
                 if let rss0, let rss1, let gatewayBytes {
@@ -118,9 +132,12 @@ struct Connect: ParsableCommand {
                     $0.field("gateway_rss_kb_n", rss1)
                     $0.field("gateway_bytes_per_connection", gatewayBytes, decimals: 0)
                 }
-                $0.field("machine_bytes_per_connection", machineBytes, decimals: 0)
-                $0.key("cpu_connecting"); Usage.write(before, connected, into: &$0)
-                $0.key("cpu_holding"); Usage.write(connected, held, into: &$0)
+                $0.field("kernel_bytes_per_connection_pair", kernelBytes, decimals: 0)
+                $0.field("bench_rss_kb", benchKB)
+                $0.key("cpu_connecting")
+                Usage.write(before, connected, into: &$0)
+                $0.key("cpu_holding")
+                Usage.write(connected, held, into: &$0)
             }
         }
     }

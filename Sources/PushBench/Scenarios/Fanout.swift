@@ -28,6 +28,7 @@ struct Fanout: ParsableCommand {
     }
 
     func run() throws {
+        let load = ProcessTree.loadAverage()
         let group = ChildGroup()
         defer { group.stopAll() }
         let sending = Double(messages) * interval + 30
@@ -50,8 +51,9 @@ struct Fanout: ParsableCommand {
         let pushers = try senders.run(timeout: sending + 30) {
             note("broadcasts: \(Format.count(fleet.totals().delivered)) delivered")
         }
-        let expected = pushers.broadcastDelivered.reduce(0) { $0 + max(0, $1) }
-        fleet.awaitDeliveries(expected, stall: 2, timeout: 30)
+        // Every connection gets every broadcast. (The HTTP answer's `delivered` counts only the connections of the
+        // worker that took the request; other workers hear of it over Redis pub/sub.)
+        fleet.awaitDeliveries(connect.online * messages, stall: 3, timeout: 60)
         let after = Usage.sample(report, group)
         let receivers = try fleet.report()
         group.stopAll()
@@ -59,7 +61,7 @@ struct Fanout: ParsableCommand {
         var table = Table(
             "fanout: \(messages) broadcasts to \(Format.count(connections)) connections "
                 + "(\(fleet.children.count) receiver processes), \(Format.seconds(interval)) apart",
-            header: ["#", "gateway delivered", "received", "first receiver", "last receiver", "HTTP answer"])
+            header: ["#", "answer: delivered", "received", "first receiver", "last receiver", "HTTP answer"])
         var lasts = Latency()
         for index in 0..<messages {
             let delivered = index < pushers.broadcastDelivered.count ? pushers.broadcastDelivered[index] : -1
@@ -75,15 +77,19 @@ struct Fanout: ParsableCommand {
         table.print()
         var summary = Table("fanout summary")
         summary.add("connections online", Format.count(connect.online))
-        summary.add("time to last receiver, median / max", "\(Format.ms(lasts.millis(50))) / \(Format.ms(lasts.maxMillis)) ms")
+        summary.add(
+            "time to last receiver, median / max", "\(Format.ms(lasts.millis(50))) / \(Format.ms(lasts.maxMillis)) ms")
         summary.add("all deliveries, push → receive", receivers.latency.line)
-        summary.add("deliveries received / expected", "\(Format.count(receivers.delivered)) / \(Format.count(connect.online * messages))")
+        summary.add(
+            "deliveries received / expected",
+            "\(Format.count(receivers.delivered)) / \(Format.count(connect.online * messages))")
         summary.add("push errors", pushers.errorsLine)
         summary.add("connections closed", "\(receivers.unexpectedCloses): \(receivers.closeReasons.reasonsLine)")
         summary.add("CPU", Usage.line(before, after, report))
+        summary.add("machine load average at start (1 min)", Format.fixed(load, 2))
         summary.print()
 
-        try writeResults(report.json, scenario: "fanout") {
+        try writeResults(report.json, scenario: "fanout", startLoad: load) {
             $0.key("parameters")
             $0.object {
                 $0.field("connections", connections)
@@ -100,11 +106,21 @@ struct Fanout: ParsableCommand {
                 $0.array { writer in
                     for index in 0..<messages {
                         writer.object {
-                            $0.field("gateway_delivered", index < pushers.broadcastDelivered.count ? pushers.broadcastDelivered[index] : -1)
+                            $0.field(
+                                "gateway_delivered",
+                                index < pushers.broadcastDelivered.count ? pushers.broadcastDelivered[index] : -1)
                             $0.field("received", index < receivers.fanCount.count ? receivers.fanCount[index] : 0)
-                            $0.field("first_ms", index < receivers.fanFirst.count ? Double(receivers.fanFirst[index]) / 1e6 : 0, decimals: 3)
-                            $0.field("last_ms", index < receivers.fanLast.count ? Double(receivers.fanLast[index]) / 1e6 : 0, decimals: 3)
-                            $0.field("http_ms", index < pushers.broadcastReplyNanos.count ? Double(pushers.broadcastReplyNanos[index]) / 1e6 : 0, decimals: 3)
+                            $0.field(
+                                "first_ms",
+                                index < receivers.fanFirst.count ? Double(receivers.fanFirst[index]) / 1e6 : 0,
+                                decimals: 3)
+                            $0.field(
+                                "last_ms", index < receivers.fanLast.count ? Double(receivers.fanLast[index]) / 1e6 : 0,
+                                decimals: 3)
+                            $0.field(
+                                "http_ms",
+                                index < pushers.broadcastReplyNanos.count
+                                    ? Double(pushers.broadcastReplyNanos[index]) / 1e6 : 0, decimals: 3)
                         }
                     }
                 }
@@ -113,7 +129,8 @@ struct Fanout: ParsableCommand {
                 $0.field("deliveries", receivers.delivered)
                 $0.field("push_errors", pushers.pushErrors)
                 $0.field("unexpected_closes", receivers.unexpectedCloses)
-                $0.key("cpu"); Usage.write(before, after, into: &$0)
+                $0.key("cpu")
+                Usage.write(before, after, into: &$0)
             }
         }
     }

@@ -30,6 +30,7 @@ struct ReceiverSummary {
     var gaps = 0
     var duplicates = 0
     var complete = 0
+    var backlog = 0
     var lastCompletion: UInt64 = 0
     var latency = Latency()
     var completion = Latency()
@@ -45,11 +46,15 @@ final class Fleet {
     let children: [ChildProcess]
     let sourceCount: Int
     private var progress: [JSONValue?]
+    /// How many `report`s ended a phase: progress reports of older phases are ignored.
+    private var phase = 0
     private(set) var t0: UInt64 = 0
 
     /// Spawns receivers for users `0..<count` split evenly; `extra` are more `child receivers` options.
-    init(group: ChildGroup, target: TargetOptions, client: ClientOptions, count: Int, lifetime: Double,
-         extra: [String] = []) throws {
+    init(
+        group: ChildGroup, target: TargetOptions, client: ClientOptions, count: Int, lifetime: Double,
+        inFlight defaultInFlight: Int = 2000, extra: [String] = []
+    ) throws {
         self.group = group
         self.count = count
         let processes = client.processCount(for: count)
@@ -60,13 +65,15 @@ final class Fleet {
         for index in 0..<processes {
             let first = index * count / processes
             let last = (index + 1) * count / processes
-            let arguments = [
-                "child", "receivers", "--host", target.host, "--port", String(target.tcpPort),
-                "--first", String(first), "--count", String(last - first), "--user-prefix", client.userPrefix,
-                "--sources", sources.joined(separator: ","), "--in-flight", String(client.inFlight),
-                "--rate", String(rate), "--heartbeat", String(client.heartbeat),
-                "--connect-timeout", String(client.connectTimeout), "--lifetime", String(Int(lifetime)),
-            ] + extra
+            let arguments =
+                [
+                    "child", "receivers", "--host", target.host, "--port", String(target.tcpPort),
+                    "--first", String(first), "--count", String(last - first), "--user-prefix", client.userPrefix,
+                    "--sources", sources.joined(separator: ","),
+                    "--in-flight", String(max(1, (client.inFlight ?? defaultInFlight) / processes)),
+                    "--rate", String(rate), "--heartbeat", String(client.heartbeat),
+                    "--connect-timeout", String(client.connectTimeout), "--lifetime", String(Int(lifetime)),
+                ] + extra
             children.append(try group.spawn("receivers \(index)", arguments))
         }
         self.children = children
@@ -85,8 +92,9 @@ final class Fleet {
         startConnecting()
         let readies = try group.await("ready", from: children, seconds: timeout + 30) { [self] in
             let totals = self.totals()
-            note("\(label): \(Format.count(totals.online))/\(Format.count(count)) online, "
-                + "\(Format.count(totals.failed)) failed, \(Format.seconds(Double(monotonicNanos() &- t0) / 1e9))")
+            note(
+                "\(label): \(Format.count(totals.online))/\(Format.count(count)) online, "
+                    + "\(Format.count(totals.failed)) failed, \(Format.seconds(Double(monotonicNanos() &- t0) / 1e9))")
         }
         var summary = ConnectSummary(requested: count)
         var lastAuth: UInt64 = t0
@@ -107,7 +115,7 @@ final class Fleet {
     func totals() -> (online: Int, failed: Int, delivered: Int, complete: Int, closes: Int) {
         group.poll(0)
         for (index, child) in children.enumerated() {
-            if let latest = child.takeLatest("progress") { progress[index] = latest }
+            if let latest = child.takeLatest("progress"), latest["phase"]?.int == phase { progress[index] = latest }
         }
         var result = (online: 0, failed: 0, delivered: 0, complete: 0, closes: 0)
         for report in progress.compactMap({ $0 }) {
@@ -144,6 +152,8 @@ final class Fleet {
     func report(timeout: Double = 30) throws -> ReceiverSummary {
         for child in children { child.send("report") }
         let results = try group.await("result", from: children, seconds: timeout)
+        phase += 1
+        progress = Array(repeating: nil, count: children.count)
         var summary = ReceiverSummary()
         for result in results {
             summary.online += result["online"]?.int ?? 0
@@ -163,6 +173,7 @@ final class Fleet {
             summary.gaps += result["gaps"]?.int ?? 0
             summary.duplicates += result["duplicates"]?.int ?? 0
             summary.complete += result["complete"]?.int ?? 0
+            summary.backlog += result["backlog"]?.int ?? 0
             summary.lastCompletion = max(summary.lastCompletion, result["last_completion_ns"]?.uint64 ?? 0)
             summary.latency.add(Latency(decoding: result["latency"]))
             summary.completion.add(Latency(decoding: result["completion"]))
@@ -195,6 +206,7 @@ extension Dictionary where Key == String, Value == Int {
     }
 
     func write(into writer: inout JSONWriter) {
-        writer.object { writer in for (key, value) in self.sorted(by: { $0.key < $1.key }) { writer.field(key, value) } }
+        writer.object { writer in for (key, value) in self.sorted(by: { $0.key < $1.key }) { writer.field(key, value) }
+        }
     }
 }

@@ -22,20 +22,25 @@ struct Replay: ParsableCommand {
     var senders = 1
     @Option(help: "HTTP connections over all pushers.")
     var httpConnections = 8
-    @Option(help: "Requests pipelined per HTTP connection.")
-    var depth = 16
+    /// depth × users-per-push × http-connections store scripts are in flight at the gateway, which refuses more
+    /// than 10,000 Redis commands in flight with 503.
+    @Option(help: "Requests pipelined per HTTP connection (keep depth × users-per-push × connections under 10,000).")
+    var depth = 4
     @Option(help: "Seconds allowed for the fill, and again for the replay.")
     var timeout = 300.0
 
     func validate() throws {
         guard users >= 1, messages >= 1 else { throw ValidationError("--users and --messages must be at least 1") }
-        guard usersPerPush >= 1, usersPerPush <= 1000 else { throw ValidationError("--users-per-push must be 1…1000") }
+        guard usersPerPush >= 1, usersPerPush <= 1000 else {
+            throw ValidationError("--users-per-push must be 1…1000")
+        }
         guard senders >= 1, httpConnections >= senders, depth >= 1 else {
             throw ValidationError("--senders ≥ 1, --http-connections ≥ --senders, --depth ≥ 1")
         }
     }
 
     func run() throws {
+        let load = ProcessTree.loadAverage()
         let group = ChildGroup()
         defer { group.stopAll() }
         if messages > 200 { note("warning: --messages \(messages) is over the default inbox.max of 200") }
@@ -65,7 +70,7 @@ struct Replay: ParsableCommand {
         // Replay: everyone connects at once and gets its backlog after AUTH_REPLY.
         let fleet = try Fleet(
             group: group, target: target, client: client, count: users, lifetime: client.connectTimeout + timeout + 300,
-            extra: ["--last-seq", "0", "--expect", String(messages)])
+            inFlight: users, extra: ["--last-seq", "0", "--replay"])
         let replayStart = Usage.sample(report, group)
         fleet.startConnecting()
         let deadline = monotonicNanos() &+ UInt64(timeout * 1e9)
@@ -89,14 +94,16 @@ struct Replay: ParsableCommand {
             }
             if monotonicNanos() &- lastNote > 1_000_000_000 {
                 lastNote = monotonicNanos()
-                note("replay: \(Format.count(totals.online)) online, \(Format.count(totals.complete)) complete, "
-                    + "\(Format.count(totals.delivered)) messages")
+                note(
+                    "replay: \(Format.count(totals.online)) online, \(Format.count(totals.complete)) complete, "
+                        + "\(Format.count(totals.delivered)) messages")
             }
         }
         let replayEnd = Usage.sample(report, group)
         // Connections that never authenticated are still reported as failed once the connect timeout passes.
         let missing = fleet.children.indices.filter { readies[$0] == nil }
-        if !missing.isEmpty, let late = try? group.await("ready", from: missing.map { fleet.children[$0] }, seconds: 5) {
+        if !missing.isEmpty, let late = try? group.await("ready", from: missing.map { fleet.children[$0] }, seconds: 5)
+        {
             for (index, ready) in zip(missing, late) { readies[index] = ready }
         }
         var connect = ConnectSummary(requested: users)
@@ -104,7 +111,9 @@ struct Replay: ParsableCommand {
         for ready in readies.compactMap({ $0 }) {
             connect.online += ready["online"]?.int ?? 0
             connect.failed += ready["failed"]?.int ?? 0
-            for (reason, value) in ready["failures"]?.objectMembers ?? [] { connect.failures[reason, default: 0] += value.int ?? 0 }
+            for (reason, value) in ready["failures"]?.objectMembers ?? [] {
+                connect.failures[reason, default: 0] += value.int ?? 0
+            }
             lastAuth = max(lastAuth, ready["last_auth_ns"]?.uint64 ?? 0)
             connect.latency.add(Latency(decoding: ready["connect"]))
         }
@@ -117,21 +126,36 @@ struct Replay: ParsableCommand {
         var table = Table(
             "replay: \(Format.count(users)) offline users × \(messages) stored messages, then all connect with "
                 + "last_seq 0 (\(fleet.children.count) receiver processes)")
-        table.add("fill: messages stored", "\(Format.count(stored)) in \(Format.seconds(fill.seconds)) (\(Format.rate(fillRate)))")
-        table.add("fill: pushes (\(usersPerPush) users each)", "\(Format.count(fill.okPushes)), errors: \(fill.errorsLine)")
-        table.add("fill: HTTP response p50 / p99", "\(Format.ms(fill.httpLatency.millis(50))) / \(Format.ms(fill.httpLatency.millis(99))) ms")
+        table.add(
+            "fill: messages stored (answered 200)",
+            "\(Format.count(stored)) in \(Format.seconds(fill.seconds)) (\(Format.rate(fillRate)))")
+        table.add(
+            "fill: pushes (\(usersPerPush) users each)", "\(Format.count(fill.okPushes)), errors: \(fill.errorsLine)")
+        table.add(
+            "fill: HTTP response p50 / p99",
+            "\(Format.ms(fill.httpLatency.millis(50))) / \(Format.ms(fill.httpLatency.millis(99))) ms")
         table.add("fill: CPU", Usage.line(fillStart, fillEnd, report))
-        table.add("connect + AUTH, all", "\(Format.count(connect.online)) of \(Format.count(users)) in \(Format.seconds(connect.seconds)); failed: \(connect.failures.reasonsLine)")
-        table.add("every backlog received", receivers.complete >= users
-            ? "\(Format.seconds(replaySeconds)) after the first connect"
-            : "NO: \(Format.count(receivers.complete)) of \(Format.count(users)) complete")
-        table.add("messages replayed", "\(Format.count(replayed)) (\(Format.rate(replaySeconds > 0 ? Double(replayed) / replaySeconds : 0)))")
+        table.add(
+            "connect + AUTH, all",
+            "\(Format.count(connect.online)) of \(Format.count(users)) in \(Format.seconds(connect.seconds)); "
+                + "failed: \(connect.failures.reasonsLine)"
+        )
+        table.add(
+            "every backlog received",
+            receivers.complete >= users
+                ? "\(Format.seconds(replaySeconds)) after the first connect"
+                : "NO: \(Format.count(receivers.complete)) of \(Format.count(users)) complete")
+        table.add("backlog (sum of AUTH_REPLY last_seq)", Format.count(receivers.backlog))
+        table.add(
+            "messages replayed",
+            "\(Format.count(replayed)) (\(Format.rate(replaySeconds > 0 ? Double(replayed) / replaySeconds : 0)))")
         table.add("per connection: start → last message", receivers.completion.line)
         table.add("seq gaps / duplicates", "\(receivers.gaps) / \(receivers.duplicates)")
         table.add("replay: CPU", Usage.line(replayStart, replayEnd, report))
+        table.add("machine load average at start (1 min)", Format.fixed(load, 2))
         table.print()
 
-        try writeResults(report.json, scenario: "replay") {
+        try writeResults(report.json, scenario: "replay", startLoad: load) {
             $0.key("parameters")
             $0.object {
                 $0.field("users", users)
@@ -148,18 +172,21 @@ struct Replay: ParsableCommand {
                 $0.field("stored_per_second", fillRate, decimals: 0)
                 $0.field("fill_push_errors", fill.pushErrors)
                 $0.field("fill_http_latency", fill.httpLatency)
-                $0.key("fill_cpu"); Usage.write(fillStart, fillEnd, into: &$0)
+                $0.key("fill_cpu")
+                Usage.write(fillStart, fillEnd, into: &$0)
                 $0.field("online", connect.online)
                 $0.field("connect_failed", connect.failed)
                 $0.field("connect_seconds", connect.seconds, decimals: 3)
                 $0.field("complete", receivers.complete)
                 $0.field("replay_seconds", replaySeconds, decimals: 3)
+                $0.field("backlog", receivers.backlog)
                 $0.field("replayed", replayed)
                 $0.field("replayed_per_second", replaySeconds > 0 ? Double(replayed) / replaySeconds : 0, decimals: 0)
                 $0.field("completion", receivers.completion)
                 $0.field("gaps", receivers.gaps)
                 $0.field("duplicates", receivers.duplicates)
-                $0.key("replay_cpu"); Usage.write(replayStart, replayEnd, into: &$0)
+                $0.key("replay_cpu")
+                Usage.write(replayStart, replayEnd, into: &$0)
             }
         }
     }

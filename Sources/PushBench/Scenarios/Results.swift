@@ -2,13 +2,14 @@ import Glibc
 import PushCore
 
 /// Writes a scenario's result file: `{"scenario":…,"date":…,"cores":n, …}` plus what `build` adds.
-func writeResults(_ path: String?, scenario: String, _ build: (inout JSONWriter) -> Void) throws {
+func writeResults(_ path: String?, scenario: String, startLoad: Double, _ build: (inout JSONWriter) -> Void) throws {
     guard let path else { return }
     var writer = JSONWriter()
     writer.object {
         $0.field("scenario", scenario)
         $0.field("date", utcTimestamp())
         $0.field("cores", Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        $0.field("loadavg_1m_at_start", startLoad, decimals: 2)
         build(&$0)
     }
     try writeFile(path, writer.bytes + [UInt8(ascii: "\n")])

@@ -56,7 +56,7 @@ final class Senders {
         let results = try group.await("result", from: children, seconds: timeout, progress: progress)
         group.stop(children)
         var summary = PusherSummary()
-        for result in results {
+        for (child, result) in zip(children, results) {
             let started = result["started_ns"]?.uint64 ?? 0
             summary.started = summary.started == 0 ? started : min(summary.started, started)
             summary.finished = max(summary.finished, result["finished_ns"]?.uint64 ?? 0)
@@ -71,6 +71,9 @@ final class Senders {
             summary.onlineSum += result["online_sum"]?.int ?? 0
             for (status, value) in result["statuses"]?.objectMembers ?? [] {
                 summary.statuses[status, default: 0] += value.int ?? 0
+            }
+            for (status, sample) in result["error_samples"]?.objectMembers ?? [] {
+                note("\(child.name): first HTTP \(status) answer: \(sample.stringValue ?? "?")")
             }
             for (reason, value) in result["connection_errors"]?.objectMembers ?? [] {
                 summary.connectionErrors[reason, default: 0] += value.int ?? 0

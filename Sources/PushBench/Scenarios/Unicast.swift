@@ -29,7 +29,7 @@ struct Unicast: ParsableCommand {
     var duration = 10.0
     @Flag(help: "Stored pushes (store:true): Redis assigns seqs; receivers check order and ACK.")
     var store = false
-    @Flag(help: "After the phase at --rate, run a second one at half the push rate it reached.")
+    @Flag(inversion: .prefixedNo, help: "After the phase at --rate, run a second one at half the push rate it reached.")
     var halfPeak = false
     @Option(help: "Seconds to wait for stragglers after the pushers stop.")
     var drain = 5.0
@@ -63,6 +63,7 @@ struct Unicast: ParsableCommand {
     }
 
     func run() throws {
+        let load = ProcessTree.loadAverage()
         let group = ChildGroup()
         defer { group.stopAll() }
         let lifetime = client.connectTimeout + 2 * (duration + drain + 60) + 300
@@ -80,7 +81,7 @@ struct Unicast: ParsableCommand {
             phases.append(try phase(rate: half, fleet: fleet, group: group))
         }
         group.stopAll()
-        print(phases, connect: connect, fleet: fleet)
+        print(phases, connect: connect, fleet: fleet, load: load)
     }
 
     private func phase(rate: Double, fleet: Fleet, group: ChildGroup) throws -> Phase {
@@ -89,7 +90,8 @@ struct Unicast: ParsableCommand {
         let senders = try Senders(group: group, count: self.senders) { index in
             var arguments = [
                 "--host", target.host, "--port", String(target.httpPort), "--mode", "random",
-                "--connections", String((index + 1) * httpConnections / self.senders - index * httpConnections / self.senders),
+                "--connections",
+                String((index + 1) * httpConnections / self.senders - index * httpConnections / self.senders),
                 "--depth", String(depth), "--batch", String(batch), "--rate", String(rate / Double(self.senders)),
                 "--duration", String(duration), "--users", String(users), "--user-prefix", client.userPrefix,
                 "--op", String(op), "--payload-bytes", String(payloadBytes), "--lifetime", String(Int(duration + 120)),
@@ -109,12 +111,13 @@ struct Unicast: ParsableCommand {
         return Phase(rate: rate, pushers: pushers, receivers: receivers, usage: (before, after))
     }
 
-    private func print(_ phases: [Phase], connect: ConnectSummary, fleet: Fleet) {
+    private func print(_ phases: [Phase], connect: ConnectSummary, fleet: Fleet, load: Double) {
         let kind = store ? "stored" : "transient"
         let columns = phases.map { $0.rate > 0 ? "at \(Format.rate($0.rate))" : "flat out" }
         var table = Table(
             "unicast (\(kind)): \(Format.count(users)) users on \(fleet.children.count) receiver processes; "
-                + "\(senders) pusher process(es), \(httpConnections) HTTP connections × depth \(depth), batch \(batch); "
+                + "\(senders) pusher process(es), \(httpConnections) HTTP connections × depth \(depth), "
+                + "batch \(batch); "
                 + "\(Format.seconds(duration)) per phase",
             header: ["measure"] + columns)
         func row(_ label: String, _ value: (Phase) -> String) { table.add([label] + phases.map(value)) }
@@ -134,10 +137,20 @@ struct Unicast: ParsableCommand {
         if store { row("seq gaps / duplicates") { "\($0.receivers.gaps) / \($0.receivers.duplicates)" } }
         row("connections closed") { "\($0.receivers.unexpectedCloses)" }
         row("CPU") { Usage.line($0.usage.0, $0.usage.1, report) }
+        row("CPU per push") { phase in
+            let cores = phase.usage.0.cores(until: phase.usage.1)
+            let rate = max(1, phase.pushers.pushRate)
+            var parts: [String] = []
+            if report.gatewayPid != nil { parts.append("gateway \(Format.fixed(cores.gateway * 1e6 / rate, 1))") }
+            if report.redisPid != nil { parts.append("redis \(Format.fixed(cores.redis * 1e6 / rate, 1))") }
+            parts.append("bench \(Format.fixed(cores.bench * 1e6 / rate, 1))")
+            return parts.joined(separator: " · ") + " µs"
+        }
+        table.add(["machine load average at start (1 min)", Format.fixed(load, 2)])
         table.print()
 
         do {
-            try writeResults(report.json, scenario: store ? "stored" : "unicast") {
+            try writeResults(report.json, scenario: store ? "stored" : "unicast", startLoad: load) {
                 $0.key("parameters")
                 $0.object {
                     $0.field("users", users)
@@ -161,8 +174,10 @@ struct Unicast: ParsableCommand {
                             $0.field("pushes_ok", phase.pushers.okPushes)
                             $0.field("pushes_per_second", phase.pushers.pushRate, decimals: 0)
                             $0.field("push_errors", phase.pushers.pushErrors)
-                            $0.key("http_statuses"); phase.pushers.statuses.write(into: &$0)
-                            $0.key("connection_errors"); phase.pushers.connectionErrors.write(into: &$0)
+                            $0.key("http_statuses")
+                            phase.pushers.statuses.write(into: &$0)
+                            $0.key("connection_errors")
+                            phase.pushers.connectionErrors.write(into: &$0)
                             $0.field("deliveries_expected", phase.pushers.onlineSum)
                             $0.field("deliveries", phase.receivers.delivered)
                             $0.field("deliveries_per_second", phase.deliveryRate, decimals: 0)
@@ -171,7 +186,8 @@ struct Unicast: ParsableCommand {
                             $0.field("gaps", phase.receivers.gaps)
                             $0.field("duplicates", phase.receivers.duplicates)
                             $0.field("unexpected_closes", phase.receivers.unexpectedCloses)
-                            $0.key("cpu"); Usage.write(phase.usage.0, phase.usage.1, into: &$0)
+                            $0.key("cpu")
+                            Usage.write(phase.usage.0, phase.usage.1, into: &$0)
                         }
                     }
                 }

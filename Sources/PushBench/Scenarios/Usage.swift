@@ -20,7 +20,11 @@ struct Usage {
     /// Cores used between `self` and `later`.
     func cores(until later: Usage) -> (gateway: Double, redis: Double, bench: Double) {
         let seconds = max(1e-9, Double(later.wall &- wall) / 1e9)
-        return ((later.gateway - gateway) / seconds, (later.redis - redis) / seconds, (later.bench - bench) / seconds)
+        // A process of a tree that exits between samples takes its CPU time with it: never below zero.
+        return (
+            max(0, later.gateway - gateway) / seconds, max(0, later.redis - redis) / seconds,
+            max(0, later.bench - bench) / seconds
+        )
     }
 
     /// "gateway 1.41 · redis 0.22 · bench 0.35 cores".
@@ -36,9 +40,12 @@ struct Usage {
     static func write(_ from: Usage, _ to: Usage, into writer: inout JSONWriter) {
         let cores = from.cores(until: to)
         writer.object {
-            $0.key("gateway_cores"); $0.value((cores.gateway * 100).rounded() / 100)
-            $0.key("redis_cores"); $0.value((cores.redis * 100).rounded() / 100)
-            $0.key("bench_cores"); $0.value((cores.bench * 100).rounded() / 100)
+            $0.key("gateway_cores")
+            $0.value((cores.gateway * 100).rounded() / 100)
+            $0.key("redis_cores")
+            $0.value((cores.redis * 100).rounded() / 100)
+            $0.key("bench_cores")
+            $0.value((cores.bench * 100).rounded() / 100)
         }
     }
 }

@@ -24,7 +24,9 @@ enum ProcessTree {
             // Fields after the parenthesised command: state is field 3, utime 14, stime 15.
             guard let text = readText("/proc/\(member)/stat"), let close = text.lastIndex(of: ")") else { return total }
             let fields = text[text.index(after: close)...].split(separator: " ")
-            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return total }
+            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else {
+                return total
+            }
             return total + (user + system) / ticks
         }
     }
@@ -40,18 +42,33 @@ enum ProcessTree {
     static func statusField(_ pid: pid_t, _ name: String) -> Int? {
         guard let text = readText("/proc/\(pid)/status") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(name) {
-            return line.dropFirst(name.count).split(separator: " ").first.flatMap { Int($0) }
+            return line.dropFirst(name.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap {
+                Int($0)
+            }
         }
         return nil
     }
 
-    /// MemAvailable of /proc/meminfo in kB: what the whole machine (kernel socket buffers included) has left.
-    static func memAvailableKB() -> Int {
-        guard let text = readText("/proc/meminfo") else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
-            return line.dropFirst(13).split(separator: " ").first.flatMap { Int($0) } ?? 0
+    /// Kernel memory that grows with sockets, in kB: slab caches (socket, inode and TCP structures) plus TCP buffer
+    /// pages (/proc/net/sockstat `mem`). Machine-wide: other work on the machine moves it too.
+    static func kernelSocketKB() -> Int {
+        var slab = 0
+        for line in (readText("/proc/meminfo") ?? "").split(separator: "\n") where line.hasPrefix("Slab:") {
+            slab = line.dropFirst(5).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { Int($0) } ?? 0
         }
-        return 0
+        var pages = 0
+        for line in (readText("/proc/net/sockstat") ?? "").split(separator: "\n") where line.hasPrefix("TCP:") {
+            let fields = line.split(separator: " ")
+            if let index = fields.firstIndex(of: "mem"), index + 1 < fields.count {
+                pages = Int(fields[index + 1]) ?? 0
+            }
+        }
+        return slab + pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
+    }
+
+    /// The machine's 1-minute load average: other work on the machine competes for the same cores.
+    static func loadAverage() -> Double {
+        readText("/proc/loadavg")?.split(separator: " ").first.flatMap { Double($0) } ?? 0
     }
 
     /// Whether a process with this pid exists.

@@ -54,8 +54,7 @@ final class PushAPI {
             case .nodes: nodes(respond: respond)
             case .topic(let name): topicCount(name, respond: respond)
             case .goim(let route): try goim(route, request, respond: respond)
-            case .metrics:
-                throw APIError.notImplemented("\(request.method) \(request.path) is not served by this build yet")
+            case .metrics: stats.serveMetrics(respond)
             }
         } catch {
             respond(HTTPResponse(error))

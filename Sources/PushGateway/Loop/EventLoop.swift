@@ -39,6 +39,8 @@ final class EventLoop {
 
     /// Connections with output queued this iteration.
     var pendingFlush: [SocketConnection] = []
+    /// Bytes waiting in the output queues of every connection on this loop (the write-queue figure of `stats`).
+    var queuedOutputBytes = 0
     /// One read buffer for every connection of the loop: reads land here and only a partial frame's tail is
     /// copied out.
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)

@@ -1,3 +1,4 @@
+import CLibev
 import Glibc
 import Logging
 import PushCore
@@ -6,47 +7,80 @@ import PushCore
 /// of this binary (never a fork of a running Swift runtime), restarts one that dies (backing off when it keeps
 /// dying), reloads on SIGHUP (new workers start, then the old ones drain), and drains on SIGTERM/SIGINT.
 /// Signal handlers only wake the loop; everything happens on it.
+///
+/// Each worker gets a control pipe (a socketpair, its end on descriptor 3): the worker reports its figures every
+/// second, the master adds them up for the admin socket and sends the gateway-wide `/metrics` text back down,
+/// and operators' commands travel the same pipes (see `Master+Admin.swift`).
 final class Master {
-    private struct Child {
+    struct Child {
         let index: Int
         let generation: Int
         let started: Double
         var draining = false
     }
 
-    private let loop: EventLoop
-    private var config: GatewayConfiguration
+    let loop: EventLoop
+    private(set) var config: GatewayConfiguration
     private let configPath: String?
-    private let logger: Logger
-    private var children: [pid_t: Child] = [:]
-    private var generation = 1
-    private var stopping = false
+    let logger: Logger
+    private(set) var children: [pid_t: Child] = [:]
+    /// Each child's control pipe, until it is reaped.
+    private(set) var links: [pid_t: ControlChannel] = [:]
+    private(set) var generation = 1
+    private(set) var stopping = false
     /// Consecutive quick deaths per worker index, for the restart back-off.
     private var quickDeaths: [Int: Int] = [:]
     private var restarts: [(index: Int, at: Double)] = []
     private var stopDeadline: Double = 0
     private var tickTimer: LoopTimer!
+    private var secondTimer: LoopTimer!
+
+    /// Every worker's figures, for `stats`, `tail` and `/metrics`.
+    var metrics = GatewayMetrics()
+    let requests = WorkerRequests()
+    var admin: AdminServer?
+    let startedAt: Double
+    /// Workers restarted after dying.
+    private(set) var restartCount = 0
+    /// An operator ran `drain`: workers started from now on drain too, until a reload.
+    var clientsDrained = false
+    /// Workers that have been sent the `/metrics` text at least once.
+    private var metricsSent: Set<pid_t> = []
 
     /// A worker that dies sooner than this after its start counts as a quick death.
     static let quickDeath = 10.0
+    /// A control pipe with this much unsent output skips a second's `/metrics` text (its worker is busy).
+    static let metricsBacklog = 256 << 10
 
     init(config: GatewayConfiguration, configPath: String?, logger: Logger) throws {
         self.config = config
         self.configPath = configPath
         self.logger = logger
         loop = try EventLoop(capacity: 1024)
+        startedAt = Self.monotonic()
         loop.onSignal(SIGCHLD) { [unowned self] in self.reap() }
         loop.onSignal(SIGTERM) { [unowned self] in self.stop("SIGTERM") }
         loop.onSignal(SIGINT) { [unowned self] in self.stop("SIGINT") }
-        loop.onSignal(SIGHUP) { [unowned self] in self.reload() }
+        loop.onSignal(SIGHUP) { [unowned self] in _ = self.reload() }
         tickTimer = LoopTimer(loop: loop) { [unowned self] in self.tick() }
+        secondTimer = LoopTimer(loop: loop) { [unowned self] in self.everySecond() }
+        let admin = try AdminServer(path: config.server.adminSocket, loop: loop, logger: logger)
+        admin.onCommand = { [unowned self] in self.adminCommand($0, $1) }
+        self.admin = admin
     }
 
     func run() -> Int32 {
         for index in 0..<config.server.workers { spawn(index: index) }
         tickTimer.start(after: 0.2, repeat: 0.2)
-        logger.info("master running", metadata: ["pid": "\(getpid())", "workers": "\(config.server.workers)"])
+        secondTimer.start(after: 1, repeat: 1)
+        logger.info(
+            "master running",
+            metadata: [
+                "pid": "\(getpid())", "workers": "\(config.server.workers)",
+                "admin_socket": "\(config.server.adminSocket)",
+            ])
         loop.run()
+        admin?.close()
         logger.info("master stopped")
         return 0
     }
@@ -54,16 +88,74 @@ final class Master {
     // MARK: - Workers
 
     private func spawn(index: Int) {
-        var arguments = ["pushgw", "worker", "--index", String(index)]
+        var arguments = ["pushgw", "worker", "--index", String(index), "--control-fd", String(Posix.controlDescriptor)]
         if let configPath { arguments += ["--config", configPath] }
+        let pid: pid_t
+        let mine: Int32
         do {
-            let pid = try Posix.spawnSelf(arguments)
-            children[pid] = Child(index: index, generation: generation, started: now())
-            logger.info("worker started", metadata: ["index": "\(index)", "pid": "\(pid)", "generation": "\(generation)"])
+            let (master, worker) = try Posix.socketPair()
+            defer { Posix.close(worker) }
+            do {
+                pid = try Posix.spawnSelf(arguments, control: worker)
+            } catch {
+                Posix.close(master)
+                throw error
+            }
+            mine = master
         } catch {
             logger.error("cannot start a worker", metadata: ["index": "\(index)", "error": "\(error)"])
             scheduleRestart(index: index, delay: 1)
+            return
         }
+        children[pid] = Child(index: index, generation: generation, started: now())
+        attach(mine, to: pid)
+        logger.info("worker started", metadata: ["index": "\(index)", "pid": "\(pid)", "generation": "\(generation)"])
+    }
+
+    /// Puts the master's end of `pid`'s control pipe on the loop, and tells a new worker what operators changed
+    /// since the configuration was read.
+    private func attach(_ fd: Int32, to pid: pid_t) {
+        let link = ControlChannel(fd: fd, loop: loop)
+        guard loop.register(fd, link, events: Int32(EV_READ)) else {
+            Posix.close(fd)
+            logger.error("no room for a worker's control pipe; it runs unmonitored", metadata: ["pid": "\(pid)"])
+            return
+        }
+        link.onMessage = { [unowned self] in self.received($0, from: pid) }
+        link.onClose = { [unowned self] in self.linkClosed(pid, $0) }
+        links[pid] = link
+        if LogSetup.level != config.log.level {
+            link.send(.command(id: 0, name: "log-level", arguments: [LogSetup.level.rawValue]))
+        }
+        if clientsDrained { link.send(.command(id: 0, name: "drain", arguments: [])) }
+    }
+
+    private func received(_ message: ControlMessage, from pid: pid_t) {
+        switch message {
+        case .snapshot(var snapshot):
+            snapshot.pid = Int(pid)
+            if let child = children[pid] { snapshot.index = child.index }
+            metrics.record(snapshot)
+            // A new worker gets the gateway-wide metrics at once rather than at the next second.
+            if !metricsSent.contains(pid), let link = links[pid] {
+                metricsSent.insert(pid)
+                link.send(.metrics(report().prometheus()))
+            }
+        case .reply(let id, let lines):
+            requests.received(id: id, from: pid, lines: lines)
+        case .metrics, .command:
+            break
+        }
+    }
+
+    /// A worker's pipe closed. At exit that is expected (the reaper cleans up); a pipe closed for another
+    /// reason (the worker stopped reading it) leaves a worker nobody can see: it is stopped, and restarted.
+    private func linkClosed(_ pid: pid_t, _ reason: CloseReason) {
+        guard reason != .peerClosed, children[pid] != nil else { return }
+        logger.error(
+            "lost a worker's control pipe, stopping the worker",
+            metadata: ["pid": "\(pid)", "reason": "\(reason.rawValue)"])
+        kill(pid, SIGTERM)
     }
 
     /// Collects every exited child; restarts a worker of the current generation that was not asked to stop.
@@ -73,15 +165,26 @@ final class Master {
             let pid = waitpid(-1, &status, WNOHANG)
             guard pid > 0 else { break }
             guard let child = children.removeValue(forKey: pid) else { continue }
+            if let link = links.removeValue(forKey: pid) {
+                // What the worker wrote before it exited (its last snapshot) is read first, so its final counts
+                // join the retired totals.
+                if link.isOpen { link.handleEvents(Int32(EV_READ)) }
+                link.close(.peerClosed)
+            }
+            metricsSent.remove(pid)
+            metrics.retire(pid: Int(pid))
+            requests.workerGone(pid)
             let how = Self.describe(status)
             if stopping || child.draining || child.generation != generation {
-                logger.info("worker exited", metadata: ["index": "\(child.index)", "pid": "\(pid)", "status": "\(how)"])
+                logger.info(
+                    "worker exited", metadata: ["index": "\(child.index)", "pid": "\(pid)", "status": "\(how)"])
                 continue
             }
             let quick = now() - child.started < Self.quickDeath
             let deaths = quick ? (quickDeaths[child.index] ?? 0) + 1 : 0
             quickDeaths[child.index] = deaths
             let delay = deaths == 0 ? 0 : min(30, 0.5 * Double(1 << min(deaths, 6)))
+            restartCount += 1
             logger.error(
                 "worker died, restarting",
                 metadata: ["index": "\(child.index)", "pid": "\(pid)", "status": "\(how)", "after_s": "\(delay)"])
@@ -100,11 +203,49 @@ final class Master {
         restarts.removeAll { $0.at <= now }
         if !stopping { due.forEach { spawn(index: $0.index) } }
         drainDue(now)
+        requests.expire(now: now)
         if stopping && now >= stopDeadline && !children.isEmpty {
             logger.warning("workers did not stop in time, killing them", metadata: ["count": "\(children.count)"])
             for pid in children.keys { kill(pid, SIGKILL) }
             stopDeadline = now + 5
         }
+    }
+
+    /// Once a second: the latency history, the `/metrics` text for every worker, a line for every `tail`.
+    private func everySecond() {
+        metrics.sample()
+        let report = report()
+        let text = ControlMessage.metrics(report.prometheus()).line
+        for (pid, link) in links where link.pendingOutput < Self.metricsBacklog {
+            link.send(bytes: text)
+            metricsSent.insert(pid)
+        }
+        let tailing = admin?.tailing ?? []
+        if !tailing.isEmpty {
+            let line = report.tailLine(time: Self.clockTime())
+            for client in tailing { client.send(line: line) }
+        }
+        LogSetup.reportSuppressed(logger)
+    }
+
+    /// The figures as of now.
+    func report() -> GatewayReport {
+        let processes = children.map { pid, child in
+            GatewayReport.Process(
+                pid: Int(pid), index: child.index, generation: child.generation,
+                stopping: stopping || child.draining || child.generation != generation)
+        }
+        return GatewayReport(
+            metrics: metrics, processes: processes, uptime: now() - startedAt, generation: generation,
+            draining: clientsDrained, restarts: restartCount)
+    }
+
+    /// Live workers of the current generation that are not stopping.
+    var currentWorkers: [pid_t] {
+        children.filter { $0.value.generation == generation && !$0.value.draining }.sorted {
+            $0.value.index < $1.value.index
+        }
+        .map(\.key)
     }
 
     // MARK: - Signals
@@ -119,19 +260,30 @@ final class Master {
         if children.isEmpty { loop.stop() }
     }
 
-    /// SIGHUP: re-reads the configuration; when it is valid, a new generation of workers starts and, a moment
-    /// later, the old one drains (SO_REUSEPORT lets both listen meanwhile, so no connection is refused).
-    private func reload() {
-        guard !stopping else { return }
+    /// SIGHUP or `reload`: re-reads the configuration; when it is valid, a new generation of workers starts and,
+    /// a moment later, the old one drains (SO_REUSEPORT lets both listen meanwhile, so no connection is refused).
+    /// The log level and a `drain` set by operators are reset to what the configuration says. Returns why the
+    /// reload was refused, or nil.
+    @discardableResult
+    func reload() -> String? {
+        guard !stopping else { return "the gateway is stopping" }
         do {
             let (fresh, warnings) = try GatewayConfiguration.load(
                 path: configPath, environment: Posix.environment(), cores: Posix.cores())
             warnings.forEach { logger.warning("\($0)") }
+            if fresh.server.adminSocket != config.server.adminSocket {
+                logger.warning(
+                    "server.admin_socket changes only at restart", metadata: ["serving": "\(config.server.adminSocket)"]
+                )
+            }
             config = fresh
         } catch {
-            logger.error("reload refused: configuration error, the running workers stay", metadata: ["error": "\(error)"])
-            return
+            logger.error(
+                "reload refused: configuration error, the running workers stay", metadata: ["error": "\(error)"])
+            return "configuration error, the running workers stay: \(error)"
         }
+        LogSetup.setLevel(config.log.level)
+        clientsDrained = false
         let old = children.filter { $0.value.generation == generation }.map(\.key)
         generation += 1
         restarts.removeAll()
@@ -139,6 +291,7 @@ final class Master {
         for index in 0..<config.server.workers { spawn(index: index) }
         // Give the new workers a moment to bind before the old ones close their listeners.
         pendingDrains.append((old, now() + 1.0))
+        return nil
     }
 
     /// Old workers to drain once their successors have had time to listen.
@@ -154,10 +307,22 @@ final class Master {
         pendingDrains.removeAll { $0.at <= now }
     }
 
-    private func now() -> Double {
+    func now() -> Double { Self.monotonic() }
+
+    private static func monotonic() -> Double {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+
+    /// Local wall-clock time, `HH:MM:SS`, for `tail` lines.
+    static func clockTime() -> String {
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        var buffer = [CChar](repeating: 0, count: 16)
+        let count = strftime(&buffer, buffer.count, "%H:%M:%S", &parts)
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private static func describe(_ status: Int32) -> String {

@@ -14,10 +14,17 @@ final class Worker {
     private let connections: ConnectionServer
     private let http: HTTPServer
     private var listeners: [Listener] = []
+    /// Stopped taking clients: stopping, or drained by an operator (`pushgw ctl drain`).
     private var draining = false
+    private var stopping = false
     private var roomCountTimer: LoopTimer!
+    private var openTimer: LoopTimer!
+    private var listenersOpen = false
+    /// Snapshots to the master, `/metrics`, and the admin commands the master forwards.
+    private var control: WorkerControl!
 
-    init(config: GatewayConfiguration, logger: Logger) throws {
+    /// `index`: this worker's slot among the master's; `controlFD`: its end of the control pipe to the master.
+    init(config: GatewayConfiguration, logger: Logger, index: Int = 0, controlFD: Int32? = nil) throws {
         self.config = config
         self.logger = logger
         let files = Posix.raiseFileLimit()
@@ -52,10 +59,19 @@ final class Worker {
         roomCountTimer = LoopTimer(loop: loop) { [unowned self] in self.refreshRoomCounts() }
         loop.onSignal(SIGINT) {}
         loop.onSignal(SIGTERM) { [unowned self] in self.stop("SIGTERM") }
+        control = WorkerControl(
+            WorkerControl.Parts(
+                loop: loop, logger: logger, index: index, node: node, stats: stats, connections: connections,
+                store: store, registry: registry, http: http,
+                drain: { [unowned self] in self.drainClients() }, isDraining: { [unowned self] in self.draining }),
+            controlFD: controlFD)
+        control.onLost = { [unowned self] in self.stop("control pipe lost") }
     }
 
     private func listen(_ name: String, _ address: ListenAddress, _ onAccept: @escaping (Int32) -> Void) throws {
-        let listener = try Listener(name: name, address: address, loop: loop, logger: logger, onAccept: onAccept)
+        // Bound now (a taken port fails the start) but accepting only once Redis answers, so a fresh worker never
+        // turns clients away with storage_unavailable; connections wait in the backlog meanwhile.
+        let listener = try Listener(name: name, address: address, loop: loop, logger: logger, held: true, onAccept: onAccept)
         listeners.append(listener)
         logger.info("listening", metadata: ["listener": "\(name)", "address": "\(address.host):\(listener.port)"])
     }
@@ -69,10 +85,27 @@ final class Worker {
         return "\(host.isEmpty ? "node" : host)-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
     }
 
+    /// Starts accepting: when Redis first answers, or after `openAfter` seconds without it (clients then get
+    /// DISCONNECT with a retry time, and transient pushes still work).
+    private func openListeners() {
+        guard !listenersOpen else { return }
+        listenersOpen = true
+        openTimer.stop()
+        listeners.forEach { $0.open() }
+        logger.info("accepting", metadata: ["redis": "\(store.isAvailable ? "up" : "down")"])
+    }
+
+    /// Longest a fresh worker waits for Redis before it accepts anyway.
+    static let openAfter = 5.0
+
     func run() {
+        store.onReady = { [unowned self] in self.openListeners() }
+        openTimer = LoopTimer(loop: loop) { [unowned self] in self.openListeners() }
+        openTimer.start(after: Self.openAfter)
         store.start()
         registry.start()
         roomCountTimer.start(after: NodeRegistry.refreshSeconds + 1, repeat: 5)
+        control.start()
         logger.info("worker running", metadata: ["pid": "\(getpid())"])
         loop.run()
         logger.info("worker stopped", metadata: ["connections": "\(connections.connectionCount)"])
@@ -95,15 +128,29 @@ final class Worker {
 
     /// Stops accepting, drains the clients over `server.drain_timeout`, then exits the loop.
     private func stop(_ signal: String) {
-        guard !draining else { return }
+        guard !stopping else { return }
+        stopping = true
         draining = true
         logger.info("stopping", metadata: ["signal": "\(signal)"])
         listeners.forEach { $0.close() }
         listeners = []
         connections.drain(over: config.server.drainTimeout) { [unowned self] in
+            control.stop()
             registry.stop()
             store.stop()
             loop.stop()
         }
+    }
+
+    /// `pushgw ctl drain`: closes the client listeners and sends the connected clients away (DISCONNECT with
+    /// `reconnect: true`, spread over `server.drain_timeout`), while the HTTP API keeps serving. A reload replaces
+    /// this worker with one that takes clients again.
+    private func drainClients() {
+        guard !draining else { return }
+        draining = true
+        logger.notice("draining clients: client listeners closed, the HTTP API stays")
+        for listener in listeners where listener.name != "http" { listener.close() }
+        listeners.removeAll { $0.name != "http" }
+        connections.drain(over: config.server.drainTimeout) { [logger] in logger.info("clients drained") }
     }
 }

@@ -26,6 +26,8 @@ final class MessageStore {
     let node: String
     private let logger: Logger
 
+    /// Called each time the command connection is (again) ready.
+    var onReady: (() -> Void)?
     /// Messages from other nodes: on this node's channel (`pg:node:<id>`), `pg:all`, and the topics subscribed.
     var onNodeMessage: ((NodeMessage) -> Void)?
 
@@ -34,7 +36,10 @@ final class MessageStore {
         self.logger = logger
         redis = RedisClient(loop: loop, url: url, name: "store", logger: logger)
         subscriber = RedisClient(loop: loop, url: url, name: "node-channel", logger: logger)
-        redis.onReady = { [unowned self] in self.loadScripts() }
+        redis.onReady = { [unowned self] in
+            self.loadScripts()
+            self.onReady?()
+        }
         let channels = [RedisKeys.nodeChannel(node), RedisKeys.broadcastChannel].map { Array($0.utf8) }
         subscriber.subscribe(channels: channels) { [unowned self] in self.received($0, $1) }
     }

@@ -64,6 +64,8 @@ final class RedisClient {
     private(set) var errorReplies = 0
     /// Times the connection became ready again after being down.
     private(set) var reconnects = 0
+    /// Every round-trip time since start, bucketed (`pushgw_redis_latency_seconds`).
+    private(set) var latencyHistogram = Histogram()
 
     var isReady: Bool { state == .ready }
     /// Commands (including the client's own handshake and heartbeat) waiting for their reply.
@@ -470,7 +472,9 @@ final class RedisClient {
             return completion(.failure(lostReplyError(ac)))
         }
         if context == ac, let sentAt = sendTimes.popOldest() {
-            latencies.record(monotonicSeconds() - sentAt)
+            let seconds = monotonicSeconds() - sentAt
+            latencies.record(seconds)
+            latencyHistogram.observe(seconds)
         }
         let value = RedisValue(reply: reply.assumingMemoryBound(to: redisReply.self))
         if case .error = value { errorReplies += 1 }

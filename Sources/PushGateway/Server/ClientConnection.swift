@@ -52,6 +52,10 @@ final class ClientConnection: SocketConnection {
 
     override var maxOutput: Int { server.maxWriteQueue }
 
+    override func willClose() {
+        server.retire(self)
+    }
+
     override func didClose(_ reason: CloseReason) {
         server.connectionClosed(self, reason: reason)
     }
@@ -59,13 +63,17 @@ final class ClientConnection: SocketConnection {
     /// Queues one frame.
     @discardableResult
     func send(_ frame: Frame) -> Bool {
-        enqueue { frame.encode(into: &$0) }
+        guard enqueue({ frame.encode(into: &$0) }) else { return false }
+        server.stats.framesOut += 1
+        return true
     }
 
     /// Queues bytes already framed (one encoding shared by every receiver of a push).
     @discardableResult
     func send(encoded bytes: [UInt8]) -> Bool {
-        enqueue { $0.append(contentsOf: bytes) }
+        guard enqueue({ $0.append(contentsOf: bytes) }) else { return false }
+        server.stats.framesOut += 1
+        return true
     }
 
     /// Sends DISCONNECT (`{"reason","reconnect","after_ms"}`) and closes after it.

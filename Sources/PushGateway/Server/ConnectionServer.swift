@@ -311,21 +311,26 @@ final class ConnectionServer {
 
     // MARK: - Closes
 
+    /// Takes a connection that starts closing out of every index, so it no longer counts as online nor gets
+    /// pushes, and ends its session in Redis.
+    func retire(_ connection: ClientConnection) {
+        gapped[ObjectIdentifier(connection)] = nil
+        let user = connection.session.user
+        guard !user.isEmpty else { return }
+        users.remove(connection, user: user)
+        if byKey[connection.session.key] === connection { byKey[connection.session.key] = nil }
+        if let room = connection.session.room { rooms.leave(connection, room) }
+        _ = leave(connection, topics: connection.topics)
+        // Sent after the AUTH's session script on the same connection, so it never overtakes it.
+        store.run(LeaveCall(uid: user, device: connection.session.key, node: store.node)) { _ in }
+    }
+
     func connectionClosed(_ connection: ClientConnection, reason: CloseReason) {
         connectionCount -= 1
         stats.closed(reason)
-        gapped[ObjectIdentifier(connection)] = nil
-        let user = connection.session.user
-        if !user.isEmpty {
-            users.remove(connection, user: user)
-            if byKey[connection.session.key] === connection { byKey[connection.session.key] = nil }
-            if let room = connection.session.room { rooms.leave(connection, room) }
-            _ = leave(connection, topics: connection.topics)
-            // Sent after the AUTH's session script on the same connection, so it never overtakes it.
-            store.run(LeaveCall(uid: user, device: connection.session.key, node: store.node)) { _ in }
-        }
         logger.debug(
-            "connection closed", metadata: ["fd": "\(connection.fd)", "uid": "\(user)", "reason": "\(reason.rawValue)"])
+            "connection closed",
+            metadata: ["fd": "\(connection.fd)", "uid": "\(connection.session.user)", "reason": "\(reason.rawValue)"])
     }
 
     /// Sends DISCONNECT to the connections of `user` on device `key` here and closes them; returns how many.
@@ -358,7 +363,7 @@ final class ConnectionServer {
                     reason: "shutdown", reconnect: true, afterMillis: Int.random(in: 0...afterLimit), closeReason: .shutdown)
             }
             pending.removeLast(min(perTick, pending.count))
-            if (pending.isEmpty && users.connectionCount == 0) || loop.now >= deadline {
+            if (pending.isEmpty && connectionCount == 0) || loop.now >= deadline {
                 finished = true
                 done()
             }
@@ -485,7 +490,7 @@ final class ConnectionServer {
                     operation: Operation(message.op), sequence: UInt32(truncatingIfNeeded: message.seq),
                     body: message.payload, into: &$0)
             }
-            if sent { stats.delivered += 1 }
+            if sent { stats.deliveredStored(pushedAtMillis: message.timestampMillis) }
         }
     }
 

@@ -20,8 +20,14 @@ final class Listener: LoopHandler {
     private let logger: Logger
     private let onAccept: (Int32) -> Void
     private var paused = false
+    /// Not accepting yet (the worker waits for Redis): connections queue in the kernel's backlog meanwhile.
+    private var held: Bool
 
-    init(name: String, address: ListenAddress, loop: EventLoop, logger: Logger, onAccept: @escaping (Int32) -> Void) throws {
+    /// Binds and listens at once (so a taken port fails the start); accepts only after `open()` when `held`.
+    init(
+        name: String, address: ListenAddress, loop: EventLoop, logger: Logger, held: Bool = false,
+        onAccept: @escaping (Int32) -> Void
+    ) throws {
         fd = try Posix.listen(host: address.host, port: address.port, ipv6: address.isIPv6)
         self.name = name
         port = Posix.localPort(fd)
@@ -29,7 +35,8 @@ final class Listener: LoopHandler {
         self.loop = loop
         self.logger = logger
         self.onAccept = onAccept
-        guard loop.register(fd, self, events: Int32(EV_READ)) else {
+        self.held = held
+        guard loop.register(fd, self, events: held ? 0 : Int32(EV_READ)) else {
             Posix.close(fd)
             throw SystemError(call: "register listener", errno: EMFILE)
         }
@@ -64,8 +71,15 @@ final class Listener: LoopHandler {
             metadata: ["listener": "\(name)", "error": "\(error)"])
     }
 
+    /// Starts accepting a listener created `held`.
+    func open() {
+        guard held else { return }
+        held = false
+        if !paused { loop.setEvents(fd, Int32(EV_READ)) }
+    }
+
     private func resumeIfPaused() {
-        guard paused else { return }
+        guard paused, !held else { return }
         paused = false
         loop.setEvents(fd, Int32(EV_READ))
     }

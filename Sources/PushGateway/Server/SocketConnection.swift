@@ -52,6 +52,10 @@ class SocketConnection: LoopHandler {
     /// An open connection reached `openDeadline`.
     func openTimedOut() {}
 
+    /// The connection starts closing (a last message is on its way, or it is closed now): called once, before
+    /// `didClose`, so indexes stop counting it at once rather than after the linger.
+    func willClose() {}
+
     /// The connection closed; its descriptor is gone.
     func didClose(_ reason: CloseReason) {}
 
@@ -68,7 +72,9 @@ class SocketConnection: LoopHandler {
     @discardableResult
     final func enqueue(_ write: (inout [UInt8]) -> Void) -> Bool {
         guard phase == .open || phase == .draining else { return false }
+        let before = output.count
         write(&output)
+        loop.queuedOutputBytes += output.count - before
         if pendingOutput > maxOutput {
             close(.writeQueueFull)
             return false
@@ -83,6 +89,7 @@ class SocketConnection: LoopHandler {
     /// Sends what is queued, then closes with `reason` (see the type's comment).
     final func closeAfterOutput(_ reason: CloseReason) {
         guard phase == .open else { return }
+        willClose()
         closeReason = reason
         phase = .draining
         since = loop.now
@@ -106,7 +113,9 @@ class SocketConnection: LoopHandler {
                 return
             }
             switch result {
-            case .done(let count): outputOffset += count
+            case .done(let count):
+                outputOffset += count
+                loop.queuedOutputBytes -= count
             case .wouldBlock:
                 loop.setEvents(fd, phase == .open ? Int32(EV_READ | EV_WRITE) : Int32(EV_WRITE))
                 return
@@ -178,7 +187,9 @@ class SocketConnection: LoopHandler {
     /// The one close path: forgets the descriptor, closes it, tells the subclass once.
     final func close(_ reason: CloseReason) {
         guard phase != .closed else { return }
+        if phase == .open { willClose() }
         phase = .closed
+        loop.queuedOutputBytes -= pendingOutput
         output = []
         outputOffset = 0
         loop.unregister(fd)

@@ -1,18 +1,51 @@
+import Glibc
 import PushCore
 
-/// Counters of one worker, read by `/healthz`, the logs and (later) the admin socket and `/metrics`.
+/// Counters of one worker, plain integers bumped on the loop thread. `/healthz` and the logs read them; once a
+/// second the worker's control channel sends them to the master, which adds up every worker's for the admin
+/// socket and `/metrics`.
 final class WorkerStats {
     var accepted = 0
     var authenticated = 0
     var framesIn = 0
+    /// Frames queued to clients: replies and control frames as well as messages.
+    var framesOut = 0
     var delivered = 0
     var pushes = 0
     var gapFills = 0
     var stored = 0
     var httpRequests = 0
     private(set) var closes: [CloseReason: Int] = [:]
+    /// Push → delivery seconds of stored messages delivered live.
+    private(set) var pushDelivery = Histogram()
+    /// Serves `GET /metrics`; set by the worker's control channel.
+    var metricsSource: ((@escaping (HTTPResponse) -> Void) -> Void)?
+
+    /// A stored message older than this when it reaches a connection is a replay to a device that was offline
+    /// (AUTH with `last_seq`, a gap filled late), not a live delivery: it is counted but not timed.
+    static let liveDeliveryLimit: UInt64 = 60_000
 
     func closed(_ reason: CloseReason) {
         closes[reason, default: 0] += 1
+    }
+
+    /// A stored message pushed at `pushedAtMillis` (Unix milliseconds, the message's timestamp) was queued to a
+    /// connection: counts the delivery and the frame, and times it when it is live.
+    func deliveredStored(pushedAtMillis: UInt64) {
+        delivered += 1
+        framesOut += 1
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let nowMillis = UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec / 1_000_000)
+        guard nowMillis >= pushedAtMillis, nowMillis - pushedAtMillis <= Self.liveDeliveryLimit else { return }
+        pushDelivery.observe(Double(nowMillis - pushedAtMillis) / 1000)
+    }
+
+    /// Answers `GET /metrics` (Prometheus text for the whole gateway).
+    func serveMetrics(_ respond: @escaping (HTTPResponse) -> Void) {
+        guard let metricsSource else {
+            return respond(HTTPResponse(.unavailable("metrics are not available yet")))
+        }
+        metricsSource(respond)
     }
 }

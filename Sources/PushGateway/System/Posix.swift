@@ -144,7 +144,9 @@ enum Posix {
 
     /// Starts this executable again (`/proc/self/exe`) with `arguments` (argv, `arguments[0]` the name) and the
     /// current environment; returns the child's pid. A fresh process, never a fork of this Swift runtime.
-    static func spawnSelf(_ arguments: [String]) throws -> pid_t {
+    /// `control`, when given, becomes the child's descriptor `controlDescriptor` (3); every other descriptor of
+    /// this process is close-on-exec.
+    static func spawnSelf(_ arguments: [String], control: Int32? = nil) throws -> pid_t {
         var executable = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/self/exe", &executable, executable.count - 1)
         guard length > 0 else { throw SystemError(call: "readlink /proc/self/exe", errno: errno) }
@@ -161,8 +163,22 @@ enum Posix {
         sigfillset(&defaults)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var moved: Int32 = -1
+        defer { if moved >= 0 { Glibc.close(moved) } }
+        if var control {
+            // dup2 onto itself would keep close-on-exec: move a descriptor that already is 3 out of the way first.
+            if control == controlDescriptor {
+                moved = fcntl(control, F_DUPFD_CLOEXEC, controlDescriptor + 1)
+                guard moved >= 0 else { throw SystemError(call: "fcntl(F_DUPFD_CLOEXEC)", errno: errno) }
+                control = moved
+            }
+            posix_spawn_file_actions_adddup2(&actions, control, controlDescriptor)
+        }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, nil, &attributes, argv, environ)
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         guard result == 0 else { throw SystemError(call: "posix_spawn", errno: result) }
         return pid
     }

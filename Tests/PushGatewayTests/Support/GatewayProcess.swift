@@ -145,34 +145,41 @@ func findExecutable(_ name: String) -> String? {
     return nil
 }
 
-/// A private, throw-away redis-server on a free loopback port (no persistence), so every gateway gets an empty
-/// database and pub/sub channels (`pg:all`, node channels) no other test shares.
+/// A private, throw-away redis-server on a free loopback port (no persistence unless `persistent`), so every gateway
+/// gets an empty database and pub/sub channels (`pg:all`, node channels) no other test shares.
 final class RedisServer: @unchecked Sendable {
     let port: UInt16
     let process: ChildProcess
     let logPath: String
+    /// Whether it keeps its data across a restart in the same directory: an append-only file fsynced before every
+    /// reply (`--appendonly yes --appendfsync always`), so whatever it acknowledged survives even SIGKILL.
+    let persistent: Bool
 
     var url: String { "redis://127.0.0.1:\(port)" }
 
     static let executable = findExecutable("redis-server")
 
-    private init(executable: String, directory: URL, port: UInt16) throws {
+    private init(executable: String, directory: URL, port: UInt16, persistent: Bool) throws {
         self.port = port
+        self.persistent = persistent
         logPath = directory.appendingPathComponent("redis.log").path
+        let persistence = persistent ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]
         process = try ChildProcess(
-            argv: [
-                executable, "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
-                "--appendonly", "no", "--daemonize", "no", "--logfile", "",
-            ],
+            argv: [executable, "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", ""]
+                + persistence + ["--daemonize", "no", "--logfile", ""],
             environment: ["PATH=/usr/bin:/bin"], stdoutPath: logPath, stderrPath: logPath)
     }
 
     /// Starts one in `directory` (on `port`, else a free one) and waits (at most 10 s) until it answers PING.
-    static func start(in directory: URL, port: UInt16? = nil) async throws -> RedisServer {
+    /// `persistent`: see the property; a persistent server started again in the same directory loads what the
+    /// previous one acknowledged.
+    static func start(in directory: URL, port: UInt16? = nil, persistent: Bool = false) async throws -> RedisServer {
         guard let executable else { throw TestError("redis-server not found on PATH") }
         var log = ""
         for _ in 1...3 {
-            let server = try RedisServer(executable: executable, directory: directory, port: try port ?? freeLoopbackPort())
+            let server = try RedisServer(
+                executable: executable, directory: directory, port: try port ?? freeLoopbackPort(),
+                persistent: persistent)
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline && server.process.isRunning {
                 if server.answersPing() { return server }
@@ -200,6 +207,11 @@ final class RedisServer: @unchecked Sendable {
         if !process.waitForExit(timeout: 3) { Swift.print("redis-server \(port) ignored SIGTERM") }
         process.killGroup()
     }
+
+    /// SIGKILL: a crash, no goodbye to its clients and no final write.
+    func kill() {
+        process.killGroup()
+    }
 }
 
 /// Which Redis a gateway uses.
@@ -207,8 +219,14 @@ enum RedisChoice: Sendable {
     /// A private redis-server started for this gateway (if redis-server is on PATH; else $PUSHGW_TEST_REDIS_URL,
     /// shared).
     case privateServer
+    /// A private redis-server with an append-only file fsynced before every reply, so that `stopRedis` then
+    /// `startRedis` (same port, same directory) keeps everything it acknowledged. Needs redis-server on PATH.
+    case persistentServer
     /// A loopback port nothing listens on: Redis is down.
     case unreachable
+    /// A redis-server the test started and owns (several gateways on one Redis act as one gateway); the gateway
+    /// neither stops nor restarts it.
+    case shared(RedisServer)
 }
 
 /// One running `pushgw serve`, in a temporary working directory (so it never reads the repository's
@@ -220,6 +238,8 @@ final class GatewayProcess: @unchecked Sendable {
     let logURL: URL
     let process: ChildProcess
     let redisURL: String
+    /// Whether `startRedis` starts a persistent server (`RedisChoice.persistentServer`).
+    let redisPersistent: Bool
     private var redisServer: RedisServer?
     private let lock = NSLock()
     private var stopped = false
@@ -279,6 +299,11 @@ final class GatewayProcess: @unchecked Sendable {
         switch choice {
         case .unreachable:
             return (nil, "redis://127.0.0.1:\(try freeLoopbackPort())")
+        case .shared(let server):
+            return (nil, server.url)
+        case .persistentServer:
+            let server = try await RedisServer.start(in: directory, persistent: true)
+            return (server, server.url)
         case .privateServer:
             if RedisServer.executable != nil {
                 let server = try await RedisServer.start(in: directory)
@@ -300,6 +325,7 @@ final class GatewayProcess: @unchecked Sendable {
         self.directory = directory
         self.redisServer = redis
         self.redisURL = redisURL
+        redisPersistent = redis?.persistent ?? false
         logURL = directory.appendingPathComponent("stderr.log")
         let environment = Self.environment(
             tcp: tcpPort, http: httpPort, directory: directory, redisURL: redisURL, overrides: overrides)
@@ -334,7 +360,7 @@ final class GatewayProcess: @unchecked Sendable {
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline && gateway.process.isRunning {
                 if portAccepts(tcp) && portAccepts(http) {
-                    if choice == .unreachable { return gateway }
+                    if case .unreachable = choice { return gateway }
                     let health = try? await gateway.http(HTTP.request("GET", "/healthz"))
                     if health?.status == 200 { return gateway }
                 }
@@ -386,21 +412,22 @@ final class GatewayProcess: @unchecked Sendable {
     /// The private Redis, if it has one and it is running.
     var redis: RedisServer? { lock.withLock { redisServer } }
 
-    /// Stops the private Redis (Redis down).
-    func stopRedis() {
+    /// Stops the private Redis (Redis down): SIGTERM, or SIGKILL (a crash) when `kill`.
+    func stopRedis(kill: Bool = false) {
         let server = lock.withLock {
             defer { redisServer = nil }
             return redisServer
         }
-        server?.stop()
+        if kill { server?.kill() } else { server?.stop() }
     }
 
-    /// Starts a private Redis again on the port of `redisURL`.
+    /// Starts a private Redis again on the port of `redisURL`, in the gateway's directory (a persistent one loads
+    /// what the previous one stored).
     func startRedis() async throws {
         guard let port = redisURL.split(separator: ":").last.flatMap({ UInt16($0) }) else {
             throw TestError("no port in \(redisURL)")
         }
-        let server = try await RedisServer.start(in: directory, port: port)
+        let server = try await RedisServer.start(in: directory, port: port, persistent: redisPersistent)
         lock.withLock { redisServer = server }
     }
 

@@ -19,7 +19,9 @@ enum Op {
     static let unsubOpsReply: UInt32 = 17
     static let ack: UInt32 = 18
     static let sync: UInt32 = 20
+    static let syncReply: UInt32 = 21
     static let read: UInt32 = 22
+    static let readReply: UInt32 = 23
     static let sub: UInt32 = 24
     static let unsub: UInt32 = 26
     static let error: UInt32 = 28
@@ -117,7 +119,7 @@ enum MID: Sendable, ExpressibleByIntegerLiteral, ExpressibleByStringLiteral {
 /// The JSON body of an AUTH frame.
 func authBody(
     mid: MID?, key: String? = nil, roomID: String? = nil, accepts: [Int]? = nil, platform: String? = "ios",
-    lastSeq: Int? = nil
+    lastSeq: Int? = nil, token: String? = nil
 ) -> String {
     var fields: [String] = []
     if let mid { fields.append("\"mid\":\(mid.json)") }
@@ -126,6 +128,7 @@ func authBody(
     if let platform { fields.append("\"platform\":\(jsonQuote(platform))") }
     if let accepts { fields.append("\"accepts\":[\(accepts.map(String.init).joined(separator: ","))]") }
     if let lastSeq { fields.append("\"last_seq\":\(lastSeq)") }
+    if let token { fields.append("\"token\":\(jsonQuote(token))") }
     return "{" + fields.joined(separator: ",") + "}"
 }
 
@@ -236,11 +239,13 @@ final class WireClient: @unchecked Sendable {
     @discardableResult
     func auth(
         mid: MID?, key: String? = nil, roomID: String? = nil, accepts: [Int]? = nil, lastSeq: Int? = nil,
-        seq: UInt32 = 1
+        platform: String? = "ios", token: String? = nil, seq: UInt32 = 1
     ) async throws -> [String: Any] {
         try send(
             op: Op.auth, seq: seq,
-            text: authBody(mid: mid, key: key, roomID: roomID, accepts: accepts, lastSeq: lastSeq))
+            text: authBody(
+                mid: mid, key: key, roomID: roomID, accepts: accepts, platform: platform, lastSeq: lastSeq,
+                token: token))
         guard let reply = try await readFrame() else { throw TestError("closed instead of AUTH_REPLY") }
         guard reply.op == Op.authReply, reply.seq == seq, let json = reply.json else {
             throw TestError("expected AUTH_REPLY seq \(seq), got \(reply)")

@@ -1,0 +1,249 @@
+// goim compatibility (SPEC §3 "goim compatibility", §2 RAW and HEARTBEAT_REPLY; issue 4): goim's AUTH body, its
+// logic HTTP API — /goim/push/{keys,mids,room,all} with the raw message as the body, /goim/online/{total,room},
+// /goim/nodes/weighted — as goim's tools send them (`curl -d`: a form content type), on one gateway and across
+// two instances sharing one Redis.
+import Foundation
+import Testing
+
+/// A goim API request: `body` raw bytes sent as `curl -d` sends them (Content-Type
+/// application/x-www-form-urlencoded).
+private func goimRequest(_ method: String, _ path: String, body: [UInt8]? = nil) -> [UInt8] {
+    var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n"
+    if let body {
+        head += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.count)\r\n"
+    }
+    return Array((head + "\r\n").utf8) + (body ?? [])
+}
+
+/// A goim reply: HTTP 200, `code` 0, `message` ""; returns `data` (nil when absent).
+private func expectGoimOK(
+    _ response: HTTPResponse, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+) -> Any? {
+    #expect(response.status == 200, "\(what): \(response)", sourceLocation: sourceLocation)
+    #expect(number(response.json?["code"]) == 0, "\(what): \(response)", sourceLocation: sourceLocation)
+    #expect(response.json?["message"] as? String == "", "\(what): \(response)", sourceLocation: sourceLocation)
+    return response.json?["data"]
+}
+
+/// goim's AUTH body, field for field.
+private func goimAuthText(mid: Int, key: String, room: String?, accepts: [Int]) -> String {
+    authBody(mid: .int(mid), key: key, roomID: room, accepts: accepts, platform: "web")
+}
+
+extension WireClient {
+    /// AUTH with goim's body; checks AUTH_REPLY code 0 and the key echoed.
+    fileprivate func goimAuth(mid: Int, key: String, room: String?, accepts: [Int] = [1000, 1001, 1002]) async throws {
+        try send(op: Op.auth, seq: 1, text: goimAuthText(mid: mid, key: key, room: room, accepts: accepts))
+        let reply = try await readFrame()
+        #expect(reply?.op == Op.authReply && reply?.seq == 1, "AUTH_REPLY for goim mid \(mid): \(String(describing: reply))")
+        #expect(number(reply?.json?["code"]) == 0, "\(String(describing: reply))")
+        #expect(reply?.json?["key"] as? String == key, "\(String(describing: reply))")
+    }
+
+    /// Reads RAW (op 9) frames until `count` inner frames have come; returns the inner frames. Throws on any
+    /// other frame.
+    fileprivate func readRoomMessages(_ count: Int, timeout: Double = 5) async throws -> [Frame] {
+        var inner: [Frame] = []
+        while inner.count < count {
+            guard let frame = try await readFrame(timeout: timeout) else {
+                throw TestError("closed after \(inner.count) of \(count) room messages")
+            }
+            guard frame.op == Op.raw, frame.seq == 0 else {
+                throw TestError("expected a RAW (op 9, seq 0) room batch, got \(frame) after \(inner.count) room messages")
+            }
+            guard let frames = splitBatch(frame.body), !frames.isEmpty else {
+                throw TestError("RAW body is not whole frames: \(frame.body.prefix(64))")
+            }
+            inner += frames
+        }
+        return inner
+    }
+}
+
+@Suite("goim compatibility", .serialized, .timeLimit(.minutes(1)))
+struct GoimTests {
+    @Test("goim's AUTH body is accepted verbatim: {mid, key, room_id, platform, accepts}")
+    func goimAuthBody() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let client = try await WireClient.connect(gateway)
+        try client.send(
+            op: Op.auth, seq: 1,
+            text: #"{"mid":123,"key":"k1","room_id":"live://1000","platform":"web","accepts":[1000,1001,1002]}"#)
+        let reply = try #require(try await client.readFrame())
+        #expect(reply.op == Op.authReply && reply.seq == 1, "\(reply)")
+        #expect(number(reply.json?["code"]) == 0 && reply.json?["key"] as? String == "k1", "\(reply)")
+        #expect(try await client.heartbeat(seq: 2) == 1, "HEARTBEAT_REPLY: the room live://1000 holds this client")
+        #expect(try await gateway.deviceKeys("123") == ["k1"], "mid 123 is user \"123\"")
+    }
+
+    @Test("/goim/push/keys, /mids, /all: code 0 and frames whose body is the raw request body; accepts filter applies")
+    func goimPushes() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let c1 = try await WireClient.connect(gateway)
+        try await c1.goimAuth(mid: 123, key: "k1", room: "live://1000")
+        let c2 = try await WireClient.connect(gateway)
+        try await c2.goimAuth(mid: 456, key: "k2", room: "live://1000")
+        let c3 = try await WireClient.connect(gateway)
+        try await c3.goimAuth(mid: 789, key: "k3", room: nil, accepts: [1000])
+
+        // Binary bytes, not JSON: delivered unchanged.
+        let raw: [UInt8] = Array("hello k1 ".utf8) + [0x00, 0xff, 0x7b, 0x0d, 0x0a, 0x80]
+        let keys = try await gateway.http(goimRequest("POST", "/goim/push/keys?operation=1000&keys=k1", body: raw))
+        _ = expectGoimOK(keys, "push/keys")
+        try await c1.expectMessage(op: 1000, body: raw, "push/keys to k1")
+
+        let mids = try await gateway.http(goimRequest("POST", "/goim/push/mids?operation=1001&mids=123", body: Array("mid message".utf8)))
+        _ = expectGoimOK(mids, "push/mids")
+        try await c1.expectMessage(op: 1001, body: Array("mid message".utf8), "push/mids to 123")
+
+        // goim binds `mids` as a repeated query parameter.
+        let two = try await gateway.http(goimRequest("POST", "/goim/push/mids?operation=1001&mids=123&mids=456", body: Array("both".utf8)))
+        _ = expectGoimOK(two, "push/mids two mids")
+        try await c1.expectMessage(op: 1001, body: Array("both".utf8), "mids=123&mids=456, 123")
+        try await c2.expectMessage(op: 1001, body: Array("both".utf8), "mids=123&mids=456, 456")
+
+        let all = try await gateway.http(goimRequest("POST", "/goim/push/all?operation=1000", body: Array("to everyone".utf8)))
+        _ = expectGoimOK(all, "push/all")
+        for (name, client) in [("k1", c1), ("k2", c2), ("k3", c3)] {
+            try await client.expectMessage(op: 1000, body: Array("to everyone".utf8), "push/all, \(name)")
+        }
+        // c3 accepts 1000 only: an all-push of op 1001 skips it.
+        let filtered = try await gateway.http(goimRequest("POST", "/goim/push/all?operation=1001", body: Array("1001".utf8)))
+        _ = expectGoimOK(filtered, "push/all op 1001")
+        try await c1.expectMessage(op: 1001, body: Array("1001".utf8), "push/all 1001, k1")
+        try await c2.expectMessage(op: 1001, body: Array("1001".utf8), "push/all 1001, k2")
+        for (name, client) in [("k1", c1), ("k2", c2), ("k3", c3)] {
+            try await client.expectNothingPending("\(name) after the goim pushes")
+        }
+    }
+
+    @Test("/goim/push/room: room members get RAW (op 9) batches of whole frames, inner op and raw body intact, in order; others nothing")
+    func goimRoomPush() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let c1 = try await WireClient.connect(gateway)
+        try await c1.goimAuth(mid: 123, key: "k1", room: "live://1000")
+        let c2 = try await WireClient.connect(gateway)
+        try await c2.goimAuth(mid: 456, key: "k2", room: "live://1000")
+        let outsider = try await WireClient.connect(gateway)
+        try await outsider.goimAuth(mid: 789, key: "k3", room: "live://1001")
+
+        let one = try await gateway.http(goimRequest("POST", "/goim/push/room?operation=1002&type=live&room=1000", body: Array("room msg".utf8)))
+        _ = expectGoimOK(one, "push/room")
+        for (name, client) in [("k1", c1), ("k2", c2)] {
+            let inner = try await client.readRoomMessages(1)
+            #expect(inner.count == 1, "\(name): \(inner)")
+            #expect(inner.first?.op == 1002 && inner.first?.body == Array("room msg".utf8), "\(name): \(inner)")
+        }
+
+        // Five room messages pipelined in one write: batched into RAW frames, every one delivered once, in order.
+        let http = try await HTTPConnection.connect(gateway)
+        defer { http.close() }
+        let bodies = (0..<5).map { Array("m\($0)".utf8) }
+        try http.send(bodies.map { goimRequest("POST", "/goim/push/room?operation=1002&type=live&room=1000", body: $0) })
+        for i in 0..<5 {
+            let response = try #require(try await http.readResponse())
+            _ = expectGoimOK(response, "pipelined push/room \(i)")
+        }
+        for (name, client) in [("k1", c1), ("k2", c2)] {
+            let inner = try await client.readRoomMessages(5)
+            #expect(inner.map(\.body) == bodies, "\(name): \(inner)")
+            #expect(inner.allSatisfy { $0.op == 1002 && $0.headerLength == 16 }, "\(name): \(inner)")
+            try await client.expectNothingPending("\(name) after the room messages")
+        }
+        try await outsider.expectNothingPending("a client in live://1001 gets nothing for live://1000")
+    }
+
+    @Test("HEARTBEAT_REPLY carries the room count; /goim/online/total, /goim/online/room and /goim/nodes/weighted answer goim's shapes")
+    func goimOnlineAndNodes() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let c1 = try await WireClient.connect(gateway)
+        try await c1.goimAuth(mid: 123, key: "k1", room: "live://1000")
+        let c2 = try await WireClient.connect(gateway)
+        try await c2.goimAuth(mid: 456, key: "k2", room: "live://1000")
+        let c3 = try await WireClient.connect(gateway)
+        try await c3.goimAuth(mid: 789, key: "k3", room: nil)
+
+        #expect(try await c1.heartbeat(seq: 11) == 2, "room live://1000 holds 2")
+        #expect(try await c2.heartbeat(seq: 12) == 2, "room live://1000 holds 2")
+        #expect(try await c3.heartbeat(seq: 13) == 0, "no room: 0")
+
+        var total: HTTPResponse?
+        let counted = try await eventually(timeout: 5) {
+            total = try await gateway.http(goimRequest("GET", "/goim/online/total"))
+            return number((total?.json?["data"] as? [String: Any])?["conn_count"]) == 3
+        }
+        #expect(counted, "GET /goim/online/total within 5 s: expected data.conn_count 3, last \(String(describing: total))")
+        if let total { _ = expectGoimOK(total, "online/total") }
+
+        let room = try await gateway.http(goimRequest("GET", "/goim/online/room?type=live&rooms=1000"))
+        let roomData = expectGoimOK(room, "online/room") as? [String: Any]
+        #expect(roomData.map { $0.count == 1 && number($0["live://1000"]) == 2 } == true, "expected data {\"live://1000\": 2}: \(room)")
+
+        let weighted = try await gateway.http(goimRequest("GET", "/goim/nodes/weighted"))
+        let data = expectGoimOK(weighted, "nodes/weighted") as? [String: Any]
+        let nodes = data?["nodes"] as? [String]
+        #expect(nodes?.isEmpty == false, "data.nodes: \(weighted)")
+        #expect(nodes?.allSatisfy { $0.hasSuffix(":\(gateway.tcpPort)") } == true, "data.nodes name the TCP listener: \(weighted)")
+        #expect(number(data?["tcp_port"]) == Double(gateway.tcpPort), "data.tcp_port: \(weighted)")
+    }
+
+    @Test("Across two instances on one Redis: goim key, mid and room pushes on instance 1 reach a client on instance 2; online counts include it")
+    func goimAcrossInstances() async throws {
+        let cluster = try await SharedRedisCluster.start(instances: 2)
+        defer { cluster.stop() }
+        let (g1, g2) = (cluster.gateways[0], cluster.gateways[1])
+        let near = try await WireClient.connect(g1)
+        try await near.goimAuth(mid: 100, key: "near", room: "live://2000")
+        let far = try await WireClient.connect(g2)
+        try await far.goimAuth(mid: 321, key: "far", room: "live://2000")
+
+        let keys = try await g1.http(goimRequest("POST", "/goim/push/keys?operation=1000&keys=far", body: Array("by key".utf8)))
+        _ = expectGoimOK(keys, "push/keys on instance 1")
+        try await far.expectMessage(op: 1000, body: Array("by key".utf8), "goim key push on instance 1 to a key on instance 2")
+
+        let mids = try await g1.http(goimRequest("POST", "/goim/push/mids?operation=1001&mids=321", body: Array("by mid".utf8)))
+        _ = expectGoimOK(mids, "push/mids on instance 1")
+        try await far.expectMessage(op: 1001, body: Array("by mid".utf8), "goim mid push on instance 1 to mid 321 on instance 2")
+
+        let room = try await g1.http(goimRequest("POST", "/goim/push/room?operation=1002&type=live&room=2000", body: Array("room".utf8)))
+        _ = expectGoimOK(room, "push/room on instance 1")
+        for (name, client) in [("near", near), ("far", far)] {
+            let inner = try await client.readRoomMessages(1)
+            #expect(inner.map(\.op) == [1002] && inner.first?.body == Array("room".utf8), "\(name): \(inner)")
+        }
+        try await near.expectNothingPending("near got only the room message")
+        try await far.expectNothingPending("far got only what was addressed to it")
+
+        var online: HTTPResponse?
+        let roomCounted = try await eventually(timeout: 5) {
+            online = try await g1.http(goimRequest("GET", "/goim/online/room?type=live&rooms=2000"))
+            return number((online?.json?["data"] as? [String: Any])?["live://2000"]) == 2
+        }
+        #expect(roomCounted, "GET /goim/online/room on instance 1 within 5 s: expected {\"live://2000\": 2}, last \(String(describing: online))")
+        var total: HTTPResponse?
+        let totalCounted = try await eventually(timeout: 5) {
+            total = try await g2.http(goimRequest("GET", "/goim/online/total"))
+            return number((total?.json?["data"] as? [String: Any])?["conn_count"]) == 2
+        }
+        #expect(totalCounted, "GET /goim/online/total on instance 2 within 5 s: expected conn_count 2, last \(String(describing: total))")
+        let weighted = try await g1.http(goimRequest("GET", "/goim/nodes/weighted"))
+        let nodes = ((expectGoimOK(weighted, "nodes/weighted") as? [String: Any])?["nodes"] as? [String]) ?? []
+        #expect(
+            Set(nodes) == ["127.0.0.1:\(g1.tcpPort)", "127.0.0.1:\(g2.tcpPort)"],
+            "nodes/weighted lists both instances' TCP addresses: \(weighted)")
+
+        // The room count in HEARTBEAT_REPLY spans nodes (refreshed every few seconds).
+        var last: UInt32 = 0
+        var seq: UInt32 = 100
+        let spans = try await eventually(timeout: 10) {
+            seq += 1
+            last = try await far.heartbeat(seq: seq)
+            return last == 2
+        }
+        #expect(spans, "HEARTBEAT_REPLY on instance 2 within 10 s: expected room count 2 (one member per instance), last \(last)")
+    }
+}
