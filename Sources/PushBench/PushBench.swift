@@ -10,7 +10,8 @@ struct PushBench: ParsableCommand {
         abstract: "Load generator for pushgw: connections, unicast, fan-out and replay benchmarks (loopback only).",
         discussion: """
             Each scenario stops by itself. Connections are spread over several processes (at most --per-process \
-            each, under the 20,000-file limit) and over source addresses 127.0.0.2… (about 28,000 ports each).
+            each, under the 20,000-file limit) and over source addresses 127.0.0.2… (12,000 connections each by \
+            default). Scripts/bench starts a gateway and Redis for each scenario and runs these.
             """,
         subcommands: [Connect.self, Unicast.self, Fanout.self, Replay.self, ChildCommand.self]
     )

@@ -245,6 +245,7 @@ final class Receivers {
             }
         }
         retryQueue = waiting
+        checkReady()
     }
 
     private func checkReady() {
@@ -326,7 +327,7 @@ final class Receivers {
             for case let connection? in connections where connection.isHandshaking {
                 connection.close("connect timeout")
             }
-            for entry in retryQueue { fail("connect timeout (waiting to reconnect)") }
+            for _ in retryQueue { fail("connect timeout (waiting to reconnect)") }
             retryQueue = []
             if nextToOpen < plan.count {
                 failed += plan.count - nextToOpen

@@ -215,7 +215,7 @@ final class ChildGroup {
     }
 
     /// Asks every child to quit (closing its stdin), waits up to `seconds` for all of them, then kills the rest.
-    func stopAll(seconds: Double = 10) { stop(children, seconds: seconds) }
+    func stopAll(seconds: Double = 30) { stop(children, seconds: seconds) }
 
     /// Asks `children` to quit, waits up to `seconds` for them, then kills the rest.
     func stop(_ children: [ChildProcess], seconds: Double = 10) {

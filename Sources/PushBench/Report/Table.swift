@@ -40,6 +40,11 @@ enum Format {
         value.isFinite ? count(Int(value.rounded())) + "/s" : "—"
     }
 
+    /// "1 process", "6 processes".
+    static func plural(_ count: Int, _ noun: String) -> String {
+        "\(count) " + (count == 1 ? noun : noun.hasSuffix("s") ? noun + "es" : noun + "s")
+    }
+
     static func seconds(_ value: Double) -> String { fixed(value, value < 10 ? 2 : 1) + " s" }
 }
 

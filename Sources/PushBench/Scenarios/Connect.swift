@@ -33,9 +33,9 @@ struct Connect: ParsableCommand {
         let kernel0 = ProcessTree.kernelSocketKB()
         let fleet = try Fleet(
             group: group, target: target, client: client, count: connections,
-            lifetime: client.connectTimeout + hold + 300)
+            lifetime: client.connectTimeout(for: connections) + hold + 300)
         let before = Usage.sample(report, group)
-        let summary = try fleet.connectAll(timeout: client.connectTimeout)
+        let summary = try fleet.connectAll(timeout: client.connectTimeout(for: connections))
         let connected = Usage.sample(report, group)
         note("connect: \(Format.count(summary.online)) online in \(Format.seconds(summary.seconds)); holding")
 
@@ -76,10 +76,12 @@ struct Connect: ParsableCommand {
         group.stopAll()
 
         var table = Table(
-            "connect: \(Format.count(connections)) connections from \(fleet.children.count) processes "
+            "connect: \(Format.count(connections)) connections from \(Format.plural(fleet.children.count, "process")) "
                 + "and \(fleet.sourceCount) source addresses, held \(Format.seconds(hold))")
         table.add("authenticated", "\(Format.count(summary.online)) of \(Format.count(connections))")
         table.add("failed", "\(Format.count(summary.failed)): \(summary.failures.reasonsLine)")
+        let retried = "\(Format.count(summary.retries)): \(summary.retryReasons.reasonsLine)"
+        table.add("handshakes retried (DISCONNECT reconnect)", retried)
         table.add("connect + AUTH, all", "\(Format.seconds(summary.seconds)) (\(Format.rate(summary.rate)))")
         table.add("connect → AUTH_REPLY per connection", summary.latency.line)
         table.add("closed unexpectedly while held", "\(result.unexpectedCloses): \(result.closeReasons.reasonsLine)")
@@ -93,7 +95,7 @@ struct Connect: ParsableCommand {
         table.add(
             "bench RSS per connection",
             "\(Format.count(benchKB * 1024 / online)) B "
-                + "(\(Format.count(benchKB)) kB in \(fleet.children.count) processes)"
+                + "(\(Format.count(benchKB)) kB in \(Format.plural(fleet.children.count, "process")))"
         )
         table.add(
             "kernel memory per connection (both ends)",
@@ -119,6 +121,7 @@ struct Connect: ParsableCommand {
                 $0.field("failed", summary.failed)
                 $0.key("failures")
                 summary.failures.write(into: &$0)
+                $0.field("retries", summary.retries)
                 $0.field("connect_seconds", summary.seconds, decimals: 3)
                 $0.field("connects_per_second", summary.rate, decimals: 0)
                 $0.field("connect_latency", summary.latency)

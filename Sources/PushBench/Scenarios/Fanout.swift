@@ -34,8 +34,8 @@ struct Fanout: ParsableCommand {
         let sending = Double(messages) * interval + 30
         let fleet = try Fleet(
             group: group, target: target, client: client, count: connections,
-            lifetime: client.connectTimeout + sending + 300, extra: ["--messages", String(messages)])
-        let connect = try fleet.connectAll(timeout: client.connectTimeout)
+            lifetime: client.connectTimeout(for: connections) + sending + 300, extra: ["--messages", String(messages)])
+        let connect = try fleet.connectAll(timeout: client.connectTimeout(for: connections))
         note("connect: \(Format.count(connect.online)) online in \(Format.seconds(connect.seconds))")
         _ = try fleet.report()
 
@@ -60,7 +60,7 @@ struct Fanout: ParsableCommand {
 
         var table = Table(
             "fanout: \(messages) broadcasts to \(Format.count(connections)) connections "
-                + "(\(fleet.children.count) receiver processes), \(Format.seconds(interval)) apart",
+                + "(\(Format.plural(fleet.children.count, "receiver process"))), \(Format.seconds(interval)) apart",
             header: ["#", "answer: delivered", "received", "first receiver", "last receiver", "HTTP answer"])
         var lasts = Latency()
         for index in 0..<messages {

@@ -7,6 +7,9 @@ struct ConnectSummary {
     var online = 0
     var failed = 0
     var failures: [String: Int] = [:]
+    /// Handshakes tried again after a DISCONNECT that said to reconnect, and those DISCONNECT reasons.
+    var retries = 0
+    var retryReasons: [String: Int] = [:]
     /// From the connect command to the last AUTH_REPLY.
     var seconds = 0.0
     /// Per connection: connect() to AUTH_REPLY.
@@ -72,7 +75,7 @@ final class Fleet {
                     "--sources", sources.joined(separator: ","),
                     "--in-flight", String(max(1, (client.inFlight ?? defaultInFlight) / processes)),
                     "--rate", String(rate), "--heartbeat", String(client.heartbeat),
-                    "--connect-timeout", String(client.connectTimeout), "--lifetime", String(Int(lifetime)),
+                    "--connect-timeout", String(client.connectTimeout(for: count)), "--lifetime", String(Int(lifetime)),
                 ] + extra
             children.append(try group.spawn("receivers \(index)", arguments))
         }
@@ -96,6 +99,11 @@ final class Fleet {
                 "\(label): \(Format.count(totals.online))/\(Format.count(count)) online, "
                     + "\(Format.count(totals.failed)) failed, \(Format.seconds(Double(monotonicNanos() &- t0) / 1e9))")
         }
+        return summarize(readies)
+    }
+
+    /// Merges the receivers' `ready` reports.
+    func summarize(_ readies: [JSONValue]) -> ConnectSummary {
         var summary = ConnectSummary(requested: count)
         var lastAuth: UInt64 = t0
         for ready in readies {
@@ -103,6 +111,10 @@ final class Fleet {
             summary.failed += ready["failed"]?.int ?? 0
             for (reason, value) in ready["failures"]?.objectMembers ?? [] {
                 summary.failures[reason, default: 0] += value.int ?? 0
+            }
+            summary.retries += ready["retries"]?.int ?? 0
+            for (reason, value) in ready["retry_reasons"]?.objectMembers ?? [] {
+                summary.retryReasons[reason, default: 0] += value.int ?? 0
             }
             lastAuth = max(lastAuth, ready["last_auth_ns"]?.uint64 ?? 0)
             summary.latency.add(Latency(decoding: ready["connect"]))

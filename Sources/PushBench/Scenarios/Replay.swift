@@ -69,7 +69,8 @@ struct Replay: ParsableCommand {
 
         // Replay: everyone connects at once and gets its backlog after AUTH_REPLY.
         let fleet = try Fleet(
-            group: group, target: target, client: client, count: users, lifetime: client.connectTimeout + timeout + 300,
+            group: group, target: target, client: client, count: users,
+            lifetime: client.connectTimeout(for: users) + timeout + 300,
             inFlight: users, extra: ["--last-seq", "0", "--replay"])
         let replayStart = Usage.sample(report, group)
         fleet.startConnecting()
@@ -106,18 +107,7 @@ struct Replay: ParsableCommand {
         {
             for (index, ready) in zip(missing, late) { readies[index] = ready }
         }
-        var connect = ConnectSummary(requested: users)
-        var lastAuth = fleet.t0
-        for ready in readies.compactMap({ $0 }) {
-            connect.online += ready["online"]?.int ?? 0
-            connect.failed += ready["failed"]?.int ?? 0
-            for (reason, value) in ready["failures"]?.objectMembers ?? [] {
-                connect.failures[reason, default: 0] += value.int ?? 0
-            }
-            lastAuth = max(lastAuth, ready["last_auth_ns"]?.uint64 ?? 0)
-            connect.latency.add(Latency(decoding: ready["connect"]))
-        }
-        connect.seconds = Double(lastAuth &- fleet.t0) / 1e9
+        let connect = fleet.summarize(readies.compactMap { $0 })
         let receivers = try fleet.report()
         group.stopAll()
 
@@ -125,7 +115,7 @@ struct Replay: ParsableCommand {
         let replayed = receivers.delivered
         var table = Table(
             "replay: \(Format.count(users)) offline users × \(messages) stored messages, then all connect with "
-                + "last_seq 0 (\(fleet.children.count) receiver processes)")
+                + "last_seq 0 (\(Format.plural(fleet.children.count, "receiver process")))")
         table.add(
             "fill: messages stored (answered 200)",
             "\(Format.count(stored)) in \(Format.seconds(fill.seconds)) (\(Format.rate(fillRate)))")
@@ -140,6 +130,8 @@ struct Replay: ParsableCommand {
             "\(Format.count(connect.online)) of \(Format.count(users)) in \(Format.seconds(connect.seconds)); "
                 + "failed: \(connect.failures.reasonsLine)"
         )
+        let retried = "\(Format.count(connect.retries)): \(connect.retryReasons.reasonsLine)"
+        table.add("handshakes retried (DISCONNECT reconnect)", retried)
         table.add(
             "every backlog received",
             receivers.complete >= users
@@ -149,7 +141,7 @@ struct Replay: ParsableCommand {
         table.add(
             "messages replayed",
             "\(Format.count(replayed)) (\(Format.rate(replaySeconds > 0 ? Double(replayed) / replaySeconds : 0)))")
-        table.add("per connection: start → last message", receivers.completion.line)
+        table.add("start → a connection has all its backlog", receivers.completion.line)
         table.add("seq gaps / duplicates", "\(receivers.gaps) / \(receivers.duplicates)")
         table.add("replay: CPU", Usage.line(replayStart, replayEnd, report))
         table.add("machine load average at start (1 min)", Format.fixed(load, 2))
@@ -176,6 +168,7 @@ struct Replay: ParsableCommand {
                 Usage.write(fillStart, fillEnd, into: &$0)
                 $0.field("online", connect.online)
                 $0.field("connect_failed", connect.failed)
+                $0.field("connect_retries", connect.retries)
                 $0.field("connect_seconds", connect.seconds, decimals: 3)
                 $0.field("complete", receivers.complete)
                 $0.field("replay_seconds", replaySeconds, decimals: 3)

@@ -66,11 +66,11 @@ struct Unicast: ParsableCommand {
         let load = ProcessTree.loadAverage()
         let group = ChildGroup()
         defer { group.stopAll() }
-        let lifetime = client.connectTimeout + 2 * (duration + drain + 60) + 300
+        let lifetime = client.connectTimeout(for: users) + 2 * (duration + drain + 60) + 300
         let fleet = try Fleet(
             group: group, target: target, client: client, count: users, lifetime: lifetime,
             extra: store && ackInterval > 0 ? ["--ack-interval", String(ackInterval)] : [])
-        let connect = try fleet.connectAll(timeout: client.connectTimeout)
+        let connect = try fleet.connectAll(timeout: client.connectTimeout(for: users))
         note("connect: \(Format.count(connect.online)) online in \(Format.seconds(connect.seconds))")
         _ = try fleet.report()  // start the first phase from zero
 
@@ -114,11 +114,11 @@ struct Unicast: ParsableCommand {
     private func print(_ phases: [Phase], connect: ConnectSummary, fleet: Fleet, load: Double) {
         let kind = store ? "stored" : "transient"
         let columns = phases.map { $0.rate > 0 ? "at \(Format.rate($0.rate))" : "flat out" }
+        let receivers = Format.plural(fleet.children.count, "receiver process")
         var table = Table(
-            "unicast (\(kind)): \(Format.count(users)) users on \(fleet.children.count) receiver processes; "
-                + "\(senders) pusher process(es), \(httpConnections) HTTP connections × depth \(depth), "
-                + "batch \(batch); "
-                + "\(Format.seconds(duration)) per phase",
+            "unicast (\(kind)): \(Format.count(users)) users on \(receivers); "
+                + "\(Format.plural(senders, "pusher process")), \(httpConnections) HTTP connections × depth \(depth), "
+                + "batch \(batch); \(Format.seconds(duration)) per phase",
             header: ["measure"] + columns)
         func row(_ label: String, _ value: (Phase) -> String) { table.add([label] + phases.map(value)) }
         row("pushes answered 200") { Format.count($0.pushers.okPushes) }
