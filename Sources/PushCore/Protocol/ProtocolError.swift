@@ -14,7 +14,6 @@ public struct ProtocolError: Error, Equatable, Sendable, CustomStringConvertible
         case unknownOperation = "unknown_op"
         case badBody = "bad_body"
         case unavailable = "unavailable"
-        case notSupported = "not_supported"
         case writeQueueFull = "write_queue_full"
     }
 
@@ -33,7 +32,7 @@ public struct ProtocolError: Error, Equatable, Sendable, CustomStringConvertible
     /// Whether the connection is closed after the ERROR frame.
     public var isFatal: Bool {
         switch kind {
-        case .badBody, .unavailable, .notSupported: false
+        case .badBody, .unavailable: false
         default: true
         }
     }
@@ -70,10 +69,6 @@ public struct ProtocolError: Error, Equatable, Sendable, CustomStringConvertible
     public static func badBody(_ op: Operation, _ detail: String) -> Self { .init(.badBody, "op \(op): \(detail)") }
     /// The operation needs storage that is not available right now (non-fatal).
     public static func unavailable(_ op: Operation, _ detail: String) -> Self { .init(.unavailable, "op \(op): \(detail)") }
-    /// The operation is known but this gateway does not serve it (non-fatal).
-    public static func notSupported(_ op: Operation) -> Self {
-        .init(.notSupported, "operation \(op) is not supported by this gateway")
-    }
     /// The client did not read fast enough: its write queue passed `limits.max_write_queue`.
     public static let writeQueueFull = Self(.writeQueueFull, "write queue over max_write_queue")
 
