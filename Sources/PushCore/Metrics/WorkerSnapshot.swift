@@ -14,6 +14,7 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
     case redisCommands = "redis_commands"
     case redisErrors = "redis_errors"
     case redisReconnects = "redis_reconnects"
+    case flushSlices = "flush_slices"
 
     /// The Prometheus counter's name.
     public var metricName: String {
@@ -39,6 +40,7 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
         case .redisCommands: "Commands sent to Redis."
         case .redisErrors: "Redis commands that failed: no reply (Redis down, timed out, overloaded) or an error reply."
         case .redisReconnects: "Times a Redis connection came back after being down."
+        case .flushSlices: "Loop iterations that left queued output for the next one (fan-outs larger than one slice of writes)."
         }
     }
 }

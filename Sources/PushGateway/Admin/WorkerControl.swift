@@ -118,6 +118,7 @@ final class WorkerControl {
         totals[.redisCommands] = redis.commandsSent
         totals[.redisErrors] = redis.errors + redis.errorReplies
         totals[.redisReconnects] = redis.reconnects
+        totals[.flushSlices] = parts.loop.flushSlicesCut
         totals.closes = stats.closes
         totals.pushDelivery = stats.pushDelivery
         totals.redisLatency = redis.latencyHistogram

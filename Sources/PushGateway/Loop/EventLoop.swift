@@ -34,11 +34,16 @@ final class EventLoop {
 
     private let prepareWatcher = UnsafeMutablePointer<ev_prepare>.allocate(capacity: 1)
     private let tickWatcher = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
+    /// Active while queued output waits for the next slice: the loop polls without sleeping.
+    private let idleWatcher = UnsafeMutablePointer<ev_idle>.allocate(capacity: 1)
     private var signalWatchers: [UnsafeMutablePointer<ev_signal>] = []
     private var signalHandlers: [Int32: () -> Void] = [:]
 
-    /// Connections with output queued this iteration.
+    /// Connections with output queued, in the order they queued it; `flushHead` is the next one to flush.
     var pendingFlush: [SocketConnection] = []
+    var flushHead = 0
+    /// Times a loop iteration left queued output for the next one (a fan-out larger than one slice).
+    var flushSlicesCut = 0
     /// Bytes waiting in the output queues of every connection on this loop (the write-queue figure of `stats`).
     var queuedOutputBytes = 0
     /// One read buffer for every connection of the loop: reads land here and only a partial frame's tail is
@@ -66,6 +71,7 @@ final class EventLoop {
         ev_prepare_start(loop, prepareWatcher)
         clibev_timer_init(tickWatcher, eventLoopTick, Self.tickSeconds, Self.tickSeconds)
         ev_timer_start(loop, tickWatcher)
+        clibev_idle_init(idleWatcher, eventLoopIdle)
     }
 
     deinit {
@@ -73,6 +79,7 @@ final class EventLoop {
         watchers.deallocate()
         prepareWatcher.deallocate()
         tickWatcher.deallocate()
+        idleWatcher.deallocate()
         signalWatchers.forEach { $0.deallocate() }
         scratch.deallocate()
     }
@@ -171,6 +178,13 @@ final class EventLoop {
         flushPending()
     }
 
+    /// While `awake`, the loop polls for events without sleeping, so `prepare` comes round again at once.
+    func stayAwake(_ awake: Bool) {
+        guard (clibev_is_active(UnsafeRawPointer(idleWatcher).assumingMemoryBound(to: ev_watcher.self)) != 0) != awake
+        else { return }
+        if awake { ev_idle_start(loop, idleWatcher) } else { ev_idle_stop(loop, idleWatcher) }
+    }
+
     /// Calls `handler` on the loop when `signal` arrives (the signal handler itself only sets a flag).
     func onSignal(_ signal: Int32, _ handler: @escaping () -> Void) {
         let watcher = UnsafeMutablePointer<ev_signal>.allocate(capacity: 1)
@@ -200,6 +214,9 @@ private func eventLoopPrepare(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePo
 private func eventLoopTick(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_timer>?, _ events: Int32) {
     owner(loop).tick()
 }
+
+// Nothing to do: an active idle watcher only keeps the loop from sleeping while output waits (`stayAwake`).
+private func eventLoopIdle(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_idle>?, _ events: Int32) {}
 
 private func eventLoopSignal(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_signal>?, _ events: Int32) {
     owner(loop).signalArrived(watcher!.pointee.signum)
