@@ -38,6 +38,11 @@ public enum APIRoute: Equatable, Sendable {
     }
 
     public static func match(method: String, path: String) throws(APIError) -> APIRoute {
+        // The push paths carry nearly every request: matched without splitting and decoding the path.
+        if method == "POST" {
+            if path == "/v1/push" { return .push }
+            if path == "/v1/push/batch" { return .pushBatch }
+        }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         guard path.hasPrefix("/"), let decoded = decode(segments) else { throw .notFound(path) }
         let (allowed, route): ([String], APIRoute?) = switch decoded {

@@ -37,7 +37,11 @@ struct HTTPRequestBuilder {
 
     mutating func finishHeader() {
         guard inValue else { return }
-        headers.append((String(decoding: field, as: UTF8.self).lowercased(), String(decoding: value, as: UTF8.self)))
+        // Header names are ASCII tokens: lower-cased byte by byte (String.lowercased is Unicode-aware and slow).
+        for index in field.indices where field[index] >= UInt8(ascii: "A") && field[index] <= UInt8(ascii: "Z") {
+            field[index] |= 0x20
+        }
+        headers.append((String(decoding: field, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         field.removeAll(keepingCapacity: true)
         value.removeAll(keepingCapacity: true)
         inValue = false

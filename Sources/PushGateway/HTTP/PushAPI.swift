@@ -485,7 +485,7 @@ final class PushAPI {
 
     /// A body must be JSON when its type is given at all.
     private func requireJSON(_ request: HTTPRequest) throws(APIError) {
-        guard let type = request.header("content-type") else { return }
+        guard let type = request.header("content-type"), type != "application/json" else { return }
         let base = type.split(separator: ";").first.map { String($0).lowercased() } ?? ""
         guard base.trimmingSpaces == "application/json" else { throw .unsupportedMediaType(type) }
     }
