@@ -93,6 +93,7 @@ private func seqs(_ messages: [Message]) -> [UInt64] { messages.map(\.seq) }
         NodeMessage.transient(user: "u1", device: nil, op: 1000, payload: Array("a\nb".utf8)),
         NodeMessage.transient(user: "u1", device: "k", op: 1001, payload: []),
         NodeMessage.kick(user: "u", device: "k"),
+        NodeMessage.presence(user: "u-9"),
         NodeMessage.topic(origin: "n1", topic: "news", op: 1002, payload: Array("{\"x\":\n1}".utf8)),
         NodeMessage.broadcast(origin: "n1", room: nil, op: 1003, payload: [0, 1, 10, 255]),
         NodeMessage.broadcast(origin: "n2", room: "live://9", op: 1003, payload: Array("hi".utf8)),

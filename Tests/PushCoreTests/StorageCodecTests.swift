@@ -270,7 +270,7 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
 
         let session = SessionCall(
             uid: "u", device: "d", node: "n", platform: "ios", nowSeconds: 5, ttl: 60, lastSeq: nil, limit: 10)
-        #expect(session.args == ["d", "n", "ios", "5", "60", "-1", "10"].map(bytes))
+        #expect(session.args == ["d", "n", "ios", "5", "60", "-1", "10", "u"].map(bytes))
         #expect(
             SessionCall(uid: "u", device: "d", node: "n", platform: "p", nowSeconds: 5, ttl: 60, lastSeq: 7, limit: 1)
                 .args[5] == bytes("7"))
@@ -323,9 +323,9 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
         let element = RedisValue.string(bytes("4:1000:9:0:hi"))
         let message = StoredMessage(seq: 4, op: 1000, timestampMillis: 9, expiresAt: 0, payload: bytes("hi"))
         #expect(
-            try SessionCall.decode(.array([.integer(4), .integer(2), .integer(1), .integer(3), element]))
-                == SessionResult(seq: 4, unread: 2, read: 1, firstKept: 3, messages: [message]))
-        #expect(throws: ScriptError.self) { try SessionCall.decode(.array([.integer(4), .integer(2), .integer(1)])) }
+            try SessionCall.decode(.array([.integer(4), .integer(2), .integer(1), .integer(3), .integer(1), element]))
+                == SessionResult(seq: 4, unread: 2, read: 1, firstKept: 3, remote: true, messages: [message]))
+        #expect(throws: ScriptError.self) { try SessionCall.decode(.array([.integer(4), .integer(2), .integer(1), .integer(3)])) }
         #expect(try SyncCall.decode(.array([.integer(4), element])) == SyncResult(seq: 4, messages: [message]))
         #expect(throws: ScriptError.self) { try SyncCall.decode(.array([.integer(4), .string(bytes("junk"))])) }
         #expect(throws: ScriptError.self) { try SyncCall.decode(.array([.integer(4), .integer(5)])) }

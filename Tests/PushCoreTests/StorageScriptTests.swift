@@ -336,6 +336,27 @@ private func seqs(_ messages: [StoredMessage]) -> [UInt64] { messages.map(\.seq)
         #expect(try redis.run(RouteCall(uid: uid, node: me, message: message, device: "d1")) == RouteResult(devices: 1, published: 0))
     }
 
+    /// session.lua answers whether another node holds a session of the user, and tells each such node once
+    /// (`presence`) that this one holds one now; a session on its own node alone is not remote.
+    @Test func sessionTellsOtherNodes() throws {
+        let redis = try RedisTestClient()
+        let subscriber = try RedisTestClient()
+        let uid = unique("presence")
+        let (a, b) = (unique("a"), unique("b"))
+        try subscriber.send((["SUBSCRIBE", RedisKeys.nodeChannel(a)]).map { Array($0.utf8) })
+        _ = try subscriber.receive()
+        #expect(try redis.session(uid, device: "d1", node: a, lastSeq: nil).remote == false)
+        #expect(try redis.session(uid, device: "d2", node: a, lastSeq: nil).remote == false)
+        #expect(try redis.session(uid, device: "d3", node: b, lastSeq: nil).remote == true)
+        guard case .array(let parts) = try subscriber.receive(), parts.count == 3, case .string(let payload) = parts[2] else {
+            Issue.record("node a was not told of the session on node b")
+            return
+        }
+        #expect(NodeMessage(payload: payload) == .presence(user: uid))
+        // Node a learns of b from its own AUTH's answer too.
+        #expect(try redis.session(uid, device: "d4", node: a, lastSeq: nil).remote == true)
+    }
+
     /// A user whose uid is `h` (the hash-body field's name) still gets a proper seq and a proper duplicate.
     @Test func idempotencyForUserNamedH() throws {
         let redis = try RedisTestClient()

@@ -176,6 +176,43 @@ struct ClusterTests {
         try await b.expectNothingPending("b: nothing beyond 200")
     }
 
+    @Test("Transient pushes to a user whose sessions are all on this node cost no Redis script; a device of the user on another instance, connected later or earlier, is reached")
+    func transientOnlyHere() async throws {
+        let cluster = try await SharedRedisCluster.start(instances: 2)
+        defer { cluster.stop() }
+        let (g1, g2) = (cluster.gateways[0], cluster.gateways[1])
+
+        let a = try await WireClient.connect(g1)
+        try await a.auth(mid: "solo", key: "a")
+        let before = try evalshaCalls(cluster.redis)
+        for index in 0..<20 {
+            let response = try await g1.pushLogged(pushBody(users: ["solo"], op: 1000, payload: "[\(index)]", store: false))
+            #expect(response.status == 200 && response.online("solo") == 1, "\(response)")
+        }
+        for index in 0..<20 { try await a.expectMessage(op: 1000, body: Array("[\(index)]".utf8), "local push \(index)") }
+        let scripts = try evalshaCalls(cluster.redis) - before
+        #expect(scripts < 5, "20 pushes to a user only on this node ran \(scripts) scripts in Redis")
+
+        // A second device on instance 2: its AUTH tells instance 1, whose pushes reach it from then on.
+        let b = try await WireClient.connect(g2)
+        try await b.auth(mid: "solo", key: "b")
+        _ = try await g1.waitForDevices("solo", keys: ["a", "b"])
+        let both = try await g1.pushLogged(pushBody(users: ["solo"], op: 1001, payload: #""both""#, store: false))
+        #expect(both.online("solo") == 2, "\(both)")
+        try await a.expectMessage(op: 1001, body: Array(#""both""#.utf8), "a on instance 1")
+        try await b.expectMessage(op: 1001, body: Array(#""both""#.utf8), "b on instance 2, connected after a")
+
+        // The other order: a device on instance 2 first; instance 1 learns of it from its own AUTH's answer.
+        let c = try await WireClient.connect(g2)
+        try await c.auth(mid: "duo", key: "c")
+        let d = try await WireClient.connect(g1)
+        try await d.auth(mid: "duo", key: "d")
+        let duo = try await g1.pushLogged(pushBody(users: ["duo"], op: 1002, payload: #""duo""#, store: false))
+        #expect(duo.online("duo") == 2, "\(duo)")
+        try await d.expectMessage(op: 1002, body: Array(#""duo""#.utf8), "d on instance 1")
+        try await c.expectMessage(op: 1002, body: Array(#""duo""#.utf8), "c on instance 2, connected before d")
+    }
+
     // MARK: - 3. Topics across instances
 
     @Test("Topics across instances: SUB on both, a topic push on instance 1 reaches both, /v1/topics counts both, UNSUB stops delivery")
@@ -578,3 +615,22 @@ struct ClusterTests {
     }
 }
 
+/// EVALSHA calls the Redis server has run so far (`INFO commandstats`), over a raw RESP connection.
+private func evalshaCalls(_ redis: RedisServer) throws -> Int {
+    let socket = try TestSocket(port: redis.port)
+    defer { socket.close() }
+    try socket.sendAll(Array("*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n".utf8))
+    let deadline = Date().addingTimeInterval(5)
+    // A bulk string: "$<length>\r\n<text>\r\n".
+    while true {
+        let text = String(decoding: socket.inbound, as: UTF8.self)
+        if let header = text.split(separator: "\r\n", maxSplits: 1).first, header.hasPrefix("$"),
+            let length = Int(header.dropFirst()), socket.inbound.count >= header.utf8.count + 2 + length
+        {
+            guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_evalsha:calls=") })
+            else { return 0 }
+            return Int(line.dropFirst("cmdstat_evalsha:calls=".count).prefix { $0.isNumber }) ?? 0
+        }
+        guard try socket.fill(until: deadline) == .data else { throw TestError("no INFO reply from Redis") }
+    }
+}

@@ -18,6 +18,9 @@ public enum NodeMessage: Equatable, Sendable {
     case broadcast(origin: String, room: String?, op: UInt32, payload: [UInt8])
     /// A goim push by device key (keys are unique across users in goim), from node `origin`, on `pg:all`.
     case keyed(origin: String, key: String, op: UInt32, payload: [UInt8])
+    /// Another node now holds a session of `user` too (published by `session.lua` to the nodes that already held
+    /// one): transient pushes to the user must go through Redis from here on.
+    case presence(user: String)
 
     private static let marker: UInt8 = 0x01
 
@@ -41,6 +44,8 @@ public enum NodeMessage: Equatable, Sendable {
             self = .transient(user: text(0), device: fields[1].isEmpty ? nil : text(1), op: op, payload: fields[3])
         case UInt8(ascii: "K") where fields.count == 2:
             self = .kick(user: text(0), device: text(1))
+        case UInt8(ascii: "S") where fields.count == 1:
+            self = .presence(user: text(0))
         case UInt8(ascii: "P") where fields.count == 4:
             guard let op = op(2) else { return nil }
             self = .topic(origin: text(0), topic: text(1), op: op, payload: fields[3])
@@ -60,6 +65,7 @@ public enum NodeMessage: Equatable, Sendable {
     private static func fieldCount(_ kind: UInt8) -> Int {
         switch kind {
         case UInt8(ascii: "K"): 2
+        case UInt8(ascii: "S"): 1
         default: 4
         }
     }
@@ -86,6 +92,8 @@ public enum NodeMessage: Equatable, Sendable {
             return join("B", [origin, room ?? "", String(op)], payload: payload)
         case .keyed(let origin, let key, let op, let payload):
             return join("Y", [origin, key, String(op)], payload: payload)
+        case .presence(let user):
+            return join("S", [user], payload: nil)
         }
     }
 }

@@ -208,14 +208,17 @@ public struct SessionResult: Equatable, Sendable {
     public var read: UInt64
     /// The oldest seq still kept, 0 when the inbox is empty: a client with `last_seq + 1 < firstKept` lost some.
     public var firstKept: UInt64
+    /// Whether another node holds a session of the user (each such node was told about this one).
+    public var remote: Bool
     /// Messages after the client's `last_seq`, oldest first, at most the limit (none when it gave no `last_seq`).
     public var messages: [StoredMessage]
 
-    public init(seq: UInt64, unread: UInt64, read: UInt64, firstKept: UInt64, messages: [StoredMessage]) {
+    public init(seq: UInt64, unread: UInt64, read: UInt64, firstKept: UInt64, remote: Bool = false, messages: [StoredMessage]) {
         self.seq = seq
         self.unread = unread
         self.read = read
         self.firstKept = firstKept
+        self.remote = remote
         self.messages = messages
     }
 }
@@ -258,17 +261,18 @@ public struct SessionCall: ScriptCall {
     public var args: [[UInt8]] {
         [
             Array(device.utf8), Array(node.utf8), Array(platform.utf8), decimal(nowSeconds), decimal(ttl),
-            lastSeq.map(decimal) ?? Array("-1".utf8), decimal(limit),
+            lastSeq.map(decimal) ?? Array("-1".utf8), decimal(limit), Array(uid.utf8),
         ]
     }
 
-    /// `{seq, unread, read, first_kept, element…}`.
+    /// `{seq, unread, read, first_kept, remote, element…}`.
     public static func decode(_ reply: RedisValue) throws -> SessionResult {
         let reader = try ReplyReader(script.name, reply)
-        guard reader.count >= 4 else { throw reader.unexpected("expected {seq, unread, read, first_kept, …}") }
+        guard reader.count >= 5 else { throw reader.unexpected("expected {seq, unread, read, first_kept, remote, …}") }
         return SessionResult(
             seq: try reader.count(0, "seq"), unread: try reader.count(1, "unread"), read: try reader.count(2, "read"),
-            firstKept: try reader.count(3, "first_kept"), messages: try reader.messages(from: 4))
+            firstKept: try reader.count(3, "first_kept"), remote: try reader.count(4, "remote") != 0,
+            messages: try reader.messages(from: 5))
     }
 }
 

@@ -229,6 +229,12 @@ final class PushAPI {
                 online.append((user, 0))
                 return online.count - 1
             }()
+            if connections.sessionsOnlyHere(user) {
+                online[index].1 += local
+                remaining -= 1
+                if remaining == 0 { done(online) }
+                continue
+            }
             let message = NodeMessage.transient(user: user, device: device, op: op.rawValue, payload: payload)
             store.run(RouteCall(uid: user, node: store.node, message: message, device: device)) { result in
                 if case .success(let routed) = result {

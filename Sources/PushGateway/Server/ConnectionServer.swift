@@ -42,6 +42,12 @@ final class ConnectionServer {
         let room: String
         let op: UInt32
     }
+    /// Local users known to hold a session on another node too (from the AUTH script's answer, or told by the
+    /// other node's): their transient pushes go through Redis. Every other user with local connections and no
+    /// AUTH in flight has sessions here only, and a transient push to it needs no round trip.
+    private var remoteUsers: Set<String> = []
+    /// Users with an AUTH whose session script has not answered yet: where else they are is not known.
+    private var authsInFlight: [String: Int] = [:]
     /// Connections accepted and not yet closed, authenticated or not.
     private(set) var connectionCount = 0
     /// Connections holding messages behind a gap, filled a few milliseconds after it opened.
@@ -141,13 +147,16 @@ final class ConnectionServer {
         byKey[key] = connection
         if let room = request.room { rooms.join(connection, room) }
         connection.awaitingAuth = true
+        authsInFlight[request.user, default: 0] += 1
 
         // One round trip: register the session, read the counters, and fetch what the device missed.
         let call = SessionCall(
             uid: request.user, device: key, node: store.node, platform: request.platform,
             nowSeconds: UInt64(time(nil)), ttl: sessionTTL, lastSeq: request.lastSeq, limit: config.inbox.max)
         store.run(call) { [weak self, weak connection] result in
-            guard let self, let connection, connection.isOpen else { return }
+            guard let self else { return }
+            self.authAnswered(request.user, remote: (try? result.get())?.remote ?? true)
+            guard let connection, connection.isOpen else { return }
             connection.awaitingAuth = false
             switch result {
             case .success(let session):
@@ -188,6 +197,23 @@ final class ConnectionServer {
         let deferred = connection.deferred
         connection.deferred = []
         for frame in deferred where connection.isOpen { handle(frame, from: connection) }
+    }
+
+    private func authAnswered(_ user: String, remote: Bool) {
+        if let count = authsInFlight[user], count > 1 {
+            authsInFlight[user] = count - 1
+        } else {
+            authsInFlight[user] = nil
+        }
+        // Unknown (Redis did not answer) counts as remote: routing through Redis is never wrong.
+        if remote, users.count(of: user) > 0 { remoteUsers.insert(user) }
+    }
+
+    /// Whether every session of `user` is known to be on this node: it has connections here, none waiting for
+    /// AUTH's answer, and no other node has told of a session of its own. Then a transient push to the user is
+    /// delivered here without asking Redis where else it is.
+    func sessionsOnlyHere(_ user: String) -> Bool {
+        users.count(of: user) > 0 && authsInFlight[user] == nil && !remoteUsers.contains(user)
     }
 
     /// Pushes the session hash's expiry forward once half of it is gone (at most once per connection per
@@ -318,6 +344,7 @@ final class ConnectionServer {
         let user = connection.session.user
         guard !user.isEmpty else { return }
         users.remove(connection, user: user)
+        if users.count(of: user) == 0 { remoteUsers.remove(user) }
         if byKey[connection.session.key] === connection { byKey[connection.session.key] = nil }
         if let room = connection.session.room { rooms.leave(connection, room) }
         _ = leave(connection, topics: connection.topics)
@@ -450,6 +477,9 @@ final class ConnectionServer {
             _ = deliver(Self.encode(op, payload), operation: Operation(op), toUser: user, device: device)
         case .kick(let user, let device):
             _ = kick(user: user, key: device)
+        case .presence(let user):
+            // A user with no connection here any more learns anew at its next AUTH here.
+            if users.count(of: user) > 0 { remoteUsers.insert(user) }
         case .topic(let origin, let topic, let op, let payload) where origin != store.node:
             _ = deliver(Self.encode(op, payload), operation: Operation(op), toMembersOf: topics, topic)
         case .broadcast(let origin, let room, let op, let payload) where origin != store.node:

@@ -2,10 +2,12 @@
 --
 -- KEYS: 1 pg:{u:<uid>}:inbox, 2 pg:{u:<uid>}:meta, 3 pg:{u:<uid>}:sess
 -- ARGV: 1 device key, 2 node id, 3 platform, 4 now (unix s), 5 session ttl (s), 6 last_seq (-1: none given),
---       7 limit (most messages returned)
--- Reply: {seq, unread, read, first_kept, element…}: elements with seq > last_seq, unexpired, oldest first, at
---        most limit, only when last_seq >= 0. first_kept is the oldest kept seq (0: inbox empty), so a client
---        whose last_seq + 1 < first_kept knows it lost messages to the cap or the TTL.
+--       7 limit (most messages returned), 8 uid
+-- Reply: {seq, unread, read, first_kept, remote, element…}: elements with seq > last_seq, unexpired, oldest
+--        first, at most limit, only when last_seq >= 0. first_kept is the oldest kept seq (0: inbox empty), so a
+--        client whose last_seq + 1 < first_kept knows it lost messages to the cap or the TTL. remote is 1 when
+--        another node holds a session of the user; each such node is told (`\1S\n<uid>` on its channel) that
+--        this one holds one now, so both route the user's transient pushes through Redis from then on.
 
 -- ARGV[i] as an integer, at least `min`; anything else is an error reply naming the argument.
 local function int_arg(i, name, min)
@@ -56,7 +58,7 @@ local function append_range(out, inbox, seq, after, limit, now_s)
 end
 
 local inbox, meta, sess = KEYS[1], KEYS[2], KEYS[3]
-local device, node, platform = ARGV[1] or '', ARGV[2] or '', ARGV[3] or ''
+local device, node, platform, uid = ARGV[1] or '', ARGV[2] or '', ARGV[3] or '', ARGV[8] or ''
 local now_s = int_arg(4, 'now', 0)
 local sess_ttl = int_arg(5, 'session ttl', 1)
 local last_seq = int_arg(6, 'last_seq', -1)
@@ -64,6 +66,20 @@ local limit = int_arg(7, 'limit', 0)
 
 redis.call('HSET', sess, device, node .. '|' .. platform .. '|' .. string.format('%d', now_s))
 redis.call('EXPIRE', sess, sess_ttl)
+
+local remote, told = 0, {}
+local sessions = redis.call('HGETALL', sess)
+for i = 2, #sessions, 2 do
+    local bar = string.find(sessions[i], '|', 1, true)
+    local owner = bar and string.sub(sessions[i], 1, bar - 1) or sessions[i]
+    if owner ~= node then
+        remote = 1
+        if not told[owner] then
+            told[owner] = true
+            redis.call('PUBLISH', 'pg:node:' .. owner, '\1S\n' .. uid)
+        end
+    end
+end
 
 pop_expired(inbox, now_s, 100)
 local fields = redis.call('HMGET', meta, 'seq', 'unread', 'read')
@@ -79,6 +95,6 @@ end
 local first_kept = 0
 if kept > 0 then first_kept = seq - kept + 1 end
 
-local reply = {seq, unread, read, first_kept}
+local reply = {seq, unread, read, first_kept, remote}
 if last_seq >= 0 then append_range(reply, inbox, seq, last_seq, limit, now_s) end
 return reply
