@@ -39,6 +39,7 @@ public struct JSONParser {
         _ bytes: [UInt8]
     ) throws -> [String: (value: JSONValue, range: Range<Int>)] {
         var result: [String: (value: JSONValue, range: Range<Int>)] = [:]
+        result.reserveCapacity(8)  // a push has up to 7 members: no rehashing on the way
         try bytes.withUnsafeBytes { raw in
             var parser = JSONParser(raw)
             parser.skipSpace()

@@ -12,6 +12,7 @@ final class PushAPI {
     private let tokens: TokenSigner?
     private let waiters: LongPolls
     let registry: NodeRegistry
+    private var idGenerator = SplitMix64()
 
     /// How long an idempotency key is remembered.
     static let idempotencyTTL = 86_400
@@ -112,7 +113,7 @@ final class PushAPI {
     /// `POST /v1/push` (and each item of a batch).
     private func push(_ push: PushRequest, _ done: @escaping (PushOutcome) -> Void) {
         stats.pushes += 1
-        let id = push.id ?? PushAPI.makeID()
+        let id = push.id ?? makeID()
         guard push.store else { return transient(push, id: id, done) }
         guard store.isAvailable else {
             return done(.failure(.unavailable("Redis is not available: the push was not stored")))
@@ -509,10 +510,9 @@ final class PushAPI {
         return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
     }
 
-    /// A push id when the backend gave none: 16 random hex digits.
-    static func makeID() -> String {
-        var random = SystemRandomNumberGenerator()
-        let value: UInt64 = random.next()
+    /// A push id when the backend gave none: 16 random hex digits (not a secret: a fast generator seeded once).
+    func makeID() -> String {
+        let value = idGenerator.next()
         let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
