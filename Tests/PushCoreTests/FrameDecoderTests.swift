@@ -15,11 +15,11 @@ private func rawFrame(length: UInt32? = nil, headerLength: UInt16 = 16, version:
 
 /// Feeds `chunks` in order and returns the frames, or the first error.
 private func decode(_ chunks: [[UInt8]], maxFrame: Int = 65_536) -> ([Frame], ProtocolError?) {
-    var decoder = FrameDecoder(maxFrame: maxFrame)
+    var decoder = FrameDecoder()
     var frames: [Frame] = []
     do {
         for chunk in chunks {
-            try chunk.withUnsafeBytes { try decoder.feed($0) { frames.append($0); return true } }
+            try chunk.withUnsafeBytes { try decoder.feed($0, maxFrame: maxFrame) { frames.append($0); return true } }
         }
     } catch let error as ProtocolError {
         return (frames, error)

@@ -3,21 +3,17 @@
 public struct FrameDecoder: Sendable {
     /// The bytes of a frame not yet complete; empty (and unallocated) between frames.
     public private(set) var pending: [UInt8] = []
-    /// `limits.max_frame`: the largest whole frame accepted.
-    public let maxFrame: Int
-
-    public init(maxFrame: Int = FrameLayout.defaultMaxFrame) {
-        self.maxFrame = maxFrame
-    }
+    public init() {}
 
     /// Whether a frame is partially received.
     public var hasPartialFrame: Bool { !pending.isEmpty }
 
     /// Feeds `bytes` and calls `onFrame` for each complete frame, in order. `onFrame` returns `false` to stop
     /// decoding (the connection is closing); the remaining bytes are then dropped. Throws the first protocol
-    /// violation; bytes after it are never looked at.
+    /// violation; bytes after it are never looked at. `maxFrame` (`limits.max_frame`, the largest whole frame
+    /// accepted) is passed in rather than kept: one decoder per connection, one limit per server.
     public mutating func feed(
-        _ bytes: UnsafeRawBufferPointer, _ onFrame: (Frame) throws -> Bool
+        _ bytes: UnsafeRawBufferPointer, maxFrame: Int = FrameLayout.defaultMaxFrame, _ onFrame: (Frame) throws -> Bool
     ) throws {
         if pending.isEmpty {
             let used = try Self.decode(bytes, maxFrame: maxFrame, onFrame)
@@ -27,12 +23,12 @@ public struct FrameDecoder: Sendable {
         // Complete the pending frame first: take only what it still needs, so a flood never grows the buffer.
         var input = bytes[...]
         while !input.isEmpty {
-            let need = try neededForPending()
+            let need = try neededForPending(maxFrame: maxFrame)
             let take = min(need, input.count)
             pending.append(contentsOf: input.prefix(take))
             input = input.dropFirst(take)
             // Checking again validates the length and header fields as soon as their bytes are in.
-            if try neededForPending() == 0 {
+            if try neededForPending(maxFrame: maxFrame) == 0 {
                 let frame = pending.withUnsafeBytes { Self.frame(in: $0) }
                 pending = []
                 guard try onFrame(frame) else { return }
@@ -46,7 +42,7 @@ public struct FrameDecoder: Sendable {
 
     /// How many more bytes the pending partial frame needs (0 when it is complete); throws as soon as the
     /// bytes present show a bad header.
-    private func neededForPending() throws -> Int {
+    private func neededForPending(maxFrame: Int) throws -> Int {
         guard pending.count >= FrameLayout.headerLength else {
             // Validate the length as soon as its 4 bytes are in, so a bad header is caught early.
             if pending.count >= 4 {

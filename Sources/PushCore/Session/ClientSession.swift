@@ -29,13 +29,15 @@ public struct ClientSession: Sendable {
         case fail(ProtocolError, operation: Operation, sequence: UInt32)
     }
 
-    public private(set) var state: State = .handshake
+    // Declared widest first: a connection holds one of these, and a 1-byte field in front would cost 7 bytes of
+    // padding per connection.
     public private(set) var user = ""
     public private(set) var key = ""
     public private(set) var platform = ""
     public private(set) var room: String?
     /// Accepted application operations, sorted; empty accepts all.
     public private(set) var accepts: [UInt32] = []
+    public private(set) var state: State = .handshake
 
     public init() {}
 

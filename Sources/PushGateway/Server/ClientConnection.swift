@@ -4,28 +4,26 @@ import PushCore
 /// state is a `ClientSession` value, and every decision that needs more than this connection goes to the
 /// `ConnectionServer`.
 final class ClientConnection: SocketConnection {
+    // One of these per connection: the order packs the fields without padding (see SocketConnection), and what
+    // few connections use (frames behind a pending AUTH, topics) lives in the server's side tables instead.
     unowned(unsafe) let server: ConnectionServer
+    private var decoder = FrameDecoder()
     var session = ClientSession()
-    /// Stored messages in seq order; paused until AUTH's replay is in.
-    var delivery = OrderedDelivery<StoredMessage>(paused: true)
-    /// AUTH is waiting for Redis: later frames wait in `deferred`.
+    /// AUTH is waiting for Redis: later frames wait in the server's deferred table.
     var awaitingAuth = false
-    var deferred: [Frame] = []
-    /// Topics joined with SUB.
-    var topics: [String] = []
     /// Tick of the last session expiry refresh in Redis.
     var sessionRefreshedAt: UInt32 = 0
-    private var decoder: FrameDecoder
+    /// Stored messages in seq order; paused until AUTH's replay is in.
+    var delivery = OrderedDelivery<StoredMessage>(paused: true)
 
     init(fd: Int32, server: ConnectionServer) {
         self.server = server
-        decoder = FrameDecoder(maxFrame: server.maxFrame)
         super.init(fd: fd, loop: server.loop)
     }
 
     override func received(_ bytes: UnsafeRawBufferPointer) {
         do {
-            try decoder.feed(bytes) { frame in
+            try decoder.feed(bytes, maxFrame: server.maxFrame) { frame in
                 server.handle(frame, from: self)
                 return isOpen && session.state != .closing
             }

@@ -48,6 +48,11 @@ final class ConnectionServer {
     private var remoteUsers: Set<String> = []
     /// Users with an AUTH whose session script has not answered yet: where else they are is not known.
     private var authsInFlight: [String: Int] = [:]
+    /// Frames a connection pipelined behind its AUTH while Redis answers it (a side table: few connections
+    /// ever have any, and a field would cost every connection 8 bytes).
+    private var deferred: [ObjectIdentifier: [Frame]] = [:]
+    /// Topics each connection joined with SUB (a side table, like `deferred`).
+    private var topicsOf: [ObjectIdentifier: [String]] = [:]
     /// Connections accepted and not yet closed, authenticated or not.
     private(set) var connectionCount = 0
     /// Connections holding messages behind a gap, filled a few milliseconds after it opened.
@@ -93,11 +98,12 @@ final class ConnectionServer {
     func handle(_ frame: Frame, from connection: ClientConnection) {
         stats.framesIn += 1
         if connection.awaitingAuth {
-            guard connection.deferred.count < Self.maxDeferred else {
+            let id = ObjectIdentifier(connection)
+            guard deferred[id, default: []].count < Self.maxDeferred else {
                 connection.fail(.badAuth("too many frames before AUTH_REPLY"), operation: frame.operation, sequence: frame.sequence)
                 return
             }
-            connection.deferred.append(frame)
+            deferred[id, default: []].append(frame)
             return
         }
         switch connection.session.receive(frame) {
@@ -194,9 +200,8 @@ final class ConnectionServer {
         noteGap(connection)
         logger.debug("authenticated", metadata: ["fd": "\(connection.fd)", "uid": "\(request.user)", "key": "\(key)"])
 
-        let deferred = connection.deferred
-        connection.deferred = []
-        for frame in deferred where connection.isOpen { handle(frame, from: connection) }
+        let frames = deferred.removeValue(forKey: ObjectIdentifier(connection)) ?? []
+        for frame in frames where connection.isOpen { handle(frame, from: connection) }
     }
 
     private func authAnswered(_ user: String, remote: Bool) {
@@ -310,24 +315,29 @@ final class ConnectionServer {
 
     /// Joins `names`; returns the connection's topics among them (nil when past `maxTopics`).
     private func join(_ connection: ClientConnection, topics names: [String]) -> [String]? {
-        let new = Array(Set(names).subtracting(connection.topics)).sorted()
-        guard connection.topics.count + new.count <= Self.maxTopics else { return nil }
-        for topic in new {
-            connection.topics.append(topic)
-            if topics.join(connection, topic) { store.subscribe(topic: topic) }
-        }
-        return names.filter { connection.topics.contains($0) }
+        let id = ObjectIdentifier(connection)
+        let joined = topicsOf[id] ?? []
+        let new = Array(Set(names).subtracting(joined)).sorted()
+        guard joined.count + new.count <= Self.maxTopics else { return nil }
+        for topic in new where topics.join(connection, topic) { store.subscribe(topic: topic) }
+        let now = joined + new
+        if !now.isEmpty { topicsOf[id] = now }
+        return names.filter { now.contains($0) }
     }
 
     /// Leaves `names`; returns those that were left.
     private func leave(_ connection: ClientConnection, topics names: [String]) -> [String]? {
-        let left = names.filter { connection.topics.contains($0) }
-        for topic in Set(left) {
-            connection.topics.removeAll { $0 == topic }
-            if topics.leave(connection, topic) { store.unsubscribe(topic: topic) }
-        }
+        let id = ObjectIdentifier(connection)
+        let joined = topicsOf[id] ?? []
+        let left = names.filter { joined.contains($0) }
+        for topic in Set(left) where topics.leave(connection, topic) { store.unsubscribe(topic: topic) }
+        let remaining = joined.filter { !left.contains($0) }
+        topicsOf[id] = remaining.isEmpty ? nil : remaining
         return left
     }
+
+    /// The topics `connection` joined with SUB.
+    func topics(of connection: ClientConnection) -> [String] { topicsOf[ObjectIdentifier(connection)] ?? [] }
 
     /// A non-negative integer member of a JSON object body.
     private static func seqField(_ body: [UInt8], _ name: String) -> UInt64? {
@@ -341,13 +351,14 @@ final class ConnectionServer {
     /// pushes, and ends its session in Redis.
     func retire(_ connection: ClientConnection) {
         gapped[ObjectIdentifier(connection)] = nil
+        deferred[ObjectIdentifier(connection)] = nil
         let user = connection.session.user
         guard !user.isEmpty else { return }
         users.remove(connection, user: user)
         if users.count(of: user) == 0 { remoteUsers.remove(user) }
         if byKey[connection.session.key] === connection { byKey[connection.session.key] = nil }
         if let room = connection.session.room { rooms.leave(connection, room) }
-        _ = leave(connection, topics: connection.topics)
+        _ = leave(connection, topics: topics(of: connection))
         // Sent after the AUTH's session script on the same connection, so it never overtakes it.
         store.run(LeaveCall(uid: user, device: connection.session.key, node: store.node)) { _ in }
     }
