@@ -159,10 +159,12 @@ final class ConnectionServer {
         let call = SessionCall(
             uid: request.user, device: key, node: store.node, platform: request.platform,
             nowSeconds: UInt64(time(nil)), ttl: sessionTTL, lastSeq: request.lastSeq, limit: config.inbox.max)
-        store.run(call) { [weak self, weak connection] result in
+        // Connections are captured strongly (until the reply, at most the Redis timeout): a weak reference would
+        // give every connection object a side table for the rest of its life (memory, and slower retains).
+        store.run(call) { [weak self] result in
             guard let self else { return }
             self.authAnswered(request.user, remote: (try? result.get())?.remote ?? true)
-            guard let connection, connection.isOpen else { return }
+            guard connection.isOpen else { return }
             connection.awaitingAuth = false
             switch result {
             case .success(let session):
@@ -256,8 +258,8 @@ final class ConnectionServer {
             }
             let limit = Self.seqField(frame.body, "limit").map { Int(clamping: max(1, $0)) } ?? 100
             let call = SyncCall(uid: user, after: after, limit: min(limit, config.inbox.max), nowSeconds: UInt64(time(nil)))
-            store.run(call) { [weak connection] result in
-                guard let connection, connection.isOpen else { return }
+            store.run(call) { result in
+                guard connection.isOpen else { return }
                 switch result {
                 case .success(let sync):
                     var batch: [UInt8] = []
@@ -273,8 +275,8 @@ final class ConnectionServer {
             guard let seq = Self.seqField(frame.body, "seq") else {
                 return connection.fail(.badBody(frame.operation, "expected {\"seq\":N}"), operation: frame.operation, sequence: frame.sequence)
             }
-            store.run(ReadCall(uid: user, seq: seq)) { [weak connection] result in
-                guard let connection, connection.isOpen else { return }
+            store.run(ReadCall(uid: user, seq: seq)) { result in
+                guard connection.isOpen else { return }
                 switch result {
                 case .success(let read):
                     var body = JSONWriter()
@@ -553,8 +555,8 @@ final class ConnectionServer {
                 uid: connection.session.user, after: missing.lowerBound - 1,
                 limit: Int(min(missing.upperBound - missing.lowerBound + 1, UInt64(config.inbox.max))),
                 nowSeconds: UInt64(time(nil)))
-            store.run(call) { [weak self, weak connection] result in
-                guard let self, let connection, connection.isOpen else { return }
+            store.run(call) { [weak self] result in
+                guard let self, connection.isOpen else { return }
                 var ready: [StoredMessage] = []
                 if case .success(let sync) = result {
                     for message in sync.messages { ready += connection.delivery.offer(message) }
