@@ -98,6 +98,51 @@ final class MessageStore {
         }
     }
 
+    /// Session scripts (AUTH's `session.lua`, a close's `leave.lua`) in flight at most; more wait here, in order.
+    /// A reconnect storm or a mass close would otherwise put tens of thousands of scripts in Redis's queue at
+    /// once, and those at the back would pass the command timeout, which drops the connection and fails every
+    /// command in flight. Waiting here costs a device some milliseconds; failing costs it a reconnect.
+    static let maxSessionScriptsInFlight = 128
+    private var sessionScriptsInFlight = 0
+    private var waitingSessionScripts: [() -> Void] = []
+    private var nextWaiting = 0
+
+    /// Runs a session script through the bounded queue above; otherwise the same as `run`. One queue for both
+    /// kinds keeps a device's leave after its session, as they were asked for.
+    func runSessionScript<Call: ScriptCall>(_ call: Call, _ done: @escaping (Result<Call.Result, StoreFailure>) -> Void) {
+        let start = { [unowned self] in
+            self.sessionScriptsInFlight += 1
+            self.run(call) { result in
+                self.sessionScriptsInFlight -= 1
+                done(result)
+                self.startWaitingSessionScripts()
+            }
+        }
+        if sessionScriptsInFlight < Self.maxSessionScriptsInFlight && nextWaiting == waitingSessionScripts.count {
+            start()
+        } else {
+            waitingSessionScripts.append(start)
+        }
+    }
+
+    /// Session scripts waiting for a place in flight.
+    var waitingSessionScriptCount: Int { waitingSessionScripts.count - nextWaiting }
+
+    private func startWaitingSessionScripts() {
+        while sessionScriptsInFlight < Self.maxSessionScriptsInFlight, nextWaiting < waitingSessionScripts.count {
+            let start = waitingSessionScripts[nextWaiting]
+            nextWaiting += 1
+            start()
+        }
+        if nextWaiting == waitingSessionScripts.count {
+            waitingSessionScripts.removeAll(keepingCapacity: waitingSessionScripts.count <= 4096)
+            nextWaiting = 0
+        } else if nextWaiting >= 4096 {
+            waitingSessionScripts.removeSubrange(..<nextWaiting)
+            nextWaiting = 0
+        }
+    }
+
     /// Sends a plain command whose reply only matters as success or failure.
     func command(_ args: [String], _ done: ((Bool) -> Void)? = nil) {
         redis.send(args.map { Array($0.utf8) }) { result in

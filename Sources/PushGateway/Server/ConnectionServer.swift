@@ -161,7 +161,7 @@ final class ConnectionServer {
             nowSeconds: UInt64(time(nil)), ttl: sessionTTL, lastSeq: request.lastSeq, limit: config.inbox.max)
         // Connections are captured strongly (until the reply, at most the Redis timeout): a weak reference would
         // give every connection object a side table for the rest of its life (memory, and slower retains).
-        store.run(call) { [weak self] result in
+        store.runSessionScript(call) { [weak self] result in
             guard let self else { return }
             self.authAnswered(request.user, remote: (try? result.get())?.remote ?? true)
             guard connection.isOpen else { return }
@@ -362,7 +362,7 @@ final class ConnectionServer {
         if let room = connection.session.room { rooms.leave(connection, room) }
         _ = leave(connection, topics: topics(of: connection))
         // Sent after the AUTH's session script on the same connection, so it never overtakes it.
-        store.run(LeaveCall(uid: user, device: connection.session.key, node: store.node)) { _ in }
+        store.runSessionScript(LeaveCall(uid: user, device: connection.session.key, node: store.node)) { _ in }
     }
 
     func connectionClosed(_ connection: ClientConnection, reason: CloseReason) {
