@@ -80,7 +80,7 @@ private func upgradeRequest(
         }
     }
     var text = requestLine + "\r\n"
-    for case let (name, value?) in headers { text += "\(name): \(value)\r\n" }
+    for case (let name, let value?) in headers { text += "\(name): \(value)\r\n" }
     return Array((text + extra + "\r\n").utf8)
 }
 
@@ -153,12 +153,15 @@ struct BadUpgrade: Sendable, CustomTestStringConvertible {
     }
 
     static let bad: [BadUpgrade] = [
-        BadUpgrade(name: "no key", request: upgradeRequest(replacing: ["Sec-WebSocket-Key": nil]), status: 400, code: "bad_request"),
+        BadUpgrade(
+            name: "no key", request: upgradeRequest(replacing: ["Sec-WebSocket-Key": nil]), status: 400,
+            code: "bad_request"),
         BadUpgrade(
             name: "key of 15 bytes", request: upgradeRequest(replacing: ["Sec-WebSocket-Key": "AAAAAAAAAAAAAAAAAAAA"]),
             status: 400, code: "bad_request"),
         BadUpgrade(
-            name: "key not base64", request: upgradeRequest(replacing: ["Sec-WebSocket-Key": "!!!!!!!!!!!!!!!!!!!!!!=="]),
+            name: "key not base64",
+            request: upgradeRequest(replacing: ["Sec-WebSocket-Key": "!!!!!!!!!!!!!!!!!!!!!!=="]),
             status: 400, code: "bad_request"),
         BadUpgrade(
             name: "version 8", request: upgradeRequest(replacing: ["Sec-WebSocket-Version": "8"]), status: 426,
@@ -166,24 +169,38 @@ struct BadUpgrade: Sendable, CustomTestStringConvertible {
         BadUpgrade(
             name: "no version", request: upgradeRequest(replacing: ["Sec-WebSocket-Version": nil]), status: 426,
             code: "upgrade_required"),
-        BadUpgrade(name: "POST", request: upgradeRequest(requestLine: "POST /sub HTTP/1.1"), status: 405, code: "method_not_allowed"),
-        BadUpgrade(name: "no Upgrade", request: upgradeRequest(replacing: ["Upgrade": nil]), status: 400, code: "bad_request"),
-        BadUpgrade(name: "Upgrade: h2c", request: upgradeRequest(replacing: ["Upgrade": "h2c"]), status: 400, code: "bad_request"),
         BadUpgrade(
-            name: "Connection: keep-alive", request: upgradeRequest(replacing: ["Connection": "keep-alive"]), status: 400,
+            name: "POST", request: upgradeRequest(requestLine: "POST /sub HTTP/1.1"), status: 405,
+            code: "method_not_allowed"),
+        BadUpgrade(
+            name: "no Upgrade", request: upgradeRequest(replacing: ["Upgrade": nil]), status: 400, code: "bad_request"),
+        BadUpgrade(
+            name: "Upgrade: h2c", request: upgradeRequest(replacing: ["Upgrade": "h2c"]), status: 400,
             code: "bad_request"),
-        BadUpgrade(name: "no Host", request: upgradeRequest(replacing: ["Host": nil]), status: 400, code: "bad_request"),
-        BadUpgrade(name: "HTTP/1.0", request: upgradeRequest(requestLine: "GET /sub HTTP/1.0"), status: 400, code: "bad_request"),
-        BadUpgrade(name: "absolute target", request: upgradeRequest(requestLine: "GET sub HTTP/1.1"), status: 400, code: "bad_request"),
+        BadUpgrade(
+            name: "Connection: keep-alive", request: upgradeRequest(replacing: ["Connection": "keep-alive"]),
+            status: 400, code: "bad_request"),
+        BadUpgrade(
+            name: "no Host", request: upgradeRequest(replacing: ["Host": nil]), status: 400, code: "bad_request"),
+        BadUpgrade(
+            name: "HTTP/1.0", request: upgradeRequest(requestLine: "GET /sub HTTP/1.0"), status: 400,
+            code: "bad_request"),
+        BadUpgrade(
+            name: "absolute target", request: upgradeRequest(requestLine: "GET sub HTTP/1.1"), status: 400,
+            code: "bad_request"),
         BadUpgrade(
             name: "bare LF line ends",
             request: Array(String(decoding: upgradeRequest(), as: UTF8.self).replacing("\r\n", with: "\n").utf8)
                 + Array("\r\n\r\n".utf8),
             status: 400, code: "bad_request"),
-        BadUpgrade(name: "folded header", request: upgradeRequest(extra: "X-A: 1\r\n  continued\r\n"), status: 400, code: "bad_request"),
-        BadUpgrade(name: "space before colon", request: upgradeRequest(extra: "X-A : 1\r\n"), status: 400, code: "bad_request"),
         BadUpgrade(
-            name: "head over 8 KiB", request: upgradeRequest(extra: "X-Pad: " + String(repeating: "a", count: 8200) + "\r\n"),
+            name: "folded header", request: upgradeRequest(extra: "X-A: 1\r\n  continued\r\n"), status: 400,
+            code: "bad_request"),
+        BadUpgrade(
+            name: "space before colon", request: upgradeRequest(extra: "X-A : 1\r\n"), status: 400, code: "bad_request"),
+        BadUpgrade(
+            name: "head over 8 KiB",
+            request: upgradeRequest(extra: "X-Pad: " + String(repeating: "a", count: 8200) + "\r\n"),
             status: 431, code: "headers_too_large"),
     ]
 
@@ -256,7 +273,10 @@ struct BadUpgrade: Sendable, CustomTestStringConvertible {
             let (seen, error) = decode(split(bytes, at: cut))
             #expect(error == nil)
             #expect(
-                seen == [.binary(Array(pushgwFrames[..<30])), .ping(Array("are you there".utf8)), .binary(Array(pushgwFrames[30...])), .pong],
+                seen == [
+                    .binary(Array(pushgwFrames[..<30])), .ping(Array("are you there".utf8)),
+                    .binary(Array(pushgwFrames[30...])), .pong,
+                ],
                 "cut at \(cut)")
         }
     }
@@ -323,7 +343,9 @@ struct BadUpgrade: Sendable, CustomTestStringConvertible {
                 name: "binary inside a fragmented message",
                 bytes: clientFrame(.binary, [1], fin: false) + clientFrame(.binary, [2]), code: 1002),
             Bad(name: "64-bit length with the top bit", bytes: tooLong, code: 1002),
-            Bad(name: "message over the limit", bytes: Array(clientFrame(.binary, Array(repeating: 0, count: 1025)).prefix(8)), code: 1009),
+            Bad(
+                name: "message over the limit",
+                bytes: Array(clientFrame(.binary, Array(repeating: 0, count: 1025)).prefix(8)), code: 1009),
             Bad(
                 name: "fragments over the limit",
                 bytes: clientFrame(.binary, Array(repeating: 0, count: 600), fin: false)

@@ -30,7 +30,8 @@ struct WebSocketTests {
         let gateway = try await GatewayProcess.start(webSocket: true)
         defer { gateway.stop() }
         let client = try await WebSocketClient.connect(gateway)
-        try client.send(op: Op.auth, seq: 5, text: authBody(mid: "w1", key: "browser", roomID: "live://1", platform: "web"))
+        try client.send(
+            op: Op.auth, seq: 5, text: authBody(mid: "w1", key: "browser", roomID: "live://1", platform: "web"))
         let message = try #require(try await client.readMessage())
         #expect(message.opcode == WSOp.binary && message.fin, "\(message)")
         let frames = try #require(message.frames, "not whole pushgw frames: \(message)")
@@ -68,7 +69,8 @@ struct WebSocketTests {
         try client.sendFrame(opcode: WSOp.binary, payload: Array(beat.dropFirst()))
         let first = try #require(try await client.readFrame())
         #expect(first.op == Op.heartbeatReply && first.seq == 2, "\(first)")
-        try client.sendFrame(opcode: WSOp.binary, payload: Wire.frame(op: Op.heartbeat, seq: 3) + Wire.frame(op: Op.heartbeat, seq: 4))
+        try client.sendFrame(
+            opcode: WSOp.binary, payload: Wire.frame(op: Op.heartbeat, seq: 3) + Wire.frame(op: Op.heartbeat, seq: 4))
         for seq: UInt32 in [3, 4] {
             let reply = try #require(try await client.readFrame())
             #expect(reply.op == Op.heartbeatReply && reply.seq == seq, "each reply in its own message: \(reply)")
@@ -90,7 +92,9 @@ struct WebSocketTests {
         #expect(try await client.heartbeat(seq: 9) == 0)
     }
 
-    @Test("Pushes through the HTTP API arrive as one binary message per frame: transient, stored, large, to WS and TCP alike")
+    @Test(
+        "Pushes through the HTTP API arrive as one binary message per frame: transient, stored, large, to WS and TCP alike"
+    )
     func pushArrives() async throws {
         // max_frame 128 KiB, so that a message can need the 64-bit WebSocket length.
         let gateway = try await GatewayProcess.start(["PUSHGW_LIMITS_MAX_FRAME": "131072"], webSocket: true)
@@ -178,7 +182,9 @@ struct WebSocketTests {
         #expect(messages.last?.opcode == WSOp.close && messages.last?.closeCode == 1000, "\(messages)")
     }
 
-    @Test("WebSocket violations get a close frame with their status, then the socket closes", arguments: WebSocketCase.violations)
+    @Test(
+        "WebSocket violations get a close frame with their status, then the socket closes",
+        arguments: WebSocketCase.violations)
     func violations(_ violation: WebSocketCase) async throws {
         let gateway = try await GatewayProcess.start(webSocket: true)
         defer { gateway.stop() }
@@ -187,10 +193,14 @@ struct WebSocketTests {
         try client.sendRaw(violation.bytes)
         let messages = try await client.readUntilClosed()
         #expect(messages.count == 1, "\(messages)")
-        #expect(messages.first?.opcode == WSOp.close && messages.first?.closeCode == UInt16(violation.status), "\(messages)")
+        #expect(
+            messages.first?.opcode == WSOp.close && messages.first?.closeCode == UInt16(violation.status), "\(messages)"
+        )
     }
 
-    @Test("A bad upgrade request gets an HTTP error with a JSON body, then the connection closes", arguments: WebSocketCase.badUpgrades)
+    @Test(
+        "A bad upgrade request gets an HTTP error with a JSON body, then the connection closes",
+        arguments: WebSocketCase.badUpgrades)
     func badUpgrade(_ bad: WebSocketCase) async throws {
         let gateway = try await GatewayProcess.start(webSocket: true)
         defer { gateway.stop() }
@@ -205,7 +215,8 @@ struct WebSocketTests {
         #expect(try await http.expectClosed(), "not closed after the error")
     }
 
-    @Test("handshake_timeout covers the upgrade and AUTH: no request → closed; upgraded without AUTH → ERROR, close 1008")
+    @Test(
+        "handshake_timeout covers the upgrade and AUTH: no request → closed; upgraded without AUTH → ERROR, close 1008")
     func handshakeTimeout() async throws {
         let gateway = try await GatewayProcess.start(["PUSHGW_LIMITS_HANDSHAKE_TIMEOUT": "1"], webSocket: true)
         defer { gateway.stop() }
@@ -236,10 +247,12 @@ struct WebSocketCase: Sendable, CustomTestStringConvertible {
 
     static let violations = [
         WebSocketCase(
-            name: "unmasked frame", bytes: wsFrame(opcode: WSOp.binary, payload: Wire.frame(op: Op.heartbeat), masked: false),
+            name: "unmasked frame",
+            bytes: wsFrame(opcode: WSOp.binary, payload: Wire.frame(op: Op.heartbeat), masked: false),
             status: 1002),
         WebSocketCase(name: "text message", bytes: wsFrame(opcode: WSOp.text, payload: Array("{}".utf8)), status: 1003),
-        WebSocketCase(name: "continuation first", bytes: wsFrame(opcode: WSOp.continuation, payload: [1]), status: 1002),
+        WebSocketCase(
+            name: "continuation first", bytes: wsFrame(opcode: WSOp.continuation, payload: [1]), status: 1002),
         WebSocketCase(
             name: "ping over 125 bytes", bytes: wsFrame(opcode: WSOp.ping, payload: Array(repeating: 0, count: 126)),
             status: 1002),
@@ -251,8 +264,10 @@ struct WebSocketCase: Sendable, CustomTestStringConvertible {
 
     static let badUpgrades = [
         WebSocketCase(
-            name: "no key", bytes: upgradeRequest(headers: [("Sec-WebSocket-Key", nil)]), status: 400, code: "bad_request"),
-        WebSocketCase(name: "no Upgrade", bytes: upgradeRequest(headers: [("Upgrade", nil)]), status: 400, code: "bad_request"),
+            name: "no key", bytes: upgradeRequest(headers: [("Sec-WebSocket-Key", nil)]), status: 400,
+            code: "bad_request"),
+        WebSocketCase(
+            name: "no Upgrade", bytes: upgradeRequest(headers: [("Upgrade", nil)]), status: 400, code: "bad_request"),
         WebSocketCase(
             name: "version 8", bytes: upgradeRequest(headers: [("Sec-WebSocket-Version", "8")]), status: 426,
             code: "upgrade_required"),

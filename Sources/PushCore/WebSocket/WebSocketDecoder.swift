@@ -118,7 +118,9 @@ public struct WebSocketDecoder: Sendable {
 
     /// The checks the first two bytes allow, done as soon as they are in.
     private static func check(_ first: UInt8, _ second: UInt8, inMessage: Bool) throws {
-        guard first & 0x70 == 0 else { throw WebSocketError.protocolError("reserved bits set: no extension was agreed") }
+        guard first & 0x70 == 0 else {
+            throw WebSocketError.protocolError("reserved bits set: no extension was agreed")
+        }
         guard let opcode = WebSocketOpcode(rawValue: first & 0x0F) else {
             throw WebSocketError.protocolError("reserved opcode \(first & 0x0F)")
         }

@@ -51,18 +51,19 @@ public struct WebSocketHandshake: Sendable {
 
     /// The 101 response that completes the handshake.
     public static func switchingProtocols(accept: String) -> [UInt8] {
-        Array(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(accept)\r\n\r\n"
-                .utf8)
+        let head =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Accept: \(accept)\r\n\r\n"
+        return Array(head.utf8)
     }
+
+    private static let crlfCRLF: [UInt8] = Array("\r\n\r\n".utf8)
 
     /// Where the first CRLF CRLF starts, searching from `from`.
     private static func blankLine(in bytes: [UInt8], from: Int) -> Int? {
         var index = from
         while index + 4 <= bytes.count {
-            if bytes[index] == 0x0D && bytes[index + 1] == 0x0A && bytes[index + 2] == 0x0D && bytes[index + 3] == 0x0A {
-                return index
-            }
+            if bytes[index..<index + 4].elementsEqual(crlfCRLF) { return index }
             index += 1
         }
         return nil

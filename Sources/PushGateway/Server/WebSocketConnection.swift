@@ -26,7 +26,8 @@ final class WebSocketConnection: ClientConnection {
         case .refuse(let error):
             handshake = nil
             server.logger.debug(
-                "WebSocket upgrade refused", metadata: ["fd": "\(fd)", "status": "\(error.status)", "error": "\(error.message)"])
+                "WebSocket upgrade refused",
+                metadata: ["fd": "\(fd)", "status": "\(error.status)", "error": "\(error.message)"])
             enqueue { HTTPResponse(error).encode(into: &$0, close: true) }
             session.closing()
             closeAfterOutput(.protocolError)
@@ -59,7 +60,8 @@ final class WebSocketConnection: ClientConnection {
             }
         } catch let error as WebSocketError {
             server.logger.debug(
-                "WebSocket protocol error", metadata: ["fd": "\(fd)", "status": "\(error.code)", "error": "\(error.message)"])
+                "WebSocket protocol error",
+                metadata: ["fd": "\(fd)", "status": "\(error.code)", "error": "\(error.message)"])
             session.closing()
             finish(.protocolError, status: error.code, detail: error.message)
         } catch {

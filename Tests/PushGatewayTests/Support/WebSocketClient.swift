@@ -73,7 +73,7 @@ func upgradeRequest(path: String = "/sub", method: String = "GET", headers: [(St
         }
     }
     var text = "\(method) \(path) HTTP/1.1\r\n"
-    for case let (name, value?) in fields { text += "\(name): \(value)\r\n" }
+    for case (let name, let value?) in fields { text += "\(name): \(value)\r\n" }
     return Array((text + "\r\n").utf8)
 }
 
@@ -197,7 +197,8 @@ final class WebSocketClient: @unchecked Sendable {
             switch try await read(timeout: max(0.001, deadline.timeIntervalSinceNow)) {
             case .message(let message): messages.append(message)
             case .closed: return messages
-            case .timedOut: throw TestError("connection not closed within \(timeout) s; messages meanwhile: \(messages)")
+            case .timedOut:
+                throw TestError("connection not closed within \(timeout) s; messages meanwhile: \(messages)")
             }
         }
     }
@@ -210,7 +211,9 @@ final class WebSocketClient: @unchecked Sendable {
     func auth(mid: MID?, key: String? = nil, roomID: String? = nil, accepts: [Int]? = nil, seq: UInt32 = 1) async throws
         -> [String: Any]
     {
-        try send(op: Op.auth, seq: seq, text: authBody(mid: mid, key: key, roomID: roomID, accepts: accepts, platform: "web"))
+        try send(
+            op: Op.auth, seq: seq, text: authBody(mid: mid, key: key, roomID: roomID, accepts: accepts, platform: "web")
+        )
         guard let reply = try await readFrame() else { throw TestError("closed instead of AUTH_REPLY") }
         guard reply.op == Op.authReply, reply.seq == seq, let json = reply.json else {
             throw TestError("expected AUTH_REPLY seq \(seq), got \(reply)")
