@@ -37,6 +37,18 @@ public struct ProtocolError: Error, Equatable, Sendable, CustomStringConvertible
         }
     }
 
+    /// The close frame status a WebSocket client gets after this (fatal) error's ERROR message: 1002 for broken
+    /// pushgw framing, 1009 for a frame over `max_frame`, 1008 for a client the protocol refuses.
+    public var webSocketCloseCode: WebSocketCloseCode {
+        switch kind {
+        case .badLength, .badHeader: .protocolError
+        case .frameTooLarge: .messageTooBig
+        case .authRequired, .badAuth, .authFailed, .alreadyAuthenticated, .handshakeTimeout, .idleTimeout,
+            .unknownOperation, .badBody, .unavailable, .writeQueueFull:
+            .policyViolation
+        }
+    }
+
     public var description: String { "\(code): \(message)" }
 
     /// Packet length below the header length.

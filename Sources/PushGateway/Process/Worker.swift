@@ -53,7 +53,7 @@ final class Worker {
             try listen("http", address) { [http] in http.accept($0) }
         }
         if let address = config.server.websocket {
-            logger.notice("the WebSocket listener is not served by this build yet", metadata: ["address": "\(address)"])
+            try listen("websocket", address) { [connections] in connections.acceptWebSocket($0) }
         }
         // SIGINT reaches workers too when the master runs in a terminal: the master's SIGTERM drains them.
         roomCountTimer = LoopTimer(loop: loop) { [unowned self] in self.refreshRoomCounts() }

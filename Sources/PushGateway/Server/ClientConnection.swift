@@ -2,8 +2,10 @@ import PushCore
 
 /// One phone's or browser's TCP connection: the socket half comes from `SocketConnection`, the protocol
 /// state is a `ClientSession` value, and every decision that needs more than this connection goes to the
-/// `ConnectionServer`.
-final class ClientConnection: SocketConnection {
+/// `ConnectionServer`. `WebSocketConnection` carries the same protocol in WebSocket binary messages: it
+/// overrides `received`, `enqueueFrame` and `finish`, and keeps its own state, so a TCP connection pays
+/// nothing for it.
+class ClientConnection: SocketConnection {
     // One of these per connection: the order packs the fields without padding (see SocketConnection), and what
     // few connections use (frames behind a pending AUTH, topics) lives in the server's side tables instead.
     unowned(unsafe) let server: ConnectionServer
@@ -60,22 +62,34 @@ final class ClientConnection: SocketConnection {
 
     /// Queues one frame.
     @discardableResult
-    func send(_ frame: Frame) -> Bool {
-        guard enqueue({ frame.encode(into: &$0) }) else { return false }
+    final func send(_ frame: Frame) -> Bool {
+        guard enqueueFrame(length: frame.encodedLength, { frame.encode(into: &$0) }) else { return false }
         server.stats.framesOut += 1
         return true
     }
 
     /// Queues bytes already framed (one encoding shared by every receiver of a push).
     @discardableResult
-    func send(encoded bytes: [UInt8]) -> Bool {
-        guard enqueue({ $0.append(contentsOf: bytes) }) else { return false }
+    final func send(encoded bytes: [UInt8]) -> Bool {
+        guard enqueueFrame(length: bytes.count, { $0.append(contentsOf: bytes) }) else { return false }
         server.stats.framesOut += 1
         return true
     }
 
+    /// Queues one whole frame of `length` bytes that `write` appends: every frame to the client goes through
+    /// here, so that a WebSocket connection can put each in a binary message of its own.
+    func enqueueFrame(length: Int, _ write: (inout [UInt8]) -> Void) -> Bool {
+        enqueue(write)
+    }
+
+    /// Closes after the queued output, the last frame being an ERROR or a DISCONNECT; `status` and `detail` are
+    /// what a WebSocket client's close frame says.
+    func finish(_ reason: CloseReason, status: WebSocketCloseCode, detail: String) {
+        closeAfterOutput(reason)
+    }
+
     /// Sends DISCONNECT (`{"reason","reconnect","after_ms"}`) and closes after it.
-    func disconnect(reason: String, reconnect: Bool, afterMillis: Int, closeReason: CloseReason) {
+    final func disconnect(reason: String, reconnect: Bool, afterMillis: Int, closeReason: CloseReason) {
         var body = JSONWriter()
         body.object {
             $0.field("reason", reason)
@@ -84,15 +98,15 @@ final class ClientConnection: SocketConnection {
         }
         send(Frame(.disconnect, body: body.bytes))
         session.closing()
-        closeAfterOutput(closeReason)
+        finish(closeReason, status: .normal, detail: reason)
     }
 
     /// Sends ERROR for `error`; a fatal one closes the connection after it.
-    func fail(_ error: ProtocolError, operation: Operation, sequence: UInt32, reason: CloseReason = .protocolError) {
+    final func fail(_ error: ProtocolError, operation: Operation, sequence: UInt32, reason: CloseReason = .protocolError) {
         send(error.frame(op: operation, sequence: sequence))
         if error.isFatal {
             session.closing()
-            closeAfterOutput(reason)
+            finish(reason, status: error.webSocketCloseCode, detail: error.code)
         }
     }
 }

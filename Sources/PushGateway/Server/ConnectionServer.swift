@@ -86,9 +86,18 @@ final class ConnectionServer {
         store.onNodeMessage = { [unowned self] in self.received($0) }
     }
 
-    /// Takes a freshly accepted client socket.
+    /// Takes a freshly accepted client socket from the TCP listener.
     func accept(_ fd: Int32) {
-        guard loop.adopt(fd, ClientConnection(fd: fd, server: self)) else { return }
+        adopt(fd, ClientConnection(fd: fd, server: self))
+    }
+
+    /// Takes a freshly accepted client socket from the WebSocket listener.
+    func acceptWebSocket(_ fd: Int32) {
+        adopt(fd, WebSocketConnection(fd: fd, server: self))
+    }
+
+    private func adopt(_ fd: Int32, _ connection: ClientConnection) {
+        guard loop.adopt(fd, connection) else { return }
         connectionCount += 1
         stats.accepted += 1
     }
@@ -528,7 +537,7 @@ final class ConnectionServer {
 
     private func sendStored(_ messages: [StoredMessage], to connection: ClientConnection) {
         for message in messages where connection.session.accepts(Operation(message.op)) {
-            let sent = connection.enqueue {
+            let sent = connection.enqueueFrame(length: FrameLayout.headerLength + message.payload.count) {
                 Frame.encode(
                     operation: Operation(message.op), sequence: UInt32(truncatingIfNeeded: message.seq),
                     body: message.payload, into: &$0)

@@ -45,7 +45,8 @@ class SocketConnection: LoopHandler {
 
     // MARK: - For subclasses
 
-    /// Bytes arrived (valid during the call only).
+    /// Bytes arrived: a slice of the loop's scratch buffer, valid during the call only (the WebSocket connection
+    /// unmasks them in place).
     func received(_ bytes: UnsafeRawBufferPointer) {}
 
     /// The tick at which an open connection times out.

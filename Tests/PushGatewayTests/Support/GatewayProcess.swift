@@ -234,6 +234,8 @@ enum RedisChoice: Sendable {
 final class GatewayProcess: @unchecked Sendable {
     let tcpPort: UInt16
     let httpPort: UInt16
+    /// The WebSocket listener's port, when the gateway was started with one (`start(webSocket: true)`).
+    let webSocketPort: UInt16?
     let directory: URL
     let logURL: URL
     let process: ChildProcess
@@ -270,14 +272,14 @@ final class GatewayProcess: @unchecked Sendable {
     static let shippedConfigPath = packageRoot.appendingPathComponent("Config/pushgw.toml").path
 
     /// The environment a gateway gets: ours without any PUSHGW_* variable, then loopback listeners on the given
-    /// ports, WebSocket off, one worker, the admin socket in the temp dir, Redis, then `overrides`.
+    /// ports (WebSocket off without one), one worker, the admin socket in the temp dir, Redis, then `overrides`.
     static func environment(
-        tcp: UInt16, http: UInt16, directory: URL, redisURL: String, overrides: [String: String]
+        tcp: UInt16, http: UInt16, webSocket: UInt16?, directory: URL, redisURL: String, overrides: [String: String]
     ) -> [String: String] {
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PUSHGW_") }
         env["PUSHGW_SERVER_TCP"] = "127.0.0.1:\(tcp)"
         env["PUSHGW_SERVER_HTTP"] = "127.0.0.1:\(http)"
-        env["PUSHGW_SERVER_WEBSOCKET"] = ""
+        env["PUSHGW_SERVER_WEBSOCKET"] = webSocket.map { "127.0.0.1:\($0)" } ?? ""
         env["PUSHGW_SERVER_WORKERS"] = "1"
         // Tests stop gateways with clients still connected: drain them in 1 s, not the default 10.
         env["PUSHGW_SERVER_DRAIN_TIMEOUT"] = "1"
@@ -317,18 +319,20 @@ final class GatewayProcess: @unchecked Sendable {
     }
 
     private init(
-        tcpPort: UInt16, httpPort: UInt16, directory: URL, redis: RedisServer?, redisURL: String,
-        overrides: [String: String], arguments: [String], blocked: [Int32]
+        tcpPort: UInt16, httpPort: UInt16, webSocketPort: UInt16? = nil, directory: URL, redis: RedisServer?,
+        redisURL: String, overrides: [String: String], arguments: [String], blocked: [Int32]
     ) throws {
         self.tcpPort = tcpPort
         self.httpPort = httpPort
+        self.webSocketPort = webSocketPort
         self.directory = directory
         self.redisServer = redis
         self.redisURL = redisURL
         redisPersistent = redis?.persistent ?? false
         logURL = directory.appendingPathComponent("stderr.log")
         let environment = Self.environment(
-            tcp: tcpPort, http: httpPort, directory: directory, redisURL: redisURL, overrides: overrides)
+            tcp: tcpPort, http: httpPort, webSocket: webSocketPort, directory: directory, redisURL: redisURL,
+            overrides: overrides)
         // sh changes to the temp directory, then execs the gateway (same pid).
         let argv =
             ["/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", directory.path, Self.binaryPath, "serve"]
@@ -341,11 +345,12 @@ final class GatewayProcess: @unchecked Sendable {
     deinit { stop(reportCrash: false) }
 
     /// Starts a gateway with `overrides` (PUSHGW_* variables) and extra `serve` arguments, and waits (at most
-    /// 10 s) until both its TCP and HTTP ports accept and, with a Redis, GET /healthz answers 200. Retries with new
-    /// ports if it exits at start (a port taken meanwhile). `blocked`: signals blocked in the mask it inherits.
+    /// 10 s) until its TCP and HTTP ports (and WebSocket port, with `webSocket`) accept and, with a Redis,
+    /// GET /healthz answers 200. Retries with new ports if it exits at start (a port taken meanwhile).
+    /// `blocked`: signals blocked in the mask it inherits.
     static func start(
         _ overrides: [String: String] = [:], arguments: [String] = [], redis choice: RedisChoice = .privateServer,
-        blocked: [Int32] = []
+        blocked: [Int32] = [], webSocket: Bool = false
     ) async throws -> GatewayProcess {
         var lastLog = ""
         for _ in 1...3 {
@@ -354,12 +359,18 @@ final class GatewayProcess: @unchecked Sendable {
             let tcp = try freeLoopbackPort()
             var http = try freeLoopbackPort()
             while http == tcp { http = try freeLoopbackPort() }
+            var ws: UInt16?
+            if webSocket {
+                var port = try freeLoopbackPort()
+                while port == tcp || port == http { port = try freeLoopbackPort() }
+                ws = port
+            }
             let gateway = try GatewayProcess(
-                tcpPort: tcp, httpPort: http, directory: directory, redis: redis, redisURL: redisURL,
-                overrides: overrides, arguments: arguments, blocked: blocked)
+                tcpPort: tcp, httpPort: http, webSocketPort: ws, directory: directory, redis: redis,
+                redisURL: redisURL, overrides: overrides, arguments: arguments, blocked: blocked)
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline && gateway.process.isRunning {
-                if portAccepts(tcp) && portAccepts(http) {
+                if portAccepts(tcp) && portAccepts(http) && ws.map(portAccepts) != false {
                     if case .unreachable = choice { return gateway }
                     let health = try? await gateway.http(HTTP.request("GET", "/healthz"))
                     if health?.status == 200 { return gateway }
