@@ -104,7 +104,9 @@ final class MessageStore {
     /// command in flight. Waiting here costs a device some milliseconds; failing costs it a reconnect.
     static let maxSessionScriptsInFlight = 128
     private var sessionScriptsInFlight = 0
-    private var waitingSessionScripts: [() -> Void] = []
+    /// A FIFO: `nextWaiting` is the head; a started entry is set to nil at once, so what it captured (the
+    /// connection, the request) is released then and not at the next compaction.
+    private var waitingSessionScripts: [(() -> Void)?] = []
     private var nextWaiting = 0
 
     /// Runs a session script through the bounded queue above; otherwise the same as `run`. One queue for both
@@ -131,13 +133,14 @@ final class MessageStore {
     private func startWaitingSessionScripts() {
         while sessionScriptsInFlight < Self.maxSessionScriptsInFlight, nextWaiting < waitingSessionScripts.count {
             let start = waitingSessionScripts[nextWaiting]
+            waitingSessionScripts[nextWaiting] = nil
             nextWaiting += 1
-            start()
+            start?()
         }
         if nextWaiting == waitingSessionScripts.count {
-            waitingSessionScripts.removeAll(keepingCapacity: waitingSessionScripts.count <= 4096)
+            waitingSessionScripts.removeAll(keepingCapacity: waitingSessionScripts.count <= 1024)
             nextWaiting = 0
-        } else if nextWaiting >= 4096 {
+        } else if nextWaiting >= 1024 {
             waitingSessionScripts.removeSubrange(..<nextWaiting)
             nextWaiting = 0
         }
