@@ -17,6 +17,9 @@ final class HTTPConnection: SocketConnection {
     /// No further requests are read: the last one asked to close, or the input was bad.
     private var closing = false
 
+    /// A backend waits for each answer: it is not held behind a fan-out's slices.
+    override var flushesFirst: Bool { true }
+
     init(fd: Int32, server: HTTPServer) {
         self.server = server
         super.init(fd: fd, loop: server.loop)

@@ -42,6 +42,8 @@ final class EventLoop {
     /// Connections with output queued, in the order they queued it; `flushHead` is the next one to flush.
     var pendingFlush: [SocketConnection] = []
     var flushHead = 0
+    /// Connections flushed whole every iteration, ahead of the sliced ones (`SocketConnection.flushesFirst`).
+    var pendingFirst: [SocketConnection] = []
     /// Times a loop iteration left queued output for the next one (a fan-out larger than one slice).
     var flushSlicesCut = 0
     /// Bytes waiting in the output queues of every connection on this loop (the write-queue figure of `stats`).

@@ -65,6 +65,10 @@ class SocketConnection: LoopHandler {
     /// Most bytes that may wait in the output queue.
     var maxOutput: Int { .max }
 
+    /// Whether this connection's output skips ahead of a fan-out being written in slices: few connections, each
+    /// waiting for an answer (the HTTP API's backends), where the fan-out's receivers are many.
+    var flushesFirst: Bool { false }
+
     // MARK: - Output
 
     /// Bytes waiting to be written.
@@ -223,12 +227,24 @@ extension EventLoop {
 
     /// Queues `connection` to be flushed before the loop sleeps.
     func scheduleFlush(_ connection: SocketConnection) {
-        pendingFlush.append(connection)
+        if connection.flushesFirst {
+            pendingFirst.append(connection)
+        } else {
+            pendingFlush.append(connection)
+        }
     }
 
-    /// Flushes queued connections, at most `flushSlice` of them; runs from the `ev_prepare` hook, and keeps the
-    /// loop from sleeping while some are left, so the next iteration goes on with them after polling.
+    /// Flushes the connections that go first, then queued connections, at most `flushSlice` of them; runs from
+    /// the `ev_prepare` hook, and keeps the loop from sleeping while some are left, so the next iteration goes on
+    /// with them after polling.
     func flushPending() {
+        if !pendingFirst.isEmpty {
+            var first: [SocketConnection] = []
+            swap(&first, &pendingFirst)
+            for connection in first where connection.queuedForFlush { connection.flush() }
+            first.removeAll(keepingCapacity: true)
+            if pendingFirst.isEmpty { pendingFirst = first }
+        }
         guard flushHead < pendingFlush.count else { return }
         let end = min(pendingFlush.count, flushHead + Self.flushSlice)
         while flushHead < end {
