@@ -63,7 +63,7 @@ enum RefusedToken: String, CaseIterable, Sendable, CustomTestStringConvertible {
 struct TokenAuthTests {
     @Test("POST /v1/register issues a token, expiry and gateways; AUTH with it works, the key coming from the token")
     func registerAndAuth() async throws {
-        let gateway = try await GatewayProcess.start(authRequired())
+        let gateway = try await GatewayProcess.start(authRequired(), webSocket: true)
         defer { gateway.stop() }
         let (token, json) = try await register(gateway, user: "alice", device: "phone-7")
         #expect(token.split(separator: ".", omittingEmptySubsequences: false).count == 2, "token \(token)")
@@ -71,6 +71,8 @@ struct TokenAuthTests {
         #expect(abs(expiresAt - (unixNow() + 2_592_000)) < 120, "default token_ttl is 30 days: \(json)")
         let gateways = (json["gateways"] as? [String]) ?? []
         #expect(gateways.first == "127.0.0.1:\(gateway.tcpPort)", "the client TCP address: \(json)")
+        let webSockets = (json["websockets"] as? [String]) ?? []
+        #expect(webSockets.first == "127.0.0.1:\(gateway.webSocketPort ?? 0)", "the WebSocket address for browsers: \(json)")
 
         // No key in AUTH: the token's device is the key.
         let client = try await WireClient.connect(gateway)

@@ -26,19 +26,11 @@ extension PushAPI {
             let type = request.queryParameter("type") ?? ""
             let rooms = request.queryValues("rooms")
             guard !rooms.isEmpty else { throw APIError.badRequest("rooms is required") }
-            var counts = [Int](repeating: 0, count: rooms.count)
-            var remaining = rooms.count
-            for (index, room) in rooms.enumerated() {
-                let id = Self.roomID(type: type, room: room)
-                let local = connections.rooms.count(id)
-                registry.groupCount("r:" + id, local: local) { result in
-                    counts[index] = (try? result.get()) ?? local
-                    remaining -= 1
-                    guard remaining == 0 else { return }
-                    respond(Self.goimReply { writer in
-                        writer.object { for (room, count) in zip(rooms, counts) { $0.field(Self.roomID(type: type, room: room), count) } }
-                    })
-                }
+            let ids = rooms.map { Self.roomID(type: type, room: $0) }
+            let locals = ids.map { connections.rooms.count($0) }
+            registry.groupCounts(zip(ids, locals).map { ("r:" + $0, $1) }) { result in
+                let counts = (try? result.get()) ?? locals
+                respond(Self.goimReply { writer in writer.object { for (id, count) in zip(ids, counts) { $0.field(id, count) } } })
             }
         case .onlineTop:
             let type = request.queryParameter("type") ?? ""

@@ -453,21 +453,30 @@ final class PushAPI {
         let host = request.header("host")
         registry.fetch { [self] result in
             // Addresses least loaded first; workers of one host share an address, so their loads add up.
+            // Browsers get the WebSocket addresses of the same hosts, in the same order.
             var load: [String: Int] = [:]
             var order: [String] = []
+            var webSocketOf: [String: String] = [:]
             for node in (try? result.get()) ?? [] where !node.address.isEmpty {
                 let address = dialable(node.address, host: host)
                 if load[address] == nil { order.append(address) }
                 load[address, default: 0] += node.connections
+                if !node.webSocketAddress.isEmpty { webSocketOf[address] = dialable(node.webSocketAddress, host: host) }
             }
             var gateways = order.sorted { (load[$0]!, $0) < (load[$1]!, $1) }
-            if gateways.isEmpty { gateways = config.server.tcp.map { [dialable($0.description, host: host)] } ?? [] }
+            var webSockets = gateways.compactMap { webSocketOf[$0] }
+            if gateways.isEmpty {
+                gateways = config.server.tcp.map { [dialable($0.description, host: host)] } ?? []
+                webSockets = config.server.websocket.map { [dialable($0.description, host: host)] } ?? []
+            }
             respond(.json {
                 $0.object {
                     $0.field("token", token)
                     $0.field("expires_at", expiresAt)
                     $0.key("gateways")
                     $0.array { writer in gateways.forEach { writer.value($0) } }
+                    $0.key("websockets")
+                    $0.array { writer in webSockets.forEach { writer.value($0) } }
                 }
             })
         }

@@ -36,6 +36,7 @@ final class Worker {
         self.connections = connections
         registry = NodeRegistry(
             loop: loop, store: store, address: config.server.tcp?.description ?? "",
+            webSocketAddress: config.server.websocket?.description ?? "",
             connections: { connections.connectionCount },
             groupCounts: {
                 connections.topics.counts.map { ("t:" + $0.0, $0.1) } + connections.rooms.counts.map { ("r:" + $0.0, $0.1) }
@@ -113,16 +114,14 @@ final class Worker {
 
     /// Refreshes the cross-node member counts of the rooms that have members here.
     private func refreshRoomCounts() {
-        var fresh: [String: Int] = [:]
         let rooms = connections.rooms.counts
-        var remaining = rooms.count
-        if remaining == 0 { connections.roomCountsAcrossNodes = [:] }
-        for (room, local) in rooms {
-            registry.groupCount("r:" + room, local: local) { [unowned self] result in
-                fresh[room] = (try? result.get()) ?? local
-                remaining -= 1
-                if remaining == 0 { connections.roomCountsAcrossNodes = fresh }
-            }
+        guard !rooms.isEmpty else {
+            connections.roomCountsAcrossNodes = [:]
+            return
+        }
+        registry.groupCounts(rooms.map { ("r:" + $0.0, $0.1) }) { [unowned self] result in
+            let totals = (try? result.get()) ?? rooms.map(\.1)
+            connections.roomCountsAcrossNodes = Dictionary(zip(rooms.map(\.0), totals), uniquingKeysWith: { first, _ in first })
         }
     }
 

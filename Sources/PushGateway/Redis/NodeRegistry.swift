@@ -9,6 +9,8 @@ final class NodeRegistry {
     struct Node {
         let id: String
         let address: String
+        /// The WebSocket listener's address ("" when it has none).
+        let webSocketAddress: String
         let connections: Int
         let updatedAt: UInt64
     }
@@ -18,17 +20,19 @@ final class NodeRegistry {
 
     private let store: MessageStore
     private let address: String
+    private let webSocketAddress: String
     private let connections: () -> Int
     /// This node's member counts per group (`t:<topic>`, `r:<room>`), published for cross-node counts.
     private let groupCounts: () -> [(String, Int)]
     private var timer: LoopTimer!
 
     init(
-        loop: EventLoop, store: MessageStore, address: String, connections: @escaping () -> Int,
-        groupCounts: @escaping () -> [(String, Int)]
+        loop: EventLoop, store: MessageStore, address: String, webSocketAddress: String,
+        connections: @escaping () -> Int, groupCounts: @escaping () -> [(String, Int)]
     ) {
         self.store = store
         self.address = address
+        self.webSocketAddress = webSocketAddress
         self.connections = connections
         self.groupCounts = groupCounts
         timer = LoopTimer(loop: loop) { [unowned self] in self.refresh() }
@@ -54,6 +58,7 @@ final class NodeRegistry {
         var value = JSONWriter()
         value.object {
             $0.field("addr", address)
+            if !webSocketAddress.isEmpty { $0.field("ws", webSocketAddress) }
             $0.field("conns", connections())
             $0.field("at", UInt64(time(nil)))
         }
@@ -70,19 +75,31 @@ final class NodeRegistry {
     /// The members of group `field` (`t:<topic>` or `r:<room>`) across the live nodes; `local` is this node's
     /// own count, which is fresher than what it last wrote.
     func groupCount(_ field: String, local: Int, _ done: @escaping (Result<Int, StoreFailure>) -> Void) {
+        groupCounts([(field, local)]) { done($0.map { $0[0] }) }
+    }
+
+    /// The members of each group across the live nodes, in the order asked: the node list is read once, then
+    /// one HMGET of every asked field per other node.
+    func groupCounts(_ groups: [(field: String, local: Int)], _ done: @escaping (Result<[Int], StoreFailure>) -> Void) {
+        guard !groups.isEmpty else { return done(.success([])) }
         fetch { [store] result in
             switch result {
             case .failure(let error): done(.failure(error))
             case .success(let nodes):
                 let others = nodes.filter { $0.id != store.node }
-                var total = local
+                var totals = groups.map(\.local)
                 var remaining = others.count
-                guard remaining > 0 else { return done(.success(total)) }
+                guard remaining > 0 else { return done(.success(totals)) }
+                let fields = groups.map { Array($0.field.utf8) }
                 for node in others {
-                    store.redis.send(["HGET", Self.countsKey(node.id), field].map { Array($0.utf8) }) { reply in
-                        if case .success(.string(let bytes)) = reply { total += Int(String(decoding: bytes, as: UTF8.self)) ?? 0 }
+                    store.redis.send([Array("HMGET".utf8), Array(Self.countsKey(node.id).utf8)] + fields) { reply in
+                        if case .success(.array(let values)) = reply {
+                            for (index, value) in values.prefix(totals.count).enumerated() {
+                                if case .string(let bytes) = value { totals[index] += Int(String(decoding: bytes, as: UTF8.self)) ?? 0 }
+                            }
+                        }
                         remaining -= 1
-                        if remaining == 0 { done(.success(total)) }
+                        if remaining == 0 { done(.success(totals)) }
                     }
                 }
             }
@@ -110,7 +127,7 @@ final class NodeRegistry {
                 }
                 nodes.append(
                     Node(
-                        id: id, address: json["addr"]?.stringValue ?? "",
+                        id: id, address: json["addr"]?.stringValue ?? "", webSocketAddress: json["ws"]?.stringValue ?? "",
                         connections: Int(json["conns"]?.int64Value ?? 0), updatedAt: UInt64(at)))
             }
             if !stale.isEmpty { store.command(["HDEL", RedisKeys.nodes] + stale) }
