@@ -407,6 +407,11 @@ final class ConnectionServer {
         var finished = false
         loop.addTick { [unowned self] in
             guard !finished else { return }
+            if pending.isEmpty {
+                // Connections that were still in their handshake when the drain began (or were accepted as the
+                // listeners closed) and have authenticated since.
+                users.forEachConnection { if $0.isOpen && $0.session.state != .closing { pending.append($0) } }
+            }
             for connection in pending.suffix(perTick) where connection.isOpen {
                 connection.disconnect(
                     reason: "shutdown", reconnect: true, afterMillis: Int.random(in: 0...afterLimit), closeReason: .shutdown)

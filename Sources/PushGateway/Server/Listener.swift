@@ -84,7 +84,11 @@ final class Listener: LoopHandler {
         loop.setEvents(fd, Int32(EV_READ))
     }
 
+    /// Stops listening. What the kernel already queued on this socket is accepted first (then served and
+    /// drained like every other connection): closing an `SO_REUSEPORT` listener resets the connections in its
+    /// queue, which the other workers' listeners never get.
     func close() {
+        if !held && !paused { handleEvents(Int32(EV_READ)) }
         loop.unregister(fd)
         Posix.close(fd)
     }
