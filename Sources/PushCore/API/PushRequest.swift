@@ -41,7 +41,7 @@ public struct PushRequest: Equatable, Sendable {
 
     /// Parses and validates a body; every problem is a 400 naming the field.
     public init(body: [UInt8]) throws(APIError) {
-        let members: [String: (value: JSONValue, range: Range<Int>)]
+        let members: [String: JSONParser.Member]
         do {
             members = try JSONParser.parseObjectWithRanges(body)
         } catch {
@@ -51,7 +51,7 @@ public struct PushRequest: Equatable, Sendable {
     }
 
     /// Parses one push from an object's members, whose ranges index into `body`.
-    init(members: [String: (value: JSONValue, range: Range<Int>)], body: [UInt8]) throws(APIError) {
+    init(members: [String: JSONParser.Member], body: [UInt8]) throws(APIError) {
         guard let to = members["to"]?.value else { throw .badRequest("to is required") }
         target = try Self.target(to)
 

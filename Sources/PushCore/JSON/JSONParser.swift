@@ -8,6 +8,18 @@ public struct JSONParser {
         public var description: String { "invalid JSON at byte \(offset): \(reason)" }
     }
 
+    /// A top-level member: its parsed value and the byte range the value occupies in the input. A struct rather
+    /// than a tuple: a dictionary of tuples looks its type metadata up at run time, on every push.
+    public struct Member: Sendable {
+        public var value: JSONValue
+        public var range: Range<Int>
+
+        public init(value: JSONValue, range: Range<Int>) {
+            self.value = value
+            self.range = range
+        }
+    }
+
     /// Nesting deeper than this is refused, so hostile input cannot exhaust the stack.
     public static let maxDepth = 64
 
@@ -37,8 +49,8 @@ public struct JSONParser {
     /// range its value occupies in `bytes` (the last one when a name repeats).
     public static func parseObjectWithRanges(
         _ bytes: [UInt8]
-    ) throws -> [String: (value: JSONValue, range: Range<Int>)] {
-        var result: [String: (value: JSONValue, range: Range<Int>)] = [:]
+    ) throws -> [String: JSONParser.Member] {
+        var result: [String: JSONParser.Member] = [:]
         result.reserveCapacity(8)  // a push has up to 7 members: no rehashing on the way
         try bytes.withUnsafeBytes { raw in
             var parser = JSONParser(raw)
@@ -47,7 +59,7 @@ public struct JSONParser {
             try parser.members { name, parser in
                 let start = parser.index
                 let value = try parser.value()
-                result[name] = (value, start..<parser.index)
+                result[name] = Member(value: value, range: start..<parser.index)
             }
             parser.skipSpace()
             guard parser.index == raw.count else { throw parser.error("trailing characters") }
@@ -281,9 +293,11 @@ public struct JSONParser {
     }
 
     private func validUTF8(_ range: Range<Int>) throws -> String {
-        guard let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self) else {
-            throw error("invalid UTF-8")
-        }
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
+        // Names and ids are nearly always ASCII, which is valid UTF-8 as it is: `String(validating:)` is generic
+        // and looks up type metadata on every call.
+        if slice.allSatisfy({ $0 < 0x80 }) { return String(decoding: slice, as: UTF8.self) }
+        guard let text = String(validating: slice, as: UTF8.self) else { throw error("invalid UTF-8") }
         return text
     }
 
