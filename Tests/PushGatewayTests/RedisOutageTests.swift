@@ -149,4 +149,26 @@ struct RedisOutageTests {
 
         #expect(try await present.heartbeat(seq: 4) == 0, "a client authenticated before the outage stays")
     }
+
+    @Test("Redis stalled (SIGSTOP): a push answers 503 once no reply came for 2 s, never 200; after SIGCONT pushes are stored again")
+    func redisStalled() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let redis = try #require(gateway.redis, "the gateway's own redis-server")
+        let before = try await gateway.push(storedPushBody(users: ["stall"], payload: "1"))
+        #expect(before.status == 200, "\(before)")
+
+        redis.process.signal(SIGSTOP)
+        let started = Date()
+        let stalled = try await gateway.push(storedPushBody(users: ["stall"], payload: "2"))
+        let waited = Date().timeIntervalSince(started)
+        redis.process.signal(SIGCONT)
+        #expect(stalled.status == 503 && stalled.errorCode == "unavailable", "push while Redis is stopped: \(stalled)")
+        #expect(waited >= 1.5 && waited < 6, "answered after \(waited) s: the stall is declared after 2 s without a reply")
+
+        let back = try await eventually(timeout: 10) {
+            (try? await gateway.push(storedPushBody(users: ["stall"], payload: "3")))?.status == 200
+        }
+        #expect(back, "pushes are stored again after SIGCONT")
+    }
 }

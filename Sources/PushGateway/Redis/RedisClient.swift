@@ -10,8 +10,9 @@ import PushCore
 ///
 /// The client connects on `start()`, sends `AUTH` and `SELECT` when the URL asks for them, then `PING`, and is
 /// ready when all of them succeeded. While it is not ready, `send` fails fast with `.notConnected`. A lost
-/// connection, a command without a reply for `commandTimeout` (hiredis 0.14 has no command timeout of its own) or a
-/// connect that does not complete in time drops the connection, fails every command in flight, and reconnects with
+/// connection, commands waiting while no reply at all came for `commandTimeout` (hiredis 0.14 has no command
+/// timeout of its own; a Redis that is busy but answering is not stalled, so a long queue of commands behind a
+/// storm does not drop it), or a connect that does not complete in time drops the connection, fails every command in flight, and reconnects with
 /// exponential backoff and full jitter (100 ms doubling to 5 s). Each transition is logged once: a warning with the
 /// reason when the connection goes down, an info line with how long it was down when it is back.
 ///
@@ -80,6 +81,8 @@ final class RedisClient {
     /// When the current connect or handshake started (monotonic seconds).
     private var phaseStartedAt = 0.0
     private var lastSentAt = 0.0
+    /// When the last reply (or pub/sub message) arrived on the current connection.
+    private var lastReplyAt = 0.0
     private var sendTimes = SendTimes()
     private var latencies = LatencyRing(capacity: 1024)
 
@@ -362,8 +365,8 @@ final class RedisClient {
                 drop(reason: "\(phase) timed out after \(commandTimeout) s", error: .timeout)
             }
         case .ready:
-            if let oldest = sendTimes.oldest, now - oldest > commandTimeout {
-                drop(reason: "no reply within \(commandTimeout) s, \(sendTimes.count) in flight", error: .timeout)
+            if let oldest = sendTimes.oldest, now - max(oldest, lastReplyAt) > commandTimeout {
+                drop(reason: "no reply for \(commandTimeout) s, \(sendTimes.count) in flight", error: .timeout)
             } else if sendTimes.count == 0, now - lastSentAt >= heartbeatInterval, let context {
                 heartbeat(context)
             }
@@ -472,7 +475,8 @@ final class RedisClient {
             return completion(.failure(lostReplyError(ac)))
         }
         if context == ac, let sentAt = sendTimes.popOldest() {
-            let seconds = monotonicSeconds() - sentAt
+            lastReplyAt = monotonicSeconds()
+            let seconds = lastReplyAt - sentAt
             latencies.record(seconds)
             latencyHistogram.observe(seconds)
         }
@@ -501,6 +505,7 @@ final class RedisClient {
             }
             return
         }
+        if context == ac { lastReplyAt = monotonicSeconds() }
         let message = reply.assumingMemoryBound(to: redisReply.self).pointee
         guard message.type == REDIS_REPLY_ARRAY, message.elements >= 3, let parts = message.element,
             let kind = parts[0], let channel = parts[1], let payload = parts[2]

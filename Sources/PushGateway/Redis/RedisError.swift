@@ -12,7 +12,7 @@ struct RedisError: Error, Equatable, CustomStringConvertible {
     /// The connection is down (or still being set up): the command was not sent. Fails fast, so a push can answer
     /// 503 at once instead of waiting for the reconnect.
     static let notConnected = RedisError(code: .notConnected)
-    /// The command (or one sent before it) got no reply within the command timeout; the connection was dropped, so
+    /// Commands were waiting and no reply at all came within the command timeout; the connection was dropped, so
     /// the command may or may not have run.
     static let timeout = RedisError(code: .timeout)
     /// The connection was lost (or the client stopped) while the command was in flight: it may or may not have run.
