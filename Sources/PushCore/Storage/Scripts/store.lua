@@ -23,16 +23,20 @@ local function int_arg(i, name, min)
     return value
 end
 
--- Pops expired elements from the head, at most `budget` (a burst of expired messages is cleared over calls).
+-- Pops expired elements from the head, at most `budget` (a burst of expired messages is cleared over calls), and
+-- returns the list's length after it, given its length before (so no LLEN is needed).
 -- One LINDEX per element: LRANGE of a window would copy payloads that are usually not expired.
-local function pop_expired(inbox, now_s, budget)
+local function pop_expired(inbox, now_s, budget, length)
     for _ = 1, budget do
+        if length == 0 then return 0 end
         local head = redis.call('LINDEX', inbox, 0)
-        if not head then return end
+        if not head then return 0 end
         local expire_at = tonumber(string.match(head, '^%d+:%d+:%d+:(%d+):'))
-        if not expire_at or expire_at == 0 or expire_at > now_s then return end
+        if not expire_at or expire_at == 0 or expire_at > now_s then return length end
         redis.call('LPOP', inbox)
+        length = length - 1
     end
+    return length
 end
 
 local inbox, meta, sess, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -64,12 +68,15 @@ local now_s = math.floor(now_ms / 1000)
 local expire_at = 0
 if ttl > 0 then expire_at = now_s + ttl end
 local element = string.format('%d:%d:%d:%d:', seq, op, now_ms, expire_at) .. payload
-redis.call('RPUSH', inbox, element)
-redis.call('LTRIM', inbox, -inbox_max, -1)
-pop_expired(inbox, now_s, 100)
+-- RPUSH answers the new length: the trim runs only when the cap is passed, and no LLEN is needed after it.
+local kept = redis.call('RPUSH', inbox, element)
+if kept > inbox_max then
+    redis.call('LTRIM', inbox, -inbox_max, -1)
+    kept = inbox_max
+end
+kept = pop_expired(inbox, now_s, 100, kept)
 
 -- Unread counts stored messages not read yet; it can never exceed what the inbox still keeps.
-local kept = redis.call('LLEN', inbox)
 local unread = redis.call('HINCRBY', meta, 'unread', 1)
 if unread > kept then
     unread = kept
