@@ -78,7 +78,7 @@ func upgradeRequest(path: String = "/sub", method: String = "GET", headers: [(St
 }
 
 /// A WebSocket connection to the gateway, upgraded.
-final class WebSocketClient: @unchecked Sendable {
+final class WebSocketClient: FrameConversation, @unchecked Sendable {
     let http: HTTPConnection
     var socket: TestSocket { http.socket }
     static let defaultTimeout: Double = 5
@@ -205,29 +205,18 @@ final class WebSocketClient: @unchecked Sendable {
 
     // MARK: conversations
 
-    /// Sends AUTH and returns the AUTH_REPLY's JSON; throws unless the answer is one binary message holding an
-    /// AUTH_REPLY with that seq.
+    /// Sends AUTH (platform "web") and returns the AUTH_REPLY's JSON; throws unless the answer is one binary
+    /// message holding an AUTH_REPLY with that seq.
     @discardableResult
     func auth(mid: MID?, key: String? = nil, roomID: String? = nil, accepts: [Int]? = nil, seq: UInt32 = 1) async throws
         -> [String: Any]
     {
-        try send(
-            op: Op.auth, seq: seq, text: authBody(mid: mid, key: key, roomID: roomID, accepts: accepts, platform: "web")
-        )
-        guard let reply = try await readFrame() else { throw TestError("closed instead of AUTH_REPLY") }
-        guard reply.op == Op.authReply, reply.seq == seq, let json = reply.json else {
-            throw TestError("expected AUTH_REPLY seq \(seq), got \(reply)")
-        }
-        return json
+        try send(op: Op.auth, seq: seq, text: authBody(mid: mid, key: key, roomID: roomID, accepts: accepts, platform: "web"))
+        return try await authReply(seq: seq)
     }
+}
 
-    /// Sends HEARTBEAT and returns the room count of its HEARTBEAT_REPLY; throws on anything else.
-    func heartbeat(seq: UInt32 = 1) async throws -> UInt32 {
-        try send(op: Op.heartbeat, seq: seq)
-        guard let reply = try await readFrame() else { throw TestError("closed instead of HEARTBEAT_REPLY") }
-        guard reply.op == Op.heartbeatReply, reply.seq == seq, let count = reply.roomCount else {
-            throw TestError("expected HEARTBEAT_REPLY seq \(seq), got \(reply)")
-        }
-        return count
-    }
+extension WebSocketClient {
+    func sendFrame(op: UInt32, seq: UInt32, body: [UInt8]) throws { try send(op: op, seq: seq, body: body) }
+    func nextFrame() async throws -> Frame? { try await readFrame() }
 }

@@ -133,7 +133,7 @@ func authBody(
 }
 
 /// A blocking client connection to the gateway's TCP listener.
-final class WireClient: @unchecked Sendable {
+final class WireClient: FrameConversation, @unchecked Sendable {
     let socket: TestSocket
     static let defaultTimeout: Double = 5
 
@@ -246,21 +246,7 @@ final class WireClient: @unchecked Sendable {
             text: authBody(
                 mid: mid, key: key, roomID: roomID, accepts: accepts, platform: platform, lastSeq: lastSeq,
                 token: token))
-        guard let reply = try await readFrame() else { throw TestError("closed instead of AUTH_REPLY") }
-        guard reply.op == Op.authReply, reply.seq == seq, let json = reply.json else {
-            throw TestError("expected AUTH_REPLY seq \(seq), got \(reply)")
-        }
-        return json
-    }
-
-    /// Sends HEARTBEAT and returns the room count of its HEARTBEAT_REPLY; throws on anything else.
-    func heartbeat(seq: UInt32 = 1) async throws -> UInt32 {
-        try send(op: Op.heartbeat, seq: seq)
-        guard let reply = try await readFrame() else { throw TestError("closed instead of HEARTBEAT_REPLY") }
-        guard reply.op == Op.heartbeatReply, reply.seq == seq, let count = reply.roomCount else {
-            throw TestError("expected HEARTBEAT_REPLY seq \(seq), got \(reply)")
-        }
-        return count
+        return try await authReply(seq: seq)
     }
 
     /// Checks that nothing is queued for this client: a HEARTBEAT's reply is the very next frame.
@@ -285,5 +271,38 @@ final class WireClient: @unchecked Sendable {
         #expect(frame?.seq == 0, sourceLocation: sourceLocation)
         #expect(frame?.version == 1, sourceLocation: sourceLocation)
         #expect(frame?.body == body, "\(comment.map { "\($0): " } ?? "")body \(frame?.text.debugDescription ?? "nil")", sourceLocation: sourceLocation)
+    }
+}
+
+/// What the TCP and the WebSocket test clients share: one pushgw frame out, the next frame in; the protocol's
+/// conversations are written once, over these.
+protocol FrameConversation {
+    func sendFrame(op: UInt32, seq: UInt32, body: [UInt8]) throws
+    func nextFrame() async throws -> Frame?
+}
+
+extension WireClient {
+    func sendFrame(op: UInt32, seq: UInt32, body: [UInt8]) throws { try send(op: op, seq: seq, body: body) }
+    func nextFrame() async throws -> Frame? { try await readFrame() }
+}
+
+extension FrameConversation {
+    /// Reads the AUTH_REPLY to AUTH `seq` and returns its JSON; throws on anything else.
+    func authReply(seq: UInt32) async throws -> [String: Any] {
+        guard let reply = try await nextFrame() else { throw TestError("closed instead of AUTH_REPLY") }
+        guard reply.op == Op.authReply, reply.seq == seq, let json = reply.json else {
+            throw TestError("expected AUTH_REPLY seq \(seq), got \(reply)")
+        }
+        return json
+    }
+
+    /// Sends HEARTBEAT and returns the room count of its HEARTBEAT_REPLY; throws on anything else.
+    func heartbeat(seq: UInt32 = 1) async throws -> UInt32 {
+        try sendFrame(op: Op.heartbeat, seq: seq, body: [])
+        guard let reply = try await nextFrame() else { throw TestError("closed instead of HEARTBEAT_REPLY") }
+        guard reply.op == Op.heartbeatReply, reply.seq == seq, let count = reply.roomCount else {
+            throw TestError("expected HEARTBEAT_REPLY seq \(seq), got \(reply)")
+        }
+        return count
     }
 }
