@@ -99,6 +99,7 @@ struct AdminSocketTests {
         #expect(all.last == "total 3", "\(all)")
         #expect(all.filter { $0.contains("uid=alice") }.count == 2, "\(all)")
         #expect(all.contains { $0.hasPrefix("worker=") && $0.contains("uid=bob key=key-2") }, "\(all)")
+        #expect(all.dropLast().allSatisfy { $0.hasSuffix(" transport=tcp") }, "\(all)")
         let alice = try await gateway.admin("conns alice")
         #expect(alice.last == "total 2" && alice.count == 3 && !alice.contains { $0.contains("uid=bob") }, "\(alice)")
         #expect(try await gateway.admin("conns nobody") == ["total 0"])

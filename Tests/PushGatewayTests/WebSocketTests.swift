@@ -103,6 +103,9 @@ struct WebSocketTests {
         let phone = try await WireClient.connect(gateway)
         try await browser.auth(mid: "u-ws", key: "browser")
         try await phone.auth(mid: "u-ws", key: "phone")
+        let conns = try await gateway.admin("conns u-ws")
+        #expect(conns.contains { $0.contains("key=browser") && $0.hasSuffix(" transport=websocket") }, "\(conns)")
+        #expect(conns.contains { $0.contains("key=phone") && $0.hasSuffix(" transport=tcp") }, "\(conns)")
 
         let transient = try await gateway.push(pushBody(users: ["u-ws"], op: 1001, payload: #"{"hi":"web"}"#))
         #expect(transient.status == 200 && transient.online("u-ws") == 2, "\(transient)")

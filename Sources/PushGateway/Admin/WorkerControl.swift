@@ -226,7 +226,8 @@ final class WorkerControl {
                 "uid=\(session.user) key=\(session.key) platform=\(session.platform.isEmpty ? "-" : session.platform) "
                     + "room=\(session.room ?? "-") age_s=\(Self.seconds(now &- connection.since)) "
                     + "idle_s=\(Self.seconds(now &- connection.lastActive)) "
-                    + "write_queue_bytes=\(connection.pendingOutput) topics=\(parts.connections.topics(of: connection).count) fd=\(connection.fd)")
+                    + "write_queue_bytes=\(connection.pendingOutput) topics=\(parts.connections.topics(of: connection).count) fd=\(connection.fd) "
+                    + "transport=\(connection is WebSocketConnection ? "websocket" : "tcp")")
         }
         if let user {
             connections.users.forEach(of: user, describe)
