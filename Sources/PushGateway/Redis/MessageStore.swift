@@ -127,9 +127,6 @@ final class MessageStore {
         }
     }
 
-    /// Session scripts waiting for a place in flight.
-    var waitingSessionScriptCount: Int { waitingSessionScripts.count - nextWaiting }
-
     private func startWaitingSessionScripts() {
         while sessionScriptsInFlight < Self.maxSessionScriptsInFlight, nextWaiting < waitingSessionScripts.count {
             let start = waitingSessionScripts[nextWaiting]
