@@ -59,3 +59,20 @@ import Testing
         #expect(throws: JSONParser.Error.self) { try JSONParser.arrayElementRanges(Array("{}".utf8), in: 0..<2) }
     }
 }
+
+@Suite struct DecimalDigitsTests {
+    /// Digits as `String(value)` writes them, at the edges of both types.
+    @Test(arguments: [0, 7, 10, 99, 100, 1_000_000_007, Int.max, Int.min, -1, -10])
+    func signed(_ value: Int) {
+        var bytes: [UInt8] = []
+        bytes.appendDecimal(value)
+        #expect(bytes == Array(String(value).utf8))
+    }
+
+    @Test(arguments: [UInt64(0), 9, 10, 18_446_744_073_709_551_615, 1_000_000_000_000])
+    func unsigned(_ value: UInt64) {
+        var bytes: [UInt8] = [UInt8(ascii: "x")]
+        bytes.appendDecimal(value)
+        #expect(bytes == Array(("x" + String(value)).utf8))
+    }
+}

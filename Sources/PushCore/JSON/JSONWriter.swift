@@ -44,13 +44,13 @@ public struct JSONWriter: Sendable {
 
     public mutating func value(_ number: Int) {
         separate()
-        bytes.append(contentsOf: String(number).utf8)
+        bytes.appendDecimal(number)
         needsComma = true
     }
 
     public mutating func value(_ number: UInt64) {
         separate()
-        bytes.append(contentsOf: String(number).utf8)
+        bytes.appendDecimal(number)
         needsComma = true
     }
 

@@ -173,7 +173,7 @@ public struct StoreCall: ScriptCall {
 
     public var args: [[UInt8]] {
         [
-            decimal(op), payload, decimal(nowMillis), decimal(ttl), decimal(inboxMax), decimal(inboxTTL),
+            decimal(UInt64(op)), payload, decimal(nowMillis), decimal(ttl), decimal(inboxMax), decimal(inboxTTL),
             Array(node.utf8), Array(uid.utf8), idempotencyID == nil ? [] : Array(bodyHash.utf8), decimal(idemTTL),
         ]
     }
@@ -514,8 +514,16 @@ public struct UserCall: ScriptCall {
 // MARK: - helpers
 
 /// An integer as the decimal ARGV string the scripts expect.
-private func decimal(_ value: some BinaryInteger) -> [UInt8] {
-    Array(String(value).utf8)
+private func decimal(_ value: UInt64) -> [UInt8] {
+    var bytes: [UInt8] = []
+    bytes.appendDecimal(value)
+    return bytes
+}
+
+private func decimal(_ value: Int) -> [UInt8] {
+    var bytes: [UInt8] = []
+    bytes.appendDecimal(value)
+    return bytes
 }
 
 /// Reads the elements of an array reply, turning anything unexpected into a ``ScriptError``.
