@@ -211,6 +211,32 @@ struct ClusterTests {
         #expect(duo.online("duo") == 2, "\(duo)")
         try await d.expectMessage(op: 1002, body: Array(#""duo""#.utf8), "d on instance 1")
         try await c.expectMessage(op: 1002, body: Array(#""duo""#.utf8), "c on instance 2, connected before d")
+
+        // The node channels drop (a presence note could have been lost meanwhile): users connected then go
+        // through Redis again, and a user who authenticates after that is known to be local only.
+        let alone = try await WireClient.connect(g1)
+        try await alone.auth(mid: "alone", key: "a1")
+        func scriptsRun(pushingTo user: String) async throws -> Int {
+            let before = try evalshaCalls(cluster.redis)
+            for index in 0..<10 {
+                let response = try await g1.pushLogged(pushBody(users: [user], op: 1000, payload: "[\(index)]", store: false))
+                #expect(response.status == 200 && response.online(user) == 1, "\(response)")
+            }
+            return try evalshaCalls(cluster.redis) - before
+        }
+        #expect(try await scriptsRun(pushingTo: "alone") < 5, "alone is connected to instance 1 only")
+        let killed = try redisCall(cluster.redis, ["CLIENT", "KILL", "TYPE", "pubsub"])
+        #expect((Int(killed) ?? 0) >= 2, "pub/sub connections killed: \(killed)")
+        let resubscribed = try await eventually(timeout: 10) {
+            try redisCall(cluster.redis, ["CLIENT", "LIST", "TYPE", "pubsub"]).split(whereSeparator: \.isNewline).count >= 2
+        }
+        #expect(resubscribed, "both instances subscribed again")
+        let routed = try await scriptsRun(pushingTo: "alone")
+        #expect(routed >= 10, "a user connected before the drop goes through route.lua: \(routed) scripts for 10 pushes")
+        let late = try await WireClient.connect(g1)
+        try await late.auth(mid: "late", key: "l1")
+        let fresh = try await scriptsRun(pushingTo: "late")
+        #expect(fresh < 5, "a user who authenticated after the drop is local only again: \(fresh) scripts for 10 pushes")
     }
 
     // MARK: - 3. Topics across instances
@@ -615,22 +641,31 @@ struct ClusterTests {
     }
 }
 
-/// EVALSHA calls the Redis server has run so far (`INFO commandstats`), over a raw RESP connection.
+/// EVALSHA calls the Redis server has run so far (`INFO commandstats`).
 private func evalshaCalls(_ redis: RedisServer) throws -> Int {
+    let text = try redisCall(redis, ["INFO", "commandstats"])
+    guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_evalsha:calls=") })
+    else { return 0 }
+    return Int(line.dropFirst("cmdstat_evalsha:calls=".count).prefix { $0.isNumber }) ?? 0
+}
+
+/// One command over a raw RESP connection; the reply's text: an integer's or a simple string's line, or a bulk
+/// string's contents.
+private func redisCall(_ redis: RedisServer, _ args: [String]) throws -> String {
     let socket = try TestSocket(port: redis.port)
     defer { socket.close() }
-    try socket.sendAll(Array("*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n".utf8))
+    var request = "*\(args.count)\r\n"
+    for arg in args { request += "$\(arg.utf8.count)\r\n\(arg)\r\n" }
+    try socket.sendAll(Array(request.utf8))
     let deadline = Date().addingTimeInterval(5)
-    // A bulk string: "$<length>\r\n<text>\r\n".
     while true {
         let text = String(decoding: socket.inbound, as: UTF8.self)
-        if let header = text.split(separator: "\r\n", maxSplits: 1).first, header.hasPrefix("$"),
-            let length = Int(header.dropFirst()), socket.inbound.count >= header.utf8.count + 2 + length
-        {
-            guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_evalsha:calls=") })
-            else { return 0 }
-            return Int(line.dropFirst("cmdstat_evalsha:calls=".count).prefix { $0.isNumber }) ?? 0
+        if let end = text.range(of: "\r\n") {
+            let first = text[..<end.lowerBound]
+            guard first.hasPrefix("$"), let length = Int(first.dropFirst()) else { return String(first.dropFirst()) }
+            let body = Array(socket.inbound.dropFirst(first.utf8.count + 2))
+            if body.count >= length { return String(decoding: body.prefix(length), as: UTF8.self) }
         }
-        guard try socket.fill(until: deadline) == .data else { throw TestError("no INFO reply from Redis") }
+        guard try socket.fill(until: deadline) == .data else { throw TestError("no reply from Redis to \(args)") }
     }
 }

@@ -69,6 +69,9 @@ public struct UserIndex<Connection: AnyObject> {
         }
     }
 
+    /// Every user with a connection in the index.
+    public var users: [String] { Array(entries.keys) }
+
     /// Calls `body` for every connection in the index.
     public func forEachConnection(_ body: (Connection) -> Void) {
         for entry in entries.values {

@@ -30,6 +30,9 @@ final class MessageStore {
     var onReady: (() -> Void)?
     /// Messages from other nodes: on this node's channel (`pg:node:<id>`), `pg:all`, and the topics subscribed.
     var onNodeMessage: ((NodeMessage) -> Void)?
+    /// Called each time the node-channel connection is (again) subscribed: what was published while it was
+    /// down is lost.
+    var onNodeChannelReady: (() -> Void)?
 
     init(loop: EventLoop, url: RedisURL, node: String, logger: Logger) {
         self.node = node
@@ -42,6 +45,7 @@ final class MessageStore {
         }
         let channels = [RedisKeys.nodeChannel(node), RedisKeys.broadcastChannel].map { Array($0.utf8) }
         subscriber.subscribe(channels: channels) { [unowned self] in self.received($0, $1) }
+        subscriber.onReady = { [unowned self] in self.onNodeChannelReady?() }
     }
 
     private func received(_ channel: [UInt8], _ payload: [UInt8]) {

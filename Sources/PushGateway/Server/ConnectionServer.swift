@@ -84,6 +84,9 @@ final class ConnectionServer {
         gapTimer = LoopTimer(loop: loop) { [unowned self] in self.fillGaps() }
         loop.addBeforeSleep { [unowned self] in self.flushRoomBatches() }
         store.onNodeMessage = { [unowned self] in self.received($0) }
+        // A presence note published while the node channel was down is lost: every user connected now is routed
+        // through Redis until its last connection here leaves (a new AUTH learns where the user is again).
+        store.onNodeChannelReady = { [unowned self] in remoteUsers.formUnion(users.users) }
     }
 
     /// Takes a freshly accepted client socket from the TCP listener.
