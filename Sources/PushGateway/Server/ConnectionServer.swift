@@ -46,8 +46,6 @@ final class ConnectionServer {
     /// other node's): their transient pushes go through Redis. Every other user with local connections and no
     /// AUTH in flight has sessions here only, and a transient push to it needs no round trip.
     private var remoteUsers: Set<String> = []
-    /// Users with an AUTH whose session script has not answered yet: where else they are is not known.
-    private var authsInFlight: [String: Int] = [:]
     /// Frames a connection pipelined behind its AUTH while Redis answers it (a side table: few connections
     /// ever have any, and a field would cost every connection 8 bytes).
     private var deferred: [ObjectIdentifier: [Frame]] = [:]
@@ -165,7 +163,6 @@ final class ConnectionServer {
         byKey[key] = connection
         if let room = request.room { rooms.join(connection, room) }
         connection.awaitingAuth = true
-        authsInFlight[request.user, default: 0] += 1
 
         // One round trip: register the session, read the counters, and fetch what the device missed.
         let call = SessionCall(
@@ -175,7 +172,10 @@ final class ConnectionServer {
         // give every connection object a side table for the rest of its life (memory, and slower retains).
         store.runSessionScript(call) { [weak self] result in
             guard let self else { return }
-            self.authAnswered(request.user, remote: (try? result.get())?.remote ?? true)
+            // Unknown (Redis did not answer) counts as remote: routing through Redis is never wrong.
+            if (try? result.get())?.remote ?? true, self.users.count(of: request.user) > 0 {
+                self.remoteUsers.insert(request.user)
+            }
             guard connection.isOpen else { return }
             connection.awaitingAuth = false
             switch result {
@@ -218,21 +218,18 @@ final class ConnectionServer {
         for frame in frames where connection.isOpen { handle(frame, from: connection) }
     }
 
-    private func authAnswered(_ user: String, remote: Bool) {
-        if let count = authsInFlight[user], count > 1 {
-            authsInFlight[user] = count - 1
-        } else {
-            authsInFlight[user] = nil
-        }
-        // Unknown (Redis did not answer) counts as remote: routing through Redis is never wrong.
-        if remote, users.count(of: user) > 0 { remoteUsers.insert(user) }
-    }
-
     /// Whether every session of `user` is known to be on this node: it has connections here, none waiting for
     /// AUTH's answer, and no other node has told of a session of its own. Then a transient push to the user is
     /// delivered here without asking Redis where else it is.
     func sessionsOnlyHere(_ user: String) -> Bool {
-        users.count(of: user) > 0 && authsInFlight[user] == nil && !remoteUsers.contains(user)
+        guard !remoteUsers.contains(user) else { return false }
+        var connected = false
+        var authenticating = false
+        users.forEach(of: user) { connection in
+            connected = true
+            if connection.awaitingAuth { authenticating = true }
+        }
+        return connected && !authenticating
     }
 
     /// Pushes the session hash's expiry forward once half of it is gone (at most once per connection per
