@@ -257,15 +257,20 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
             uid: "u", op: 1000, payload: [0, 1], nowMillis: 1_700_000_000_123, ttl: 60, inboxMax: 200,
             inboxTTL: 604_800,
             node: "n1", idempotency: ("id1", "hash"), idemTTL: 300)
-        #expect(store.keys == ["pg:{u:u}:inbox", "pg:{u:u}:meta", "pg:{u:u}:sess", "pg:idem:id1"].map(bytes))
+        #expect(
+            store.keys == ["pg:{u:u}:inbox", "pg:{u:u}:meta", "pg:{u:u}:sess", "pg:{u:u}:polls", "pg:idem:id1"].map(bytes))
         #expect(
             store.args == [bytes("1000"), [0, 1]]
-                + ["1700000000123", "60", "200", "604800", "n1", "u", "hash", "300"].map(bytes))
+                + ["1700000000123", "60", "200", "604800", "n1", "u", "hash", "300", "0"].map(bytes))
         let plain = StoreCall(
             uid: "u", op: 1000, payload: [], nowMillis: 1, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n")
-        #expect(plain.keys.count == 3)
+        #expect(plain.keys.count == 4)
         #expect(plain.args[8] == [])
-        #expect(plain.evalsha.prefix(3) == [bytes("EVALSHA"), bytes(Scripts.store.sha1), bytes("3")])
+        #expect(plain.evalsha.prefix(3) == [bytes("EVALSHA"), bytes(Scripts.store.sha1), bytes("4")])
+        let fresh = StoreCall(
+            uid: "u", op: 1000, payload: [], nowMillis: 1, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n",
+            idempotency: ("g", "hash"), idemTTL: 300, freshID: true)
+        #expect(fresh.args.last == bytes("1"))
         #expect(plain.eval[1] == Scripts.store.source)
 
         let session = SessionCall(

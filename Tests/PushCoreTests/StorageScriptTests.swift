@@ -185,6 +185,34 @@ private func seqs(_ messages: [StoredMessage]) -> [UInt64] { messages.map(\.seq)
         #expect(try subscriber.receive() == .array([.string(Array("pong".utf8)), .string([])]))
     }
 
+    /// Nodes with a long-poll of the user (`pg:{u:<uid>}:polls`) are published to like nodes with a session: once
+    /// per node, never to its own, and a field past its time is dropped instead.
+    @Test func storePublishesToNodesWithLongPolls() throws {
+        let redis = try RedisTestClient()
+        let subscriber = try RedisTestClient()
+        let uid = unique("polls")
+        let (me, b, c, stale) = (unique("self"), unique("b"), unique("c"), unique("stale"))
+        _ = try redis.session(uid, device: "d1", node: b, lastSeq: nil)
+        _ = try redis.command(
+            "HSET", RedisKeys.polls(uid), me, "\(T + 60)", b, "\(T + 60)", c, "\(T + 60)", stale, "\(T - 1)")
+        _ = try redis.command("EXPIRE", RedisKeys.polls(uid), "3600")
+        let channels = [me, b, c, stale].map(RedisKeys.nodeChannel)
+        try subscriber.send((["SUBSCRIBE"] + channels).map { Array($0.utf8) })
+        for _ in channels { _ = try subscriber.receive() }
+
+        #expect(try redis.store(uid, "hello", node: me) == .stored(seq: 1, unread: 1, published: 2, devices: 1))
+        var channelsSent: [String] = []
+        for _ in 0..<2 {
+            let push = try subscriber.receive().array ?? []
+            if push.count == 3, let channel = push[1].text { channelsSent.append(channel) }
+        }
+        #expect(channelsSent.sorted() == [channels[1], channels[2]].sorted())
+        try subscriber.send([Array("PING".utf8)])
+        #expect(try subscriber.receive() == .array([.string(Array("pong".utf8)), .string([])]))
+        let fields = try redis.command("HKEYS", RedisKeys.polls(uid)).array?.compactMap(\.text) ?? []
+        #expect(fields.sorted() == [me, b, c].sorted())
+    }
+
     /// Bad arguments come back as error replies naming the argument, thrown as server errors.
     @Test func badArgumentsAreErrorReplies() throws {
         let redis = try RedisTestClient()
@@ -312,6 +340,23 @@ private func seqs(_ messages: [StoredMessage]) -> [UInt64] { messages.map(\.seq)
         #expect(try redis.user(uid).kept == 2)
         let ttl = try redis.command("TTL", RedisKeys.idempotency(id)).int ?? -1
         #expect((3590...3600).contains(ttl))
+    }
+
+    /// A key the gateway generated (`freshID`) writes its record without looking one up; a retry with that key
+    /// (no longer fresh: the backend sends it back) finds it and stores nothing again.
+    @Test func generatedIdempotencyKey() throws {
+        let redis = try RedisTestClient()
+        let (uid, id) = (unique("gen"), unique("gen-key"))
+        let call = { (fresh: Bool) in
+            StoreCall(
+                uid: uid, op: 1000, payload: Array("p".utf8), nowMillis: T * 1000, ttl: 3600, inboxMax: 200,
+                inboxTTL: 3600, node: "n", idempotency: (id, "hash"), idemTTL: 300, freshID: fresh)
+        }
+        #expect(try redis.run(call(true)) == .stored(seq: 1, unread: 1, published: 0, devices: 0))
+        #expect(try redis.run(call(false)) == .duplicate(seq: 1, unread: 1))
+        #expect(try redis.user(uid).kept == 1)
+        let ttl = try redis.command("TTL", RedisKeys.idempotency(id)).int ?? -1
+        #expect((290...300).contains(ttl))
     }
 
     /// route.lua publishes a transient push once to each other node with a matching session, none to its own.

@@ -5,6 +5,9 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
     public let message: String
     /// Extra response headers, such as `Allow` on 405.
     public var headers: [(String, String)] = []
+    /// Members written beside `error` in the body (JSON members without the braces, e.g. a 503 push's
+    /// `"id":"…","stored":"unknown"`); empty for most errors.
+    public var details: [UInt8] = []
 
     public init(status: Int, code: String, message: String, headers: [(String, String)] = []) {
         self.status = status
@@ -27,6 +30,7 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
                 $0.field("code", code)
                 $0.field("message", message)
             }
+            if !details.isEmpty { $0.rawMembers(details) }
         }
         return writer.bytes
     }
@@ -41,6 +45,7 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
                 $0.field("code", code)
                 $0.field("message", message)
             }
+            if !details.isEmpty { $0.rawMembers(details) }
         }
         return writer.bytes
     }
@@ -74,7 +79,7 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
     public static func notImplemented(_ message: String) -> Self {
         .init(status: 501, code: "not_implemented", message: message)
     }
-    /// 503: storage (Redis) is not available; nothing was stored.
+    /// 503: storage (Redis) is not available. A push's 503 also says in `details` whether it was stored.
     public static func unavailable(_ message: String) -> Self {
         .init(status: 503, code: "unavailable", message: message, headers: [("Retry-After", "1")])
     }

@@ -101,6 +101,36 @@ public struct PushRequest: Equatable, Sendable {
         }
     }
 
+    /// The hash recorded with the push's idempotency key: the same id with another target, op, ttl or payload is
+    /// a conflict. Built by hand (ids hold no control characters, so 0x1F separates them unambiguously): a
+    /// `String(describing:)` of the target would go through reflection on every stored push.
+    public var bodyHash: String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64 + payload.count)
+        switch target {
+        case .users(let users):
+            bytes.append(UInt8(ascii: "u"))
+            for user in users { bytes.append(0x1F); bytes.append(contentsOf: user.utf8) }
+        case .devices(let devices):
+            bytes.append(UInt8(ascii: "d"))
+            for device in devices {
+                bytes.append(0x1F); bytes.append(contentsOf: device.user.utf8)
+                bytes.append(0x1E); bytes.append(contentsOf: device.key.utf8)
+            }
+        case .topic(let topic):
+            bytes.append(UInt8(ascii: "t")); bytes.append(0x1F); bytes.append(contentsOf: topic.utf8)
+        case .all:
+            bytes.append(UInt8(ascii: "a"))
+        }
+        bytes.append(0x1D)
+        bytes.appendDecimal(UInt64(operation.rawValue))
+        bytes.append(0x1D)
+        bytes.appendDecimal(ttl ?? 0)
+        bytes.append(0x1D)
+        bytes.append(contentsOf: payload)
+        return PushCore.bodyHash(bytes)
+    }
+
     private static func target(_ to: JSONValue) throws(APIError) -> Target {
         guard case .object(let fields) = to, fields.count == 1 else {
             throw .badRequest("to must be an object with exactly one of users, devices, topic, all")

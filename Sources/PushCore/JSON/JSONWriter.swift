@@ -79,6 +79,13 @@ public struct JSONWriter: Sendable {
         needsComma = true
     }
 
+    /// Inserts already-valid object members (`"a":1,"b":2`, no braces) into the object being written.
+    public mutating func rawMembers<Bytes: Collection<UInt8>>(_ members: Bytes) {
+        separate()
+        bytes.append(contentsOf: members)
+        needsComma = true
+    }
+
     public mutating func field(_ name: String, _ text: String) {
         key(name)
         value(text)

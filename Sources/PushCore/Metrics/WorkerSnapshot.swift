@@ -10,6 +10,7 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
     case deliveries
     case stored
     case gapFills = "gap_fills"
+    case catchUps = "catch_ups"
     case httpRequests = "http_requests"
     case redisCommands = "redis_commands"
     case redisErrors = "redis_errors"
@@ -36,6 +37,7 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
         case .deliveries: "Application messages queued to client connections."
         case .stored: "Messages stored in user inboxes in Redis."
         case .gapFills: "Sequence gaps filled from Redis before an in-order delivery."
+        case .catchUps: "Users whose connections re-read their inbox from Redis after a Redis connection came back."
         case .httpRequests: "HTTP API requests."
         case .redisCommands: "Commands sent to Redis."
         case .redisErrors: "Redis commands that failed: no reply (Redis down, timed out, overloaded) or an error reply."

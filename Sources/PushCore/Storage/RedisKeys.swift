@@ -19,6 +19,12 @@ public enum RedisKeys {
     /// the node holding the device refreshes it. Node ids must not contain `|`.
     public static func sessions(_ uid: String) -> String { "pg:{u:\(uid)}:sess" }
 
+    /// `pg:{u:<uid>}:polls`, a hash: node id → the unix second until which a long-poll
+    /// (`GET /v1/users/{uid}/messages?wait=S`) of that node waits for the user's next stored message. `store.lua`
+    /// publishes each stored message to these nodes as to the nodes holding sessions, and drops fields past their
+    /// time; a node removes its field when its last poll for the user is answered.
+    public static func polls(_ uid: String) -> String { "pg:{u:\(uid)}:polls" }
+
     /// `pg:idem:<id>`, a hash: `h` → the body hash of the first push with this idempotency key, and `u:<uid>` → the
     /// seq that push got for that user (the `u:` prefix keeps a user called `h` apart). Expires after the
     /// idempotency TTL. It is not in a user's slot: one record serves every user of a push.

@@ -114,6 +114,7 @@ final class WorkerControl {
         totals[.deliveries] = stats.delivered
         totals[.stored] = stats.stored
         totals[.gapFills] = stats.gapFills
+        totals[.catchUps] = stats.catchUps
         totals[.httpRequests] = stats.httpRequests
         totals[.redisCommands] = redis.commandsSent
         totals[.redisErrors] = redis.errors + redis.errorReplies

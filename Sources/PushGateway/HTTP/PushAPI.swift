@@ -27,9 +27,13 @@ final class PushAPI {
         self.stats = stats
         self.config = config
         tokens = config.auth.secret.map { TokenSigner(authenticator: OpenSSLHMAC(secret: $0)) }
-        waiters = LongPolls(loop: connections.loop)
+        waiters = LongPolls(loop: connections.loop, store: store)
         waiters.retry = { [unowned self] in self.poll($0) }
         connections.onStored = { [unowned self] user in self.waiters.wake(user) }
+        // A message published while the node channel was down is lost; one stored while Redis was away from
+        // this worker may have been: every parked poll asks again once both connections are back.
+        store.whenReady { [unowned self] in self.waiters.recheckAll() }
+        store.whenNodeChannelReady { [unowned self] in if self.store.isAvailable { self.waiters.recheckAll() } }
     }
 
     func handle(_ route: APIRoute, _ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
@@ -111,13 +115,15 @@ final class PushAPI {
     }
 
     /// `POST /v1/push` (and each item of a batch).
+    ///
+    /// A stored push always carries an idempotency key: the backend's `id`, or one generated here and kept
+    /// `generatedIdempotencyTTL` seconds, so that a push whose outcome is unknown (the connection to Redis was lost
+    /// or stalled with the script in flight) can be retried with the id its 503 names and is stored exactly once.
     private func push(_ push: PushRequest, _ done: @escaping (PushOutcome) -> Void) {
         stats.pushes += 1
+        let generated = push.id == nil
         let id = push.id ?? makeID()
         guard push.store else { return transient(push, id: id, done) }
-        guard store.isAvailable else {
-            return done(.failure(.unavailable("Redis is not available: the push was not stored")))
-        }
         var users: [String] = []
         switch push.target {
         case .users(let list): users = list
@@ -126,21 +132,25 @@ final class PushAPI {
             for device in devices where !users.contains(device.user) { users.append(device.user) }
         case .topic, .all: return transient(push, id: id, done)
         }
-        let hash = push.id == nil ? nil : bodyHash(Array("\(push.target)|\(push.operation)|\(push.ttl ?? 0)|".utf8) + push.payload)
+        guard store.isAvailable else {
+            return done(.failure(Self.notStored(id: id, users: users, outcomes: [], "Redis is not available")))
+        }
+        let hash = push.bodyHash
+        let idemTTL = generated ? Self.generatedIdempotencyTTL : Self.idempotencyTTL
         let now = Self.nowMillis()
         let ttl = push.ttl ?? config.inbox.ttl
-        var results = [StoreResult?](repeating: nil, count: users.count)
+        var outcomes = [StoreOutcome](repeating: .notStored, count: users.count)
         var failure: StoreFailure?
         var remaining = users.count
         for (index, user) in users.enumerated() {
             let call = StoreCall(
                 uid: user, op: push.operation.rawValue, payload: push.payload, nowMillis: now, ttl: ttl,
                 inboxMax: config.inbox.max, inboxTTL: config.inbox.ttl, node: store.node,
-                idempotency: hash.map { (id, $0) }, idemTTL: Self.idempotencyTTL)
+                idempotency: (id, hash), idemTTL: idemTTL, freshID: generated)
             store.run(call) { [self] result in
                 switch result {
                 case .success(let stored):
-                    results[index] = stored
+                    outcomes[index] = .answered(stored)
                     if case .stored(let seq, _, _, _) = stored {
                         stats.stored += 1
                         let message = StoredMessage(
@@ -149,23 +159,36 @@ final class PushAPI {
                         connections.deliverStored(message, toUser: user)
                     }
                 case .failure(let error):
+                    outcomes[index] = error.mayHaveRun ? .unknown : .notStored
                     failure = error
                 }
                 remaining -= 1
                 guard remaining == 0 else { return }
-                done(storedReply(id: id, users: users, results: results, failure: failure))
+                done(storedReply(id: id, users: users, outcomes: outcomes, failure: failure))
             }
         }
     }
 
-    private func storedReply(id: String, users: [String], results: [StoreResult?], failure: StoreFailure?) -> PushOutcome {
+    /// Seconds the idempotency record of a push without an `id` is kept: long enough for a backend to retry a
+    /// 503 whose outcome was unknown, short enough that Redis does not keep one record per push for a day.
+    /// (Centrifugo keeps its idempotency results 5 minutes.) The time counts from when Redis ran the store.
+    static let generatedIdempotencyTTL = 300
+
+    /// What became of a stored push for one user.
+    enum StoreOutcome {
+        /// Redis answered.
+        case answered(StoreResult)
+        /// Redis certainly did not run it (not connected, or refused before sending).
+        case notStored
+        /// Sent, and no answer came (connection lost or stalled): it may have been stored.
+        case unknown
+    }
+
+    private func storedReply(id: String, users: [String], outcomes: [StoreOutcome], failure: StoreFailure?) -> PushOutcome {
         if let failure {
-            let stored = zip(users, results).compactMap { $1?.seq == nil ? nil : $0 }
-            return .failure(.unavailable(
-                "Redis did not store the push (\(failure)); stored for \(stored.count) of \(users.count) users"
-                    + " — retry with the same id to store the rest exactly once"))
+            return .failure(Self.notStored(id: id, users: users, outcomes: outcomes, "Redis did not store the push (\(failure))"))
         }
-        if results.contains(.conflict) {
+        if outcomes.contains(where: { if case .answered(.conflict) = $0 { true } else { false } }) {
             return .failure(.conflict("id \(id) was already used for a different push"))
         }
         var writer = JSONWriter()
@@ -173,17 +196,51 @@ final class PushAPI {
             $0.field("id", id)
             $0.key("seqs")
             $0.object { writer in
-                for (user, result) in zip(users, results) { writer.field(user, result?.seq ?? 0) }
+                for (user, outcome) in zip(users, outcomes) {
+                    if case .answered(let result) = outcome { writer.field(user, result.seq ?? 0) }
+                }
             }
             $0.key("online")
             $0.object { writer in
-                for (user, result) in zip(users, results) {
-                    let devices = if case .stored(_, _, _, let devices) = result { devices } else { 0 }
+                for (user, outcome) in zip(users, outcomes) {
+                    let devices = if case .answered(.stored(_, _, _, let devices)) = outcome { devices } else { 0 }
                     writer.field(user, max(devices, connections.users.count(of: user)))
                 }
             }
         }
         return .success(writer.bytes)
+    }
+
+    /// The 503 of a stored push that Redis did not (certainly) store for every user. Its body says which:
+    /// `"stored"` is `"none"` (nothing stored: retrying is safe with or without the id), `"partial"` (stored for
+    /// the users in `seqs`, certainly not for the others) or `"unknown"` (some user's store was sent and never
+    /// answered: it may have been stored); `id` is the key to retry with, which stores the rest exactly once.
+    static func notStored(id: String, users: [String], outcomes: [StoreOutcome], _ reason: String) -> APIError {
+        var stored: [(String, UInt64)] = []
+        var unknown: [String] = []
+        for (user, outcome) in zip(users, outcomes) {
+            switch outcome {
+            case .answered(let result): if let seq = result.seq { stored.append((user, seq)) }
+            case .unknown: unknown.append(user)
+            case .notStored: break
+            }
+        }
+        let state = !unknown.isEmpty ? "unknown" : stored.isEmpty ? "none" : "partial"
+        let summary = switch state {
+        case "unknown": "it may have been stored for \(unknown.count) of \(users.count) users"
+        case "partial": "stored for \(stored.count) of \(users.count) users, not for the others"
+        default: "nothing was stored"
+        }
+        var error = APIError.unavailable("\(reason): \(summary); retry with id \(id) to store it exactly once")
+        var details = JSONWriter()
+        details.object {
+            $0.field("id", id)
+            $0.field("stored", state)
+            $0.key("seqs")
+            $0.object { writer in for (user, seq) in stored { writer.field(user, seq) } }
+        }
+        error.details = Array(details.bytes.dropFirst().dropLast())
+        return error
     }
 
     /// A transient push: delivered to the connections online on this node now, and published to the other
@@ -365,10 +422,11 @@ final class PushAPI {
             }
             return number
         }
-        let poll = LongPolls.Poll(
+        var poll = LongPolls.Poll(
             user: user, after: UInt64(try number("after", 0...Int.max, default: 0)),
             limit: try number("limit", 1...config.inbox.max, default: min(100, config.inbox.max)),
-            wait: try number("wait", 0...300, default: 0), respond: respond)
+            wait: try number("wait", 0...LongPolls.maxWait, default: 0), respond: respond)
+        if poll.wait > 0 { waiters.watch(&poll) }
         self.poll(poll)
     }
 
@@ -378,12 +436,13 @@ final class PushAPI {
         store.run(call) { [self] result in
             switch result {
             case .success(let sync) where sync.messages.isEmpty && poll.wait > 0 && !waiters.expired(poll):
-                waiters.park(poll)
+                return waiters.park(poll)
             case .success(let sync):
                 poll.respond(Self.messagesReply(sync))
             case .failure(let error):
                 poll.respond(HTTPResponse(Self.storageError(error)))
             }
+            if poll.wait > 0 { waiters.finish(poll) }
         }
     }
 

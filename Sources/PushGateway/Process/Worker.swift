@@ -100,7 +100,7 @@ final class Worker {
     static let openAfter = 5.0
 
     func run() {
-        store.onReady = { [unowned self] in self.openListeners() }
+        store.whenReady { [unowned self] in self.openListeners() }
         openTimer = LoopTimer(loop: loop) { [unowned self] in self.openListeners() }
         openTimer.start(after: Self.openAfter)
         store.start()

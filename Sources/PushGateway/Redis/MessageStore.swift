@@ -8,6 +8,12 @@ enum StoreFailure: Error, CustomStringConvertible {
     /// Redis answered with an error, or with a reply the script decoder does not understand.
     case script(ScriptError)
 
+    /// Whether the command may have run in Redis all the same (sent, and no reply came). An error reply means
+    /// the script stopped before writing (its checks come first); a command never sent did not run.
+    var mayHaveRun: Bool {
+        if case .unavailable(let error) = self { error.mayHaveRun } else { false }
+    }
+
     var description: String {
         switch self {
         case .unavailable(let error): "\(error)"
@@ -26,13 +32,18 @@ final class MessageStore {
     let node: String
     private let logger: Logger
 
-    /// Called each time the command connection is (again) ready.
-    var onReady: (() -> Void)?
     /// Messages from other nodes: on this node's channel (`pg:node:<id>`), `pg:all`, and the topics subscribed.
     var onNodeMessage: ((NodeMessage) -> Void)?
-    /// Called each time the node-channel connection is (again) subscribed: what was published while it was
-    /// down is lost.
-    var onNodeChannelReady: (() -> Void)?
+    private var readyHandlers: [() -> Void] = []
+    private var nodeChannelHandlers: [() -> Void] = []
+
+    /// Runs `handler` each time the command connection is (again) ready, after the scripts were sent to load.
+    func whenReady(_ handler: @escaping () -> Void) { readyHandlers.append(handler) }
+
+    /// Runs `handler` each time Redis confirmed the node channel's subscriptions (first connect and every
+    /// reconnect): what was published while the connection was down is lost, and everything published from now
+    /// on arrives.
+    func whenNodeChannelReady(_ handler: @escaping () -> Void) { nodeChannelHandlers.append(handler) }
 
     init(loop: EventLoop, url: RedisURL, node: String, logger: Logger) {
         self.node = node
@@ -41,11 +52,11 @@ final class MessageStore {
         subscriber = RedisClient(loop: loop, url: url, name: "node-channel", logger: logger)
         redis.onReady = { [unowned self] in
             self.loadScripts()
-            self.onReady?()
+            for handler in self.readyHandlers { handler() }
         }
         let channels = [RedisKeys.nodeChannel(node), RedisKeys.broadcastChannel].map { Array($0.utf8) }
         subscriber.subscribe(channels: channels) { [unowned self] in self.received($0, $1) }
-        subscriber.onReady = { [unowned self] in self.onNodeChannelReady?() }
+        subscriber.onSubscribed = { [unowned self] in for handler in self.nodeChannelHandlers { handler() } }
     }
 
     private func received(_ channel: [UInt8], _ payload: [UInt8]) {

@@ -56,6 +56,9 @@ final class RedisClient {
     var onReady: (() -> Void)?
     /// Called when a ready connection is lost (not on `stop()`, not on failed reconnect attempts).
     var onDown: (() -> Void)?
+    /// A subscribed client: called each time Redis confirmed every subscription sent again when the connection
+    /// became ready (first connect and every reconnect). From then on every message published on them arrives.
+    var onSubscribed: (() -> Void)?
 
     /// Commands accepted by `send` and written to the connection.
     private(set) var commandsSent = 0
@@ -101,6 +104,8 @@ final class RedisClient {
     private var downSince: Double?
 
     private var subscriptions: [[UInt8]: MessageHandler] = [:]
+    /// Confirmations still to come for the subscriptions sent at the last ready.
+    private var subscribeConfirmationsPending = 0
     /// Failures found before sending, delivered before the loop sleeps so that no callback runs inside `send`.
     private var pendingFailures: [(Completion, RedisError)] = []
 
@@ -296,7 +301,11 @@ final class RedisClient {
         } else {
             logger.info("Redis connected", metadata: ["url": "\(url)"])
         }
-        if let context, !subscriptions.isEmpty { sendSubscribe(context, Array(subscriptions.keys)) }
+        subscribeConfirmationsPending = 0
+        if let context, !subscriptions.isEmpty {
+            subscribeConfirmationsPending = subscriptions.count
+            sendSubscribe(context, Array(subscriptions.keys))
+        }
         onReady?()
     }
 
@@ -517,6 +526,10 @@ final class RedisClient {
             let sentAt = sendTimes.popOldest()
         {
             latencies.record(monotonicSeconds() - sentAt)
+            if kind.pointee.equals("subscribe"), subscribeConfirmationsPending > 0 {
+                subscribeConfirmationsPending -= 1
+                if subscribeConfirmationsPending == 0 { onSubscribed?() }
+            }
         }
     }
 

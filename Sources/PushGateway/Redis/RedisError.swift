@@ -20,6 +20,10 @@ struct RedisError: Error, Equatable, CustomStringConvertible {
     /// `maxInFlight` commands are already waiting for their replies: the command was not sent.
     static let overloaded = RedisError(code: .overloaded)
 
+    /// Whether the command may have run: it was sent and no reply came. `.notConnected` and `.overloaded` were
+    /// never sent.
+    var mayHaveRun: Bool { code == .timeout || code == .disconnected }
+
     var description: String {
         switch code {
         case .notConnected: "Redis not connected"

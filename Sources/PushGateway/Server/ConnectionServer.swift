@@ -56,12 +56,17 @@ final class ConnectionServer {
     /// Connections holding messages behind a gap, filled a few milliseconds after it opened.
     private var gapped: [ObjectIdentifier: ClientConnection] = [:]
     private var gapTimer: LoopTimer!
+    /// Users whose catch-up or gap fill could not ask Redis; asked again every `catchUpRetry` seconds.
+    private var catchUpPending: Set<String> = []
+    private var catchUpTimer: LoopTimer!
     /// Called after a stored message for a user reached this node (long-polls wait on it).
     var onStored: ((String) -> Void)?
 
     /// How long a gap may stay open before it is pulled from Redis: enough for a message that is merely
     /// overtaken on another path to arrive.
     static let gapWait = 0.005
+    /// Seconds between attempts to catch up users whose inbox could not be read.
+    static let catchUpRetry = 1.0
     /// Frames a client may pipeline behind its AUTH while Redis answers it.
     static let maxDeferred = 32
 
@@ -81,10 +86,16 @@ final class ConnectionServer {
         tokens = config.auth.required ? config.auth.secret.map { TokenSigner(authenticator: OpenSSLHMAC(secret: $0)) } : nil
         gapTimer = LoopTimer(loop: loop) { [unowned self] in self.fillGaps() }
         loop.addBeforeSleep { [unowned self] in self.flushRoomBatches() }
+        catchUpTimer = LoopTimer(loop: loop) { [unowned self] in self.retryCatchUps() }
         store.onNodeMessage = { [unowned self] in self.received($0) }
-        // A presence note published while the node channel was down is lost: every user connected now is routed
-        // through Redis until its last connection here leaves (a new AUTH learns where the user is again).
-        store.onNodeChannelReady = { [unowned self] in remoteUsers.formUnion(users.users) }
+        store.whenNodeChannelReady { [unowned self] in
+            // A presence note published while the node channel was down is lost: every user connected now is
+            // routed through Redis until its last connection here leaves (a new AUTH learns where the user is).
+            remoteUsers.formUnion(users.users)
+            // So may a stored message have been: every connection re-reads its inbox (once commands work again).
+            if store.isAvailable { catchUpAll() }
+        }
+        store.whenReady { [unowned self] in self.catchUpAll() }
     }
 
     /// Takes a freshly accepted client socket from the TCP listener.
@@ -557,24 +568,25 @@ final class ConnectionServer {
         if !gapTimer.isActive { gapTimer.start(after: Self.gapWait) }
     }
 
-    /// Pulls every open gap from Redis; a gap Redis cannot fill (trimmed, expired) is skipped: the client sees
-    /// the jump in seq and can SYNC what is left.
+    /// Pulls every open gap from Redis. A gap Redis answered it no longer has (trimmed, expired) is skipped: the
+    /// client sees the jump in seq and can SYNC what is left. A gap Redis could not be asked about is kept, and
+    /// asked about again (the user's catch-up) until Redis answers.
     private func fillGaps() {
         let connections = gapped.values
         gapped = [:]
         for connection in connections {
             guard connection.isOpen, let missing = connection.delivery.missing else { continue }
             stats.gapFills += 1
+            let user = connection.session.user
             let call = SyncCall(
-                uid: connection.session.user, after: missing.lowerBound - 1,
+                uid: user, after: missing.lowerBound - 1,
                 limit: Int(min(missing.upperBound - missing.lowerBound + 1, UInt64(config.inbox.max))),
                 nowSeconds: UInt64(time(nil)))
             store.run(call) { [weak self] result in
                 guard let self, connection.isOpen else { return }
+                guard case .success(let sync) = result else { return self.catchUpLater(user) }
                 var ready: [StoredMessage] = []
-                if case .success(let sync) = result {
-                    for message in sync.messages { ready += connection.delivery.offer(message) }
-                }
+                for message in sync.messages { ready += connection.delivery.offer(message) }
                 if let still = connection.delivery.missing, still.lowerBound <= missing.upperBound {
                     ready += connection.delivery.skipGap()
                 }
@@ -582,5 +594,57 @@ final class ConnectionServer {
                 self.noteGap(connection)
             }
         }
+    }
+
+    // MARK: - Catching up after Redis was away
+
+    /// Every local user re-reads its inbox after its last delivered seq: called when the command connection is
+    /// ready again, and when the node channel is subscribed again, since a stored message may have been
+    /// published to this node while either was down (and then nothing would deliver it until the user's next
+    /// message). Catch-ups go through the bounded session-script queue, so a worker with many users does not
+    /// flood Redis as it comes back.
+    private func catchUpAll() {
+        catchUpPending = []
+        catchUpTimer.stop()
+        for user in users.users { catchUp(user) }
+    }
+
+    /// Reads `user`'s inbox after the lowest seq its connections here have delivered and offers what comes back
+    /// to each of them; a connection still missing messages then fills its gap as usual.
+    private func catchUp(_ user: String) {
+        var after = UInt64.max
+        users.forEach(of: user) { connection in
+            guard connection.isOpen, !connection.awaitingAuth else { return }
+            after = min(after, connection.delivery.lastSeq)
+        }
+        guard after != .max else { return }
+        stats.catchUps += 1
+        let call = SyncCall(uid: user, after: after, limit: config.inbox.max, nowSeconds: UInt64(time(nil)))
+        store.runSessionScript(call) { [weak self] result in
+            guard let self else { return }
+            guard case .success(let sync) = result else { return self.catchUpLater(user) }
+            self.users.forEach(of: user) { connection in
+                guard connection.isOpen, !connection.awaitingAuth else { return }
+                var ready: [StoredMessage] = []
+                for message in sync.messages { ready += connection.delivery.offer(message) }
+                self.sendStored(ready, to: connection)
+                self.noteGap(connection)
+            }
+            if !sync.messages.isEmpty { self.onStored?(user) }
+        }
+    }
+
+    /// Redis could not be asked about `user`'s inbox: ask again in a second (or at the reconnect, when all
+    /// users catch up anyway). Nothing is skipped meanwhile.
+    private func catchUpLater(_ user: String) {
+        catchUpPending.insert(user)
+        if !catchUpTimer.isActive { catchUpTimer.start(after: Self.catchUpRetry) }
+    }
+
+    private func retryCatchUps() {
+        guard store.isAvailable else { return catchUpTimer.start(after: Self.catchUpRetry) }
+        let users = catchUpPending
+        catchUpPending = []
+        for user in users { catchUp(user) }
     }
 }

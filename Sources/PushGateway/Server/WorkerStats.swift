@@ -13,6 +13,7 @@ final class WorkerStats {
     var delivered = 0
     var pushes = 0
     var gapFills = 0
+    var catchUps = 0
     var stored = 0
     var httpRequests = 0
     private(set) var closes: [CloseReason: Int] = [:]
