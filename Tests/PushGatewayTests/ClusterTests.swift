@@ -642,7 +642,7 @@ struct ClusterTests {
 }
 
 /// EVALSHA calls the Redis server has run so far (`INFO commandstats`).
-private func evalshaCalls(_ redis: RedisServer) throws -> Int {
+func evalshaCalls(_ redis: RedisServer) throws -> Int {
     let text = try redisCall(redis, ["INFO", "commandstats"])
     guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_evalsha:calls=") })
     else { return 0 }
@@ -651,7 +651,7 @@ private func evalshaCalls(_ redis: RedisServer) throws -> Int {
 
 /// One command over a raw RESP connection; the reply's text: an integer's or a simple string's line, or a bulk
 /// string's contents.
-private func redisCall(_ redis: RedisServer, _ args: [String]) throws -> String {
+func redisCall(_ redis: RedisServer, _ args: [String]) throws -> String {
     let socket = try TestSocket(port: redis.port)
     defer { socket.close() }
     var request = "*\(args.count)\r\n"
