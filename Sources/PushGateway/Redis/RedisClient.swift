@@ -13,7 +13,7 @@ import PushCore
 /// connection, commands waiting while no reply at all came for `commandTimeout` (hiredis 0.14 has no command
 /// timeout of its own; a Redis that is busy but answering is not stalled, so a long queue of commands behind a
 /// storm does not drop it), or a connect that does not complete in time drops the connection, fails every command in flight, and reconnects with
-/// exponential backoff and full jitter (100 ms doubling to 5 s). Each transition is logged once: a warning with the
+/// exponential backoff and full jitter (100 ms doubling to 1 s). Each transition is logged once: a warning with the
 /// reason when the connection goes down, an info line with how long it was down when it is back.
 ///
 /// A client used for `subscribe` is dedicated to pub/sub: hiredis 0.14 sends a subscribed connection's other
@@ -94,10 +94,12 @@ final class RedisClient {
     private var droppedContext: UnsafeMutableRawPointer?
     private var dropError = RedisError.disconnected
 
-    /// Reconnect backoff: the next delay is uniformly random in 0...min(5 s, 100 ms × 2^attempt).
+    /// Reconnect backoff: the next delay is uniformly random in 0...min(1 s, 100 ms × 2^attempt). The ceiling is
+    /// low so that a Redis that comes back is used (and every connection caught up) within a second; an attempt
+    /// is one connect per connection, cheap for Redis even from many workers.
     private var backoffAttempt = 0
     private static let initialBackoff = 0.1
-    private static let maxBackoff = 5.0
+    private static let maxBackoff = 1.0
     /// libev keeps a pointer to the watcher: allocated once, never moved.
     private let reconnectTimer = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
     /// Since when the connection has been down (nil while up or before the first attempt), for the log line.
