@@ -40,10 +40,29 @@ extension WireClient {
         #expect(reply?.json?["key"] as? String == key, "\(String(describing: reply))")
     }
 
-    /// Reads RAW (op 9) frames until `count` inner frames have come; returns the inner frames. Throws on any
-    /// other frame.
+    /// Reads `count` room messages on TCP: bare frames, as goim's comet writes a RAW's body (`Proto.WriteTCP`).
+    /// Throws on a RAW wrapper or any other frame.
     fileprivate func readRoomMessages(_ count: Int, timeout: Double = 5) async throws -> [Frame] {
+        var frames: [Frame] = []
+        while frames.count < count {
+            guard let frame = try await readFrame(timeout: timeout) else {
+                throw TestError("closed after \(frames.count) of \(count) room messages")
+            }
+            guard frame.op >= 1000, frame.seq == 0 else {
+                throw TestError("expected a bare room message (op ≥ 1000, seq 0) on TCP, got \(frame) after \(frames.count)")
+            }
+            frames.append(frame)
+        }
+        return frames
+    }
+}
+
+extension WebSocketClient {
+    /// Reads RAW (op 9) frames, one per binary message, until `count` inner frames have come; returns the inner
+    /// frames. Throws on any other frame.
+    fileprivate func readRoomBatches(_ count: Int, timeout: Double = 5) async throws -> (batches: Int, inner: [Frame]) {
         var inner: [Frame] = []
+        var batches = 0
         while inner.count < count {
             guard let frame = try await readFrame(timeout: timeout) else {
                 throw TestError("closed after \(inner.count) of \(count) room messages")
@@ -54,9 +73,10 @@ extension WireClient {
             guard let frames = splitBatch(frame.body), !frames.isEmpty else {
                 throw TestError("RAW body is not whole frames: \(frame.body.prefix(64))")
             }
+            batches += 1
             inner += frames
         }
-        return inner
+        return (batches, inner)
     }
 }
 
@@ -119,9 +139,9 @@ struct GoimTests {
         }
     }
 
-    @Test("/goim/push/room: room members get RAW (op 9) batches of whole frames, inner op and raw body intact, in order; others nothing")
+    @Test("/goim/push/room: TCP members get the bare frames (op 1002, raw body) and WebSocket members RAW (op 9) batches, in order; others nothing")
     func goimRoomPush() async throws {
-        let gateway = try await GatewayProcess.start()
+        let gateway = try await GatewayProcess.start(webSocket: true)
         defer { gateway.stop() }
         let c1 = try await WireClient.connect(gateway)
         try await c1.goimAuth(mid: 123, key: "k1", room: "live://1000")
@@ -129,16 +149,21 @@ struct GoimTests {
         try await c2.goimAuth(mid: 456, key: "k2", room: "live://1000")
         let outsider = try await WireClient.connect(gateway)
         try await outsider.goimAuth(mid: 789, key: "k3", room: "live://1001")
+        let browser = try await WebSocketClient.connect(gateway)
+        try await browser.auth(mid: 321, key: "w1", roomID: "live://1000", accepts: [1002])
 
         let one = try await gateway.http(goimRequest("POST", "/goim/push/room?operation=1002&type=live&room=1000", body: Array("room msg".utf8)))
         _ = expectGoimOK(one, "push/room")
         for (name, client) in [("k1", c1), ("k2", c2)] {
-            let inner = try await client.readRoomMessages(1)
-            #expect(inner.count == 1, "\(name): \(inner)")
-            #expect(inner.first?.op == 1002 && inner.first?.body == Array("room msg".utf8), "\(name): \(inner)")
+            let frames = try await client.readRoomMessages(1)
+            #expect(frames.count == 1, "\(name): \(frames)")
+            #expect(frames.first?.op == 1002 && frames.first?.body == Array("room msg".utf8), "\(name): \(frames)")
         }
+        let first = try await browser.readRoomBatches(1)
+        #expect(first.inner.map(\.op) == [1002] && first.inner.first?.body == Array("room msg".utf8), "w1: \(first)")
 
-        // Five room messages pipelined in one write: batched into RAW frames, every one delivered once, in order.
+        // Five room messages pipelined in one write: every one delivered once, in order; on TCP as five bare frames
+        // (goim's TCP client counts frames of the room's op), on WebSocket inside RAW batches.
         let http = try await HTTPConnection.connect(gateway)
         defer { http.close() }
         let bodies = (0..<5).map { Array("m\($0)".utf8) }
@@ -148,11 +173,15 @@ struct GoimTests {
             _ = expectGoimOK(response, "pipelined push/room \(i)")
         }
         for (name, client) in [("k1", c1), ("k2", c2)] {
-            let inner = try await client.readRoomMessages(5)
-            #expect(inner.map(\.body) == bodies, "\(name): \(inner)")
-            #expect(inner.allSatisfy { $0.op == 1002 && $0.headerLength == 16 }, "\(name): \(inner)")
+            let frames = try await client.readRoomMessages(5)
+            #expect(frames.map(\.body) == bodies, "\(name): \(frames)")
+            #expect(frames.allSatisfy { $0.op == 1002 && $0.headerLength == 16 && $0.version == 1 }, "\(name): \(frames)")
             try await client.expectNothingPending("\(name) after the room messages")
         }
+        let rest = try await browser.readRoomBatches(5)
+        #expect(rest.inner.map(\.body) == bodies && rest.inner.allSatisfy { $0.op == 1002 }, "w1: \(rest)")
+        #expect(rest.batches <= 5, "w1: \(rest.batches) RAW batches")
+        #expect(try await browser.heartbeat(seq: 77) == 3, "w1: nothing else queued; the room holds 3")
         try await outsider.expectNothingPending("a client in live://1001 gets nothing for live://1000")
     }
 
