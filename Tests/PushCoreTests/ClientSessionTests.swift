@@ -106,4 +106,34 @@ private func online(_ json: String = #"{"mid":"u1","key":"k1","accepts":[1000,10
             == .roomChanged(from: "a", to: "b", reply: Frame(.changeRoomReply, sequence: 5, text: body)))
         #expect(session.room == "b")
     }
+
+    /// CHANGE_ROOM with goim's body, the bare room id; an empty body leaves the room; the reply echoes the body.
+    @Test func changeRoomBareBody() {
+        var session = online(#"{"mid":"u","room_id":"test://1"}"#)
+        #expect(session.receive(Frame(.changeRoom, sequence: 6, text: "test://2"))
+            == .roomChanged(from: "test://1", to: "test://2", reply: Frame(.changeRoomReply, sequence: 6, text: "test://2")))
+        #expect(session.room == "test://2")
+        #expect(session.receive(Frame(.changeRoom, sequence: 7))
+            == .roomChanged(from: "test://2", to: nil, reply: Frame(.changeRoomReply, sequence: 7)))
+        #expect(session.room == nil)
+        for bad in [#"{"room":"x"}"#, #"{"room_id":3}"#, "{not json"] {
+            guard case .fail(let error, _, _) = session.receive(Frame(.changeRoom, text: bad)) else {
+                Issue.record("CHANGE_ROOM \(bad) accepted")
+                continue
+            }
+            #expect(error.code == "bad_body" && !error.isFatal, "\(bad)")
+        }
+        guard case .fail(let error, _, _) = session.receive(Frame(.changeRoom, body: [0x74, 0xff, 0xfe])) else {
+            Issue.record("CHANGE_ROOM with a body that is not UTF-8 accepted")
+            return
+        }
+        #expect(error.code == "bad_body")
+    }
+
+    /// SEND_MSG (op 4) is answered as goim's comet answers it: op 4, the same seq, no body.
+    @Test func sendMessage() {
+        var session = online()
+        #expect(session.receive(Frame(.sendMessage, sequence: 9, text: "hello")) == .reply(Frame(.sendMessage, sequence: 9)))
+        #expect(session.state == .online)
+    }
 }

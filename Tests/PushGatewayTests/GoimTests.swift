@@ -40,10 +40,29 @@ extension WireClient {
         #expect(reply?.json?["key"] as? String == key, "\(String(describing: reply))")
     }
 
-    /// Reads RAW (op 9) frames until `count` inner frames have come; returns the inner frames. Throws on any
-    /// other frame.
+    /// Reads `count` room messages on TCP: bare frames, as goim's comet writes a RAW's body (`Proto.WriteTCP`).
+    /// Throws on a RAW wrapper or any other frame.
     fileprivate func readRoomMessages(_ count: Int, timeout: Double = 5) async throws -> [Frame] {
+        var frames: [Frame] = []
+        while frames.count < count {
+            guard let frame = try await readFrame(timeout: timeout) else {
+                throw TestError("closed after \(frames.count) of \(count) room messages")
+            }
+            guard frame.op >= 1000, frame.seq == 0 else {
+                throw TestError("expected a bare room message (op ≥ 1000, seq 0) on TCP, got \(frame) after \(frames.count)")
+            }
+            frames.append(frame)
+        }
+        return frames
+    }
+}
+
+extension WebSocketClient {
+    /// Reads RAW (op 9) frames, one per binary message, until `count` inner frames have come; returns the inner
+    /// frames. Throws on any other frame.
+    fileprivate func readRoomBatches(_ count: Int, timeout: Double = 5) async throws -> (batches: Int, inner: [Frame]) {
         var inner: [Frame] = []
+        var batches = 0
         while inner.count < count {
             guard let frame = try await readFrame(timeout: timeout) else {
                 throw TestError("closed after \(inner.count) of \(count) room messages")
@@ -54,9 +73,10 @@ extension WireClient {
             guard let frames = splitBatch(frame.body), !frames.isEmpty else {
                 throw TestError("RAW body is not whole frames: \(frame.body.prefix(64))")
             }
+            batches += 1
             inner += frames
         }
-        return inner
+        return (batches, inner)
     }
 }
 
@@ -119,9 +139,9 @@ struct GoimTests {
         }
     }
 
-    @Test("/goim/push/room: room members get RAW (op 9) batches of whole frames, inner op and raw body intact, in order; others nothing")
+    @Test("/goim/push/room: TCP members get the bare frames (op 1002, raw body) and WebSocket members RAW (op 9) batches, in order; others nothing")
     func goimRoomPush() async throws {
-        let gateway = try await GatewayProcess.start()
+        let gateway = try await GatewayProcess.start(webSocket: true)
         defer { gateway.stop() }
         let c1 = try await WireClient.connect(gateway)
         try await c1.goimAuth(mid: 123, key: "k1", room: "live://1000")
@@ -129,16 +149,21 @@ struct GoimTests {
         try await c2.goimAuth(mid: 456, key: "k2", room: "live://1000")
         let outsider = try await WireClient.connect(gateway)
         try await outsider.goimAuth(mid: 789, key: "k3", room: "live://1001")
+        let browser = try await WebSocketClient.connect(gateway)
+        try await browser.auth(mid: 321, key: "w1", roomID: "live://1000", accepts: [1002])
 
         let one = try await gateway.http(goimRequest("POST", "/goim/push/room?operation=1002&type=live&room=1000", body: Array("room msg".utf8)))
         _ = expectGoimOK(one, "push/room")
         for (name, client) in [("k1", c1), ("k2", c2)] {
-            let inner = try await client.readRoomMessages(1)
-            #expect(inner.count == 1, "\(name): \(inner)")
-            #expect(inner.first?.op == 1002 && inner.first?.body == Array("room msg".utf8), "\(name): \(inner)")
+            let frames = try await client.readRoomMessages(1)
+            #expect(frames.count == 1, "\(name): \(frames)")
+            #expect(frames.first?.op == 1002 && frames.first?.body == Array("room msg".utf8), "\(name): \(frames)")
         }
+        let first = try await browser.readRoomBatches(1)
+        #expect(first.inner.map(\.op) == [1002] && first.inner.first?.body == Array("room msg".utf8), "w1: \(first)")
 
-        // Five room messages pipelined in one write: batched into RAW frames, every one delivered once, in order.
+        // Five room messages pipelined in one write: every one delivered once, in order; on TCP as five bare frames
+        // (goim's TCP client counts frames of the room's op), on WebSocket inside RAW batches.
         let http = try await HTTPConnection.connect(gateway)
         defer { http.close() }
         let bodies = (0..<5).map { Array("m\($0)".utf8) }
@@ -148,11 +173,15 @@ struct GoimTests {
             _ = expectGoimOK(response, "pipelined push/room \(i)")
         }
         for (name, client) in [("k1", c1), ("k2", c2)] {
-            let inner = try await client.readRoomMessages(5)
-            #expect(inner.map(\.body) == bodies, "\(name): \(inner)")
-            #expect(inner.allSatisfy { $0.op == 1002 && $0.headerLength == 16 }, "\(name): \(inner)")
+            let frames = try await client.readRoomMessages(5)
+            #expect(frames.map(\.body) == bodies, "\(name): \(frames)")
+            #expect(frames.allSatisfy { $0.op == 1002 && $0.headerLength == 16 && $0.version == 1 }, "\(name): \(frames)")
             try await client.expectNothingPending("\(name) after the room messages")
         }
+        let rest = try await browser.readRoomBatches(5)
+        #expect(rest.inner.map(\.body) == bodies && rest.inner.allSatisfy { $0.op == 1002 }, "w1: \(rest)")
+        #expect(rest.batches <= 5, "w1: \(rest.batches) RAW batches")
+        #expect(try await browser.heartbeat(seq: 77) == 3, "w1: nothing else queued; the room holds 3")
         try await outsider.expectNothingPending("a client in live://1001 gets nothing for live://1000")
     }
 
@@ -245,5 +274,57 @@ struct GoimTests {
             return last == 2
         }
         #expect(spans, "HEARTBEAT_REPLY on instance 2 within 10 s: expected room count 2 (one member per instance), last \(last)")
+    }
+
+    @Test("CHANGE_ROOM takes goim's bare room id as well as {\"room_id\"}; an empty body leaves the room")
+    func goimChangeRoomBareBody() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let mover = try await WireClient.connect(gateway)
+        try await mover.goimAuth(mid: 1, key: "m1", room: "test://1")
+        let stayer = try await WireClient.connect(gateway)
+        try await stayer.goimAuth(mid: 2, key: "m2", room: "test://2")
+
+        try mover.send(op: Op.changeRoom, seq: 40, text: "test://2")
+        let reply = try #require(try await mover.readFrame())
+        #expect(reply.op == Op.changeRoomReply && reply.seq == 40 && reply.text == "test://2", "CHANGE_ROOM_REPLY echoes the body: \(reply)")
+        #expect(try await mover.heartbeat(seq: 41) == 2, "test://2 now holds both")
+        let push = try await gateway.http(goimRequest("POST", "/goim/push/room?operation=1000&type=test&room=2", body: Array("to 2".utf8)))
+        _ = expectGoimOK(push, "push/room test://2")
+        for (name, client) in [("m1", mover), ("m2", stayer)] {
+            let frames = try await client.readRoomMessages(1)
+            #expect(frames.first?.body == Array("to 2".utf8), "\(name): \(frames)")
+        }
+
+        // The JSON form still works, and goim's empty body (ChangeRoom("")) leaves every room.
+        try mover.send(op: Op.changeRoom, seq: 42, text: #"{"room_id":"test://3"}"#)
+        #expect(try await mover.readFrame()?.op == Op.changeRoomReply)
+        #expect(try await mover.heartbeat(seq: 43) == 1, "test://3 holds the mover only")
+        try mover.send(op: Op.changeRoom, seq: 44, body: [])
+        let left = try #require(try await mover.readFrame())
+        #expect(left.op == Op.changeRoomReply && left.seq == 44 && left.body.isEmpty, "\(left)")
+        #expect(try await mover.heartbeat(seq: 45) == 0, "no room")
+    }
+
+    @Test("SEND_MSG (op 4) is answered as goim's comet answers it: op 4, the same seq, an empty body; the connection stays up")
+    func goimSendMessage() async throws {
+        let gateway = try await GatewayProcess.start(webSocket: true)
+        defer { gateway.stop() }
+        let client = try await WireClient.connect(gateway)
+        try await client.goimAuth(mid: 5, key: "s1", room: nil)
+        try client.send(op: 4, seq: 7, text: "hello")
+        let reply = try #require(try await client.readFrame())
+        #expect(reply.op == 4 && reply.seq == 7 && reply.body.isEmpty, "\(reply)")
+        try client.send(op: 4, seq: 8)
+        let empty = try #require(try await client.readFrame())
+        #expect(empty.op == 4 && empty.seq == 8 && empty.body.isEmpty, "\(empty)")
+        try await client.expectNothingPending("still up, nothing else sent")
+
+        let browser = try await WebSocketClient.connect(gateway)
+        try await browser.auth(mid: 6, key: "s2")
+        try browser.send(op: 4, seq: 9, text: "from the browser")
+        let answer = try #require(try await browser.readFrame())
+        #expect(answer.op == 4 && answer.seq == 9 && answer.body.isEmpty, "\(answer)")
+        #expect(try await browser.heartbeat(seq: 10) == 0, "still up")
     }
 }

@@ -9,6 +9,8 @@ public struct Operation: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let heartbeat = Operation(2)
     /// s→c, 4 bytes: online count of the client's room, else 0.
     public static let heartbeatReply = Operation(3)
+    /// goim's SEND_MSG, c→s: answered as goim's comet answers it, with op 4, the same seq and an empty body.
+    public static let sendMessage = Operation(4)
     /// s→c, JSON `{"reason":…,"reconnect":…,"after_ms":…}`, then close.
     public static let disconnect = Operation(6)
     /// c→s, JSON: the first frame of every connection.

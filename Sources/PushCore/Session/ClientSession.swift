@@ -102,18 +102,21 @@ public struct ClientSession: Sendable {
             let reply: Operation = frame.operation == .subOps ? .subOpsReply : .unsubOpsReply
             return .reply(Frame(reply, sequence: frame.sequence, body: frame.body))
         case .changeRoom:
-            guard let json = try? JSONParser.parse(frame.body), case .object = json,
-                let value = json["room_id"], value.isNull || value.stringValue != nil
-            else {
-                return fail(.badBody(frame.operation, "expected {\"room_id\":\"…\"}"), frame)
+            guard let value = Self.changeRoomTarget(frame.body) else {
+                return fail(.badBody(frame.operation, "expected {\"room_id\":\"…\"} or a bare room id"), frame)
             }
-            let newRoom = value.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            let newRoom = value.flatMap { $0.isEmpty ? nil : $0 }
             guard (newRoom?.utf8.count ?? 0) <= AuthRequest.maxFieldLength else {
                 return fail(.badBody(frame.operation, "room_id is too long"), frame)
             }
             let old = room
             room = newRoom
             return .roomChanged(from: old, to: newRoom, reply: Frame(.changeRoomReply, sequence: frame.sequence, body: frame.body))
+        case .sendMessage:
+            // goim's comet hands SEND_MSG to its logic (which only logs it) and writes the proto back with its op and
+            // seq and no body (internal/comet/operation.go, Operate's default case). pushgw has no logic to hand it
+            // to: the body is dropped.
+            return .reply(Frame(.sendMessage, sequence: frame.sequence))
         case .ack, .sync, .read, .sub, .unsub:
             return .forward(frame)
         default:
@@ -124,6 +127,20 @@ public struct ClientSession: Sendable {
     private mutating func fail(_ error: ProtocolError, _ frame: Frame) -> Action {
         if error.isFatal { state = .closing }
         return .fail(error, operation: frame.operation, sequence: frame.sequence)
+    }
+
+    /// The room a CHANGE_ROOM body names: pushgw's `{"room_id":"…"}` (`null` for none), or goim's bare room id
+    /// (`test://2`; empty for none: goim's `ChangeRoom(string(p.Body))`). nil when the body is neither: a body that
+    /// starts with `{` must be that JSON object, and a bare id must be UTF-8.
+    static func changeRoomTarget(_ body: [UInt8]) -> String?? {
+        guard body.first == UInt8(ascii: "{") else {
+            guard let room = String(validating: body, as: UTF8.self) else { return nil }
+            return .some(room)
+        }
+        guard let json = try? JSONParser.parse(body), case .object = json,
+            let value = json["room_id"], value.isNull || value.stringValue != nil
+        else { return nil }
+        return .some(value.stringValue)
     }
 
     /// Parses `"1000,1001"` (spaces allowed); nil when anything else is there.

@@ -76,6 +76,15 @@ class ClientConnection: SocketConnection {
         return true
     }
 
+    /// Queues a goim room batch, `raw` being one RAW frame (op 9) whose body is the room's frames. On TCP the frames
+    /// go out bare, as goim's comet writes a RAW's body unwrapped (`Proto.WriteTCP`): goim's TCP clients read the
+    /// room's messages as frames of their own op. `WebSocketConnection` sends the RAW frame whole, as goim does.
+    func send(roomBatch raw: [UInt8]) -> Bool {
+        guard enqueue({ $0.append(contentsOf: raw[FrameLayout.headerLength...]) }) else { return false }
+        server.stats.framesOut += 1
+        return true
+    }
+
     /// Queues one whole frame of `length` bytes that `write` appends: every frame to the client goes through
     /// here, so that a WebSocket connection can put each in a binary message of its own.
     func enqueueFrame(length: Int, _ write: (inout [UInt8]) -> Void) -> Bool {

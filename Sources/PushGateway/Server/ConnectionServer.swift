@@ -481,8 +481,8 @@ final class ConnectionServer {
         return true
     }
 
-    /// Queues a goim room message: the room's messages of one loop iteration go out together as one RAW frame
-    /// (op 9, whole frames concatenated), as goim's comet batches them; returns the room's members here.
+    /// Queues a goim room message: the room's messages of one loop iteration go out together, as goim's comet
+    /// batches them into one RAW frame (op 9, whole frames concatenated); returns the room's members here.
     @discardableResult
     func queueRoomMessage(_ room: String, op: UInt32, payload: [UInt8]) -> Int {
         Frame.encode(operation: Operation(op), sequence: 0, body: payload, into: &roomBatches[RoomBatchKey(room: room, op: op), default: []])
@@ -494,13 +494,15 @@ final class ConnectionServer {
         let batches = roomBatches
         roomBatches = [:]
         for (key, frames) in batches {
+            // Encoded once: a TCP member gets the RAW's body (the frames themselves), a WebSocket member the whole RAW
+            // frame in one message, both appended from these bytes.
             var raw: [UInt8] = []
             raw.reserveCapacity(FrameLayout.headerLength + frames.count)
             Frame.encode(operation: .raw, sequence: 0, body: frames, into: &raw)
             var delivered = 0
             for connection in rooms.members(key.room)
             where connection.isOpen && connection.session.accepts(Operation(key.op)) {
-                if connection.send(encoded: raw) { delivered += 1 }
+                if connection.send(roomBatch: raw) { delivered += 1 }
             }
             stats.delivered += delivered
         }

@@ -78,6 +78,11 @@ final class WebSocketConnection: ClientConnection {
         }
     }
 
+    /// A goim room batch goes as the whole RAW frame in one binary message: goim's JS client unpacks op 9 itself.
+    override func send(roomBatch raw: [UInt8]) -> Bool {
+        send(encoded: raw)
+    }
+
     override func finish(_ reason: CloseReason, status: WebSocketCloseCode, detail: String) {
         if handshake == nil { enqueue { WebSocketFrame.encodeClose(status, reason: detail, into: &$0) } }
         closeAfterOutput(reason)
