@@ -74,6 +74,11 @@ private func push(_ json: String) throws(APIError) -> PushRequest { try PushRequ
         #expect(request.queryParameter("limit") == "10")
         #expect(request.queryParameter("wait") == "")
         #expect(request.queryParameter("none") == nil)
+        #expect(request.queryIsWellFormed)
+        for bad in ["after=%zz", "after=%4", "%g1=2", "a=1&b=%ff"] {
+            #expect(!HTTPRequest(method: "GET", target: "/x?\(bad)").queryIsWellFormed, "\(bad)")
+        }
+        #expect(HTTPRequest(method: "GET", target: "/x").queryIsWellFormed)
     }
 }
 

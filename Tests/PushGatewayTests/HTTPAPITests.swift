@@ -160,6 +160,21 @@ struct HTTPAPITests {
                 name: "payload_b64 not base64",
                 request: HTTP.request("POST", "/v1/push", body: pushBody(all: true, payloadB64: "!!!not base64!!!"), apiKey: "k1"),
                 status: 400),
+            ErrorCase(
+                name: "bad percent-escape in the query",
+                request: HTTP.request("GET", "/v1/users/u/messages?after=%zz", apiKey: "k1"), status: 400),
+            ErrorCase(
+                name: "truncated percent-escape in the query",
+                request: HTTP.request("GET", "/v1/users/u/messages?after=%4", apiKey: "k1"), status: 400),
+            ErrorCase(
+                name: "text/plain body",
+                request: HTTP.request("POST", "/v1/push", body: good, apiKey: "k1", contentType: "text/plain"),
+                status: 415),
+            ErrorCase(
+                name: "form type with a body that is not JSON",
+                request: HTTP.request(
+                    "POST", "/v1/push", body: "a=1&b=2", apiKey: "k1", contentType: "application/x-www-form-urlencoded"),
+                status: 415),
             ErrorCase(name: "unknown path", request: HTTP.request("GET", "/v2/nothing", apiKey: "k1"), status: 404),
             ErrorCase(
                 name: "GET /v1/push", request: HTTP.request("GET", "/v1/push", apiKey: "k1"), status: 405, allow: "POST"),
@@ -183,6 +198,13 @@ struct HTTPAPITests {
             }
             let next = try await connection.readResponse()
             #expect(next?.status == 200, "\(errorCase.name): the connection should stay usable, got \(String(describing: next))")
+        }
+
+        // curl -d '{…}' (curl's default form type) and a body without any type are read as JSON.
+        for contentType in ["application/x-www-form-urlencoded", nil] {
+            let curl = try await gateway.http(
+                HTTP.request("POST", "/v1/push", body: good, apiKey: "k1", contentType: contentType))
+            #expect(curl.status == 200, "Content-Type \(contentType ?? "none"): \(curl)")
         }
 
         // /healthz needs no key; a right key pushes.

@@ -47,6 +47,17 @@ public struct HTTPRequest: Sendable {
         return values
     }
 
+    /// Whether every name and value of the query percent-decodes (a `%` followed by two hex digits, UTF-8 after
+    /// decoding). A request whose query does not is answered 400, rather than read as if the parameter were
+    /// absent.
+    public var queryIsWellFormed: Bool {
+        query.split(separator: "&").allSatisfy { pair in
+            pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).allSatisfy {
+                PercentDecoding.decode($0) != nil
+            }
+        }
+    }
+
     /// The first query parameter named `name`, percent-decoded.
     public func queryParameter(_ name: String) -> String? {
         for pair in query.split(separator: "&") {

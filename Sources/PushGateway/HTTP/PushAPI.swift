@@ -38,6 +38,9 @@ final class PushAPI {
 
     func handle(_ route: APIRoute, _ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
         do throws(APIError) {
+            guard request.queryIsWellFormed else {
+                throw .badRequest("the query has a malformed percent-escape (expected %XX with hex digits, UTF-8)")
+            }
             switch route {
             case .healthz: respond(health())
             case .push:
@@ -558,11 +561,20 @@ final class PushAPI {
 
     // MARK: - Helpers
 
-    /// A body must be JSON when its type is given at all.
+    /// A body is read as JSON when its type says so, when no type is given, or when it is curl's default for
+    /// `-d` (`application/x-www-form-urlencoded`) and the body starts like a JSON object or array: `curl -d '{…}'`
+    /// works without `-H`. Any other type is 415.
     private func requireJSON(_ request: HTTPRequest) throws(APIError) {
         guard let type = request.header("content-type"), type != "application/json" else { return }
-        let base = type.split(separator: ";").first.map { String($0).lowercased() } ?? ""
-        guard base.trimmingSpaces == "application/json" else { throw .unsupportedMediaType(type) }
+        let base = (type.split(separator: ";").first.map { String($0).lowercased() } ?? "").trimmingSpaces
+        if base == "application/json" { return }
+        if base == "application/x-www-form-urlencoded",
+            let first = request.body.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }),
+            first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
+        {
+            return
+        }
+        throw .unsupportedMediaType(type)
     }
 
     static func storageError(_ failure: StoreFailure) -> APIError {
