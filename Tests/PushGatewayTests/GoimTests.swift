@@ -7,8 +7,9 @@ import Testing
 
 /// A goim API request: `body` raw bytes sent as `curl -d` sends them (Content-Type
 /// application/x-www-form-urlencoded).
-private func goimRequest(_ method: String, _ path: String, body: [UInt8]? = nil) -> [UInt8] {
+private func goimRequest(_ method: String, _ path: String, body: [UInt8]? = nil, apiKey: String? = nil) -> [UInt8] {
     var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n"
+    if let apiKey { head += "Authorization: Bearer \(apiKey)\r\n" }
     if let body {
         head += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.count)\r\n"
     }
@@ -23,6 +24,19 @@ private func expectGoimOK(
     #expect(number(response.json?["code"]) == 0, "\(what): \(response)", sourceLocation: sourceLocation)
     #expect(response.json?["message"] as? String == "", "\(what): \(response)", sourceLocation: sourceLocation)
     return response.json?["data"]
+}
+
+/// A goim error reply: HTTP `status`, body exactly `{"code":<code>,"message":"…"}` (goim's `errors(c, code, msg)`
+/// in internal/logic/http/result.go), with no /v1 `error` envelope.
+private func expectGoimError(
+    _ response: HTTPResponse, status: Int, code: Double = -400, _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(response.status == status, "\(what): \(response)", sourceLocation: sourceLocation)
+    #expect(response.header("content-type") == "application/json", "\(what): \(response)", sourceLocation: sourceLocation)
+    #expect(number(response.json?["code"]) == code, "\(what): \(response)", sourceLocation: sourceLocation)
+    #expect((response.json?["message"] as? String)?.isEmpty == false, "\(what): \(response)", sourceLocation: sourceLocation)
+    #expect(response.json.map { Set($0.keys) } == ["code", "message"], "\(what): \(response)", sourceLocation: sourceLocation)
 }
 
 /// goim's AUTH body, field for field.
@@ -274,6 +288,86 @@ struct GoimTests {
             return last == 2
         }
         #expect(spans, "HEARTBEAT_REPLY on instance 2 within 10 s: expected room count 2 (one member per instance), last \(last)")
+    }
+
+    @Test("goim pushes of control operations (DISCONNECT, ERROR, AUTH_REPLY, HEARTBEAT_REPLY, …) are refused with goim's error; nothing reaches the client")
+    func goimControlOperationsRefused() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let client = try await WireClient.connect(gateway)
+        try await client.goimAuth(mid: 77, key: "k77", room: "live://1")
+        for op in [6, 28, 8, 3, 9, 13, 0, 999] {
+            let body = Array(#"{"reason":"forged","reconnect":false,"after_ms":0}"#.utf8)
+            for path in [
+                "/goim/push/mids?operation=\(op)&mids=77", "/goim/push/keys?operation=\(op)&keys=k77",
+                "/goim/push/room?operation=\(op)&type=live&room=1", "/goim/push/all?operation=\(op)",
+            ] {
+                let response = try await gateway.http(goimRequest("POST", path, body: body))
+                expectGoimError(response, status: 400, "POST \(path)")
+                #expect(response.json?["message"] as? String == "operation must be an application operation, 1000 or above", "\(response)")
+            }
+        }
+        try await client.expectNothingPending("no control frame was delivered")
+        // Application operations still go through.
+        let ok = try await gateway.http(goimRequest("POST", "/goim/push/mids?operation=1000&mids=77", body: Array("hi".utf8)))
+        _ = expectGoimOK(ok, "push/mids op 1000")
+        try await client.expectMessage(op: 1000, body: Array("hi".utf8), "op 1000 to mid 77")
+    }
+
+    @Test("goim paths answer goim's {code, message} for every error: bad or missing parameters, wrong method, unknown path, body too large, API key, Redis down")
+    func goimErrorReplies() async throws {
+        let gateway = try await GatewayProcess.start(["PUSHGW_LIMITS_MAX_BODY": "1024"])
+        defer { gateway.stop() }
+        let cases: [(String, String, Int)] = [
+            ("POST", "/goim/push/mids?operation=1000", 400),
+            ("POST", "/goim/push/mids?operation=1000&mids=", 400),
+            ("POST", "/goim/push/mids?operation=1000&mids=a%01b", 400),
+            ("POST", "/goim/push/mids?mids=1", 400),
+            ("POST", "/goim/push/mids?operation=abc&mids=1", 400),
+            ("POST", "/goim/push/mids?operation=-1000&mids=1", 400),
+            ("POST", "/goim/push/keys?operation=1000", 400),
+            ("POST", "/goim/push/keys?operation=1000&keys=a%0Ab", 400),
+            ("POST", "/goim/push/room?operation=1000&room=1", 400),
+            ("POST", "/goim/push/room?operation=1000&type=live", 400),
+            ("POST", "/goim/push/room?type=live&room=1", 400),
+            ("POST", "/goim/push/all", 400),
+            ("GET", "/goim/online/room?type=live", 400),
+            ("GET", "/goim/online/room?rooms=1", 400),
+            ("GET", "/goim/online/top?type=live", 400),
+            ("GET", "/goim/online/top?type=live&limit=x", 400),
+            ("GET", "/goim/online/top?type=live&limit=0", 400),
+            ("GET", "/goim/online/top?limit=5", 400),
+            // goim's gin router registers each path for one method: another is gin's 404.
+            ("GET", "/goim/push/mids?operation=1000&mids=1", 404),
+            ("POST", "/goim/online/total", 404),
+            ("DELETE", "/goim/nodes/weighted", 404),
+            ("GET", "/goim/nodes/debug", 404),
+            ("GET", "/goim/push", 404),
+        ]
+        for (method, path, status) in cases {
+            let response = try await gateway.http(goimRequest(method, path, body: method == "POST" ? Array("m".utf8) : nil))
+            expectGoimError(response, status: status, "\(method) \(path)")
+            #expect(response.header("allow") == nil, "\(method) \(path): a 404, not a 405: \(response)")
+        }
+        let large = try await gateway.http(goimRequest("POST", "/goim/push/all?operation=1000", body: Array(repeating: 0x61, count: 2048)))
+        expectGoimError(large, status: 413, "a body over max_body")
+        // /v1 keeps its envelope.
+        let v1 = try await gateway.http(HTTP.request("GET", "/v1/push"))
+        #expect(v1.status == 405 && v1.errorCode == "method_not_allowed", "\(v1)")
+
+        let keyed = try await GatewayProcess.start(["PUSHGW_API_KEYS": "secret"])
+        defer { keyed.stop() }
+        let unauthorized = try await keyed.http(goimRequest("POST", "/goim/push/all?operation=1000", body: Array("m".utf8)))
+        expectGoimError(unauthorized, status: 401, "no API key")
+        let authorized = try await keyed.http(goimRequest("POST", "/goim/push/all?operation=1000", body: Array("m".utf8), apiKey: "secret"))
+        _ = expectGoimOK(authorized, "with the API key")
+
+        let down = try await GatewayProcess.start(redis: .unreachable)
+        defer { down.stop() }
+        for path in ["/goim/online/total", "/goim/online/room?type=live&rooms=1"] {
+            let response = try await down.http(goimRequest("GET", path))
+            expectGoimError(response, status: 503, code: -500, "GET \(path) with Redis down")
+        }
     }
 
     @Test("CHANGE_ROOM takes goim's bare room id as well as {\"room_id\"}; an empty body leaves the room")

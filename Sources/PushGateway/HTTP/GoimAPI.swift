@@ -2,10 +2,19 @@ import PushCore
 
 /// goim's logic HTTP API (SPEC §3) over pushgw's servers, so goim's push tools and dashboards run unchanged:
 /// `/goim/push/{keys,mids,room,all}?operation=…` with the raw message as the body, and the online and nodes
-/// queries. Replies are goim's `{"code":0,"message":"","data":…}`; errors keep the right HTTP status and carry
-/// goim's negative code. goim pushes are transient, as in goim.
+/// queries. Replies are goim's `{"code":0,"message":"","data":…}`; errors are goim's `{"code":-400|-500,
+/// "message":…}` (internal/logic/http/result.go) with the HTTP status pushgw's /v1 API would give. goim pushes are
+/// transient, as in goim.
 extension PushAPI {
-    func goim(_ route: APIRoute.GoimRoute, _ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) throws(APIError) {
+    func goim(_ route: APIRoute.GoimRoute, _ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
+        do throws(APIError) {
+            try goimRoute(route, request, respond: respond)
+        } catch {
+            respond(Self.goimError(error))
+        }
+    }
+
+    private func goimRoute(_ route: APIRoute.GoimRoute, _ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) throws(APIError) {
         switch route {
         case .pushKeys, .pushMids, .pushRoom, .pushAll:
             try goimPush(route, request, respond: respond)
@@ -23,22 +32,30 @@ extension PushAPI {
                 }
             }
         case .onlineRoom:
-            let type = request.queryParameter("type") ?? ""
-            let rooms = request.queryValues("rooms")
+            let type = try Self.goimRequired(request, "type")
+            var seen: Set<String> = []
+            let rooms = request.queryValues("rooms").filter { seen.insert($0).inserted }
             guard !rooms.isEmpty else { throw APIError.badRequest("rooms is required") }
             let ids = rooms.map { Self.roomID(type: type, room: $0) }
             let locals = ids.map { connections.rooms.count($0) }
             registry.groupCounts(zip(ids, locals).map { ("r:" + $0, $1) }) { result in
-                let counts = (try? result.get()) ?? locals
-                respond(Self.goimReply { writer in writer.object { for (id, count) in zip(ids, counts) { $0.field(id, count) } } })
+                switch result {
+                case .failure(let error): respond(Self.goimError(Self.storageError(error)))
+                case .success(let counts):
+                    respond(Self.goimReply { writer in
+                        writer.object { for (id, count) in zip(ids, counts) { $0.field(id, count) } }
+                    })
+                }
             }
         case .onlineTop:
-            let type = request.queryParameter("type") ?? ""
-            let limit = Int(request.queryParameter("limit") ?? "") ?? 20
+            let type = try Self.goimRequired(request, "type")
+            guard let text = request.queryParameter("limit"), let limit = Int(text), limit > 0 else {
+                throw APIError.badRequest("limit must be a positive integer")
+            }
             let top = connections.rooms.counts
-                .filter { type.isEmpty || $0.0.hasPrefix(type + "://") }
+                .filter { $0.0.hasPrefix(type + "://") }
                 .sorted { ($1.1, $0.0) < ($0.1, $1.0) }
-                .prefix(max(1, limit))
+                .prefix(limit)
             respond(Self.goimReply { writer in
                 writer.array { writer in
                     for (room, count) in top {
@@ -98,18 +115,18 @@ extension PushAPI {
     }
 
     private func goimPush(_ route: APIRoute.GoimRoute, _ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) throws(APIError) {
-        guard let text = request.queryParameter("operation"), let op = UInt32(text) else {
-            throw APIError.badRequest("operation must be a non-negative integer")
-        }
-        let operation = Operation(op)
+        let operation = try Self.goimOperation(request)
+        let op = operation.rawValue
         let payload = request.body
-        let encoded = ConnectionServer.encode(op, payload)
-        stats.pushes += 1
         let done = { respond(Self.goimReply(nil as ((inout JSONWriter) -> Void)?)) }
         switch route {
         case .pushKeys:
             let keys = request.queryValues("keys")
-            guard !keys.isEmpty, keys.allSatisfy(AuthRequest.isValidIdentifier) else { throw APIError.badRequest("keys is required") }
+            guard !keys.isEmpty, keys.allSatisfy(AuthRequest.isValidIdentifier) else {
+                throw APIError.badRequest("keys is required: device keys, no control characters")
+            }
+            stats.pushes += 1
+            let encoded = ConnectionServer.encode(op, payload)
             for key in keys {
                 _ = connections.deliver(toKey: key, encoded, operation: operation)
                 store.publish(RedisKeys.broadcastChannel, .keyed(origin: store.node, key: key, op: op, payload: payload))
@@ -117,23 +134,50 @@ extension PushAPI {
             done()
         case .pushMids:
             let mids = request.queryValues("mids")
-            guard !mids.isEmpty, mids.allSatisfy(AuthRequest.isValidIdentifier) else { throw APIError.badRequest("mids is required") }
+            guard !mids.isEmpty, mids.allSatisfy(AuthRequest.isValidIdentifier) else {
+                throw APIError.badRequest("mids is required: user ids, no control characters")
+            }
+            stats.pushes += 1
+            let encoded = ConnectionServer.encode(op, payload)
             self.route(mids.map { ($0, nil) }, op: operation, payload: payload, encoded: encoded) { _ in done() }
         case .pushRoom:
-            guard let room = request.queryParameter("room"), !room.isEmpty else { throw APIError.badRequest("room is required") }
-            let id = Self.roomID(type: request.queryParameter("type") ?? "", room: room)
+            let type = try Self.goimRequired(request, "type")
+            let room = try Self.goimRequired(request, "room")
+            let id = Self.roomID(type: type, room: room)
+            stats.pushes += 1
             connections.queueRoomMessage(id, op: op, payload: payload)
             store.publish(RedisKeys.broadcastChannel, .broadcast(origin: store.node, room: id, op: op, payload: payload))
             done()
         default:
-            _ = connections.deliverToAll(encoded, operation: operation)
+            stats.pushes += 1
+            _ = connections.deliverToAll(ConnectionServer.encode(op, payload), operation: operation)
             store.publish(RedisKeys.broadcastChannel, .broadcast(origin: store.node, room: nil, op: op, payload: payload))
             done()
         }
     }
 
-    /// goim's room id: `type://room`.
-    static func roomID(type: String, room: String) -> String { type.isEmpty ? room : "\(type)://\(room)" }
+    /// goim's `operation`, required. Only application operations may be pushed (SPEC §2, as /v1 requires): a
+    /// backend must not be able to make a client read a DISCONNECT, ERROR, AUTH_REPLY or RAW it never got.
+    private static func goimOperation(_ request: HTTPRequest) throws(APIError) -> Operation {
+        guard let text = request.queryParameter("operation"), !text.isEmpty else {
+            throw .badRequest("operation is required")
+        }
+        guard let op = Int64(text) else { throw .badRequest("operation must be an integer") }
+        guard op >= Int64(Operation.firstApplication) else {
+            throw .badRequest("operation must be an application operation, 1000 or above")
+        }
+        guard op <= Int64(UInt32.max) else { throw .badRequest("operation must be at most \(UInt32.max)") }
+        return Operation(UInt32(op))
+    }
+
+    /// A query parameter goim binds as `binding:"required"`: present and not empty.
+    private static func goimRequired(_ request: HTTPRequest, _ name: String) throws(APIError) -> String {
+        guard let value = request.queryParameter(name), !value.isEmpty else { throw .badRequest("\(name) is required") }
+        return value
+    }
+
+    /// goim's room id: `type://room` (model.EncodeRoomKey).
+    static func roomID(type: String, room: String) -> String { "\(type)://\(room)" }
 
     /// `{"code":0,"message":""}` with `data` written by `build`, if any.
     static func goimReply(_ build: ((inout JSONWriter) -> Void)?) -> HTTPResponse {
@@ -149,12 +193,16 @@ extension PushAPI {
         }
     }
 
+    /// goim's error body, `{"code":…,"message":…}` with goim's codes (RequestErr -400 for what the request got
+    /// wrong, ServerErr -500 for what failed here), under the HTTP status and headers (`Retry-After`, …) /v1 gives.
     static func goimError(_ error: APIError) -> HTTPResponse {
-        .json(status: error.status) {
+        var response = HTTPResponse.json(status: error.status) {
             $0.object {
-                $0.field("code", -error.status)
+                $0.field("code", error.status >= 500 ? -500 : -400)
                 $0.field("message", error.message)
             }
         }
+        response.headers = error.headers
+        return response
     }
 }
