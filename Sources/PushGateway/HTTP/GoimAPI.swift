@@ -32,6 +32,7 @@ extension PushAPI {
                 }
             }
         case .onlineRoom:
+            // goim's OnlineRoom: `res[room] = roomCount[EncodeRoomKey(typ, room)]`, keyed by the rooms as given.
             let type = try Self.goimRequired(request, "type")
             var seen: Set<String> = []
             let rooms = request.queryValues("rooms").filter { seen.insert($0).inserted }
@@ -43,75 +44,124 @@ extension PushAPI {
                 case .failure(let error): respond(Self.goimError(Self.storageError(error)))
                 case .success(let counts):
                     respond(Self.goimReply { writer in
-                        writer.object { for (id, count) in zip(ids, counts) { $0.field(id, count) } }
+                        writer.object { for (room, count) in zip(rooms, counts) { $0.field(room, count) } }
                     })
                 }
             }
         case .onlineTop:
+            // goim's OnlineTop: the `limit` biggest rooms of `type` across every node, as {room_id, count} with the
+            // room id without its `type://`.
             let type = try Self.goimRequired(request, "type")
             guard let text = request.queryParameter("limit"), let limit = Int(text), limit > 0 else {
                 throw APIError.badRequest("limit must be a positive integer")
             }
-            let top = connections.rooms.counts
-                .filter { $0.0.hasPrefix(type + "://") }
-                .sorted { ($1.1, $0.0) < ($0.1, $1.0) }
-                .prefix(limit)
-            respond(Self.goimReply { writer in
-                writer.array { writer in
-                    for (room, count) in top {
-                        writer.object {
-                            $0.field("room_id", room)
-                            $0.field("count", count)
-                        }
-                    }
-                }
-            })
-        case .nodesWeighted, .nodesInstances:
-            let host = request.header("host")
-            registry.fetch { [self] result in
-                let nodes = (try? result.get()) ?? []
-                var seen: Set<String> = []
-                let addresses = nodes.map { dialable($0.address, host: host) }.filter { seen.insert($0).inserted }
-                if route == .nodesInstances {
-                    return respond(Self.goimReply { writer in
+            let prefix = "r:" + type + "://"
+            let local = connections.rooms.counts.map { ("r:" + $0.0, $0.1) }
+            registry.groupCounts(prefix: prefix, local: local) { result in
+                switch result {
+                case .failure(let error): respond(Self.goimError(Self.storageError(error)))
+                case .success(let counts):
+                    let top = counts.filter { $0.value > 0 }
+                        .map { (room: String($0.key.dropFirst(prefix.count)), count: $0.value) }
+                        .sorted { ($1.count, $0.room) < ($0.count, $1.room) }
+                        .prefix(limit)
+                    respond(Self.goimReply { writer in
                         writer.array { writer in
-                            for node in nodes {
-                                let address = self.dialable(node.address, host: host)
+                            for (room, count) in top {
                                 writer.object {
-                                    $0.field("id", node.id)
-                                    $0.field("address", address)
-                                    $0.field("conn_count", node.connections)
+                                    $0.field("room_id", room)
+                                    $0.field("count", count)
                                 }
                             }
                         }
                     })
                 }
-                let (tcpPort, wsPort, heartbeat) = (
-                    Int(config.server.tcp?.port ?? 0), Int(config.server.websocket?.port ?? 0), Int(config.limits.heartbeat)
-                )
-                respond(Self.goimReply {
-                    $0.object {
-                        $0.field("domain", "")
-                        $0.field("tcp_port", tcpPort)
-                        $0.field("ws_port", wsPort)
-                        $0.field("wss_port", 0)
-                        $0.field("heartbeat", heartbeat)
-                        $0.field("heartbeat_max", 3)
-                        $0.key("nodes")
-                        $0.array { writer in addresses.forEach { writer.value($0) } }
-                        $0.key("backoff")
-                        $0.object {
-                            $0.field("max_delay", 300)
-                            $0.field("base_delay", 3)
-                            $0.key("factor")
-                            $0.value(1.8)
-                            $0.key("jitter")
-                            $0.value(1.3)
-                        }
-                    }
-                })
+            }
+        case .nodesWeighted:
+            let host = request.header("host")
+            registry.fetch { [self] result in
+                var seen: Set<String> = []
+                var addresses = ((try? result.get()) ?? []).filter { !$0.address.isEmpty }
+                    .map { dialable($0.address, host: host) }.filter { seen.insert($0).inserted }
+                if addresses.isEmpty, let tcp = config.server.tcp { addresses = [dialable(tcp.description, host: host)] }
+                respond(Self.goimReply { self.writeWeighted(&$0, nodes: addresses) })
+            }
+        case .nodesInstances:
+            let host = request.header("host")
+            registry.fetch { [self] result in
+                switch result {
+                case .failure(let error): respond(Self.goimError(Self.storageError(error)))
+                case .success(let nodes):
+                    respond(Self.goimReply { writer in
+                        writer.array { writer in for node in nodes { self.writeInstance(&writer, node, host: host) } }
+                    })
+                }
             }
         }
+    }
+
+    /// goim's NodesReply (api/logic/logic.proto), its fields in order and `omitempty` as protoc-gen-go writes them:
+    /// no `domain` (pushgw has none), no port of a listener that is off, no `wss_port` (no WSS listener yet). The
+    /// backoff is goim's logic-example.toml one; `heartbeat_max` is 1 because pushgw closes a connection silent for
+    /// `heartbeat × 1.25 + 10 s`, so a client may not skip a whole heartbeat.
+    private func writeWeighted(_ writer: inout JSONWriter, nodes: [String]) {
+        writer.object {
+            if let tcp = config.server.tcp { $0.field("tcp_port", Int(tcp.port)) }
+            if let webSocket = config.server.websocket { $0.field("ws_port", Int(webSocket.port)) }
+            $0.field("heartbeat", max(1, Int(config.limits.heartbeat.rounded(.up))))
+            if !nodes.isEmpty {
+                $0.key("nodes")
+                $0.array { writer in nodes.forEach { writer.value($0) } }
+            }
+            $0.key("backoff")
+            $0.object {
+                $0.field("max_delay", 300)
+                $0.field("base_delay", 3)
+                $0.key("factor")
+                $0.value(1.8)
+                $0.key("jitter")
+                $0.value(0.3)
+            }
+            $0.field("heartbeat_max", 1)
+        }
+    }
+
+    /// One node as goim's NodesInstances shows a comet: discovery's `naming.Instance` (region, zone, env, appid,
+    /// hostname, addrs, version, latest_timestamp in nanoseconds, metadata of strings), with the gateway's client
+    /// listeners as `addrs` and their host as `metadata.addrs`. pushgw does not count client IPs: `ip_count` is 0.
+    private func writeInstance(_ writer: inout JSONWriter, _ node: NodeRegistry.Node, host: String?) {
+        let tcp = node.address.isEmpty ? nil : dialable(node.address, host: host)
+        let webSocket = node.webSocketAddress.isEmpty ? nil : dialable(node.webSocketAddress, host: host)
+        writer.object {
+            $0.field("region", "")
+            $0.field("zone", "")
+            $0.field("env", "")
+            $0.field("appid", "goim.comet")
+            $0.field("hostname", node.id)
+            $0.key("addrs")
+            $0.array { writer in
+                if let tcp { writer.value("tcp://" + tcp) }
+                if let webSocket { writer.value("ws://" + webSocket) }
+            }
+            $0.field("version", "")
+            $0.field("latest_timestamp", node.updatedAt &* 1_000_000_000)
+            $0.key("metadata")
+            $0.object {
+                $0.field("weight", "10")
+                $0.field("offline", "false")
+                $0.field("addrs", Self.hostOf(tcp ?? webSocket ?? ""))
+                $0.field("conn_count", String(node.connections))
+                $0.field("ip_count", "0")
+            }
+        }
+    }
+
+    /// The host of `host:port` (`[::1]:3101` → `::1`).
+    private static func hostOf(_ address: String) -> String {
+        guard let colon = address.lastIndex(of: ":") else { return address }
+        var host = address[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        return String(host)
     }
 
     private func goimPush(_ route: APIRoute.GoimRoute, _ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) throws(APIError) {
