@@ -1,14 +1,17 @@
-// goim compatibility (SPEC §3 "goim compatibility", §2 RAW and HEARTBEAT_REPLY; issue 4): goim's AUTH body, its
-// logic HTTP API — /goim/push/{keys,mids,room,all} with the raw message as the body, /goim/online/{total,room},
-// /goim/nodes/weighted — as goim's tools send them (`curl -d`: a form content type), on one gateway and across
-// two instances sharing one Redis.
+// goim compatibility (SPEC §3 "goim compatibility", §2 RAW and HEARTBEAT_REPLY; issues 4 and 10): goim's AUTH body,
+// CHANGE_ROOM and SEND_MSG frames, its logic HTTP API — /goim/push/{keys,mids,room,all} with the raw message as the
+// body, /goim/online/{total,room,top}, /goim/nodes/{weighted,instances} and goim's error replies — as goim's tools
+// send them (`curl -d`: a form content type), on one gateway and across two instances sharing one Redis. Room
+// pushes reach a TCP client as bare frames and a WebSocket client as RAW (op 9) batches, as goim's comet writes
+// them (`Proto.WriteTCP` writes a RAW's body unwrapped, `Proto.WriteWebsocket` the whole frame).
 import Foundation
 import Testing
 
 /// A goim API request: `body` raw bytes sent as `curl -d` sends them (Content-Type
 /// application/x-www-form-urlencoded).
-private func goimRequest(_ method: String, _ path: String, body: [UInt8]? = nil) -> [UInt8] {
+private func goimRequest(_ method: String, _ path: String, body: [UInt8]? = nil, apiKey: String? = nil) -> [UInt8] {
     var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n"
+    if let apiKey { head += "Authorization: Bearer \(apiKey)\r\n" }
     if let body {
         head += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.count)\r\n"
     }
@@ -23,6 +26,19 @@ private func expectGoimOK(
     #expect(number(response.json?["code"]) == 0, "\(what): \(response)", sourceLocation: sourceLocation)
     #expect(response.json?["message"] as? String == "", "\(what): \(response)", sourceLocation: sourceLocation)
     return response.json?["data"]
+}
+
+/// A goim error reply: HTTP `status`, body exactly `{"code":<code>,"message":"…"}` (goim's `errors(c, code, msg)`
+/// in internal/logic/http/result.go), with no /v1 `error` envelope.
+private func expectGoimError(
+    _ response: HTTPResponse, status: Int, code: Double = -400, _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(response.status == status, "\(what): \(response)", sourceLocation: sourceLocation)
+    #expect(response.header("content-type") == "application/json", "\(what): \(response)", sourceLocation: sourceLocation)
+    #expect(number(response.json?["code"]) == code, "\(what): \(response)", sourceLocation: sourceLocation)
+    #expect((response.json?["message"] as? String)?.isEmpty == false, "\(what): \(response)", sourceLocation: sourceLocation)
+    #expect(response.json.map { Set($0.keys) } == ["code", "message"], "\(what): \(response)", sourceLocation: sourceLocation)
 }
 
 /// goim's AUTH body, field for field.
@@ -208,9 +224,12 @@ struct GoimTests {
         #expect(counted, "GET /goim/online/total within 5 s: expected data.conn_count 3, last \(String(describing: total))")
         if let total { _ = expectGoimOK(total, "online/total") }
 
-        let room = try await gateway.http(goimRequest("GET", "/goim/online/room?type=live&rooms=1000"))
+        // goim's OnlineRoom: `res[room] = roomCount[EncodeRoomKey(typ, room)]`, keyed by the room ids as given.
+        let room = try await gateway.http(goimRequest("GET", "/goim/online/room?type=live&rooms=1000&rooms=1001"))
         let roomData = expectGoimOK(room, "online/room") as? [String: Any]
-        #expect(roomData.map { $0.count == 1 && number($0["live://1000"]) == 2 } == true, "expected data {\"live://1000\": 2}: \(room)")
+        #expect(
+            roomData.map { $0.count == 2 && number($0["1000"]) == 2 && number($0["1001"]) == 0 } == true,
+            "expected data {\"1000\": 2, \"1001\": 0}: \(room)")
 
         let weighted = try await gateway.http(goimRequest("GET", "/goim/nodes/weighted"))
         let data = expectGoimOK(weighted, "nodes/weighted") as? [String: Any]
@@ -218,6 +237,46 @@ struct GoimTests {
         #expect(nodes?.isEmpty == false, "data.nodes: \(weighted)")
         #expect(nodes?.allSatisfy { $0.hasSuffix(":\(gateway.tcpPort)") } == true, "data.nodes name the TCP listener: \(weighted)")
         #expect(number(data?["tcp_port"]) == Double(gateway.tcpPort), "data.tcp_port: \(weighted)")
+        #expect(number(data?["heartbeat"]) == 240 && number(data?["heartbeat_max"]) == 1, "heartbeat settings: \(weighted)")
+        // goim's NodesReply fields are `omitempty`: no domain, no WebSocket listener here, no WSS listener.
+        #expect(data?["domain"] == nil && data?["ws_port"] == nil && data?["wss_port"] == nil, "omitted fields: \(weighted)")
+        // goim's logic-example.toml backoff (the jitter is a fraction of the delay).
+        let backoff = data?["backoff"] as? [String: Any]
+        #expect(
+            number(backoff?["max_delay"]) == 300 && number(backoff?["base_delay"]) == 3
+                && number(backoff?["factor"]) == 1.8 && number(backoff?["jitter"]) == 0.3,
+            "backoff: \(weighted)")
+
+        // goim's NodesInstances: discovery's naming.Instance, one per node.
+        let instances = try await gateway.http(goimRequest("GET", "/goim/nodes/instances"))
+        let list = try #require(expectGoimOK(instances, "nodes/instances") as? [[String: Any]], "\(instances)")
+        #expect(list.count == 1, "one worker, one instance: \(instances)")
+        let instance = try #require(list.first)
+        #expect(
+            Set(instance.keys) == ["region", "zone", "env", "appid", "hostname", "addrs", "version", "latest_timestamp", "metadata"],
+            "instance fields: \(instance)")
+        #expect(instance["appid"] as? String == "goim.comet" && (instance["hostname"] as? String)?.isEmpty == false, "\(instance)")
+        #expect(instance["addrs"] as? [String] == ["tcp://127.0.0.1:\(gateway.tcpPort)"], "addrs: \(instance)")
+        #expect((number(instance["latest_timestamp"]) ?? 0) > 1e18, "latest_timestamp in nanoseconds: \(instance)")
+        let metadata = try #require(instance["metadata"] as? [String: String], "metadata values are strings: \(instance)")
+        #expect(metadata["conn_count"] == "3" && metadata["addrs"] == "127.0.0.1", "metadata: \(metadata)")
+        #expect(metadata["weight"].flatMap { Int($0) } != nil && metadata["offline"] == "false", "metadata: \(metadata)")
+        #expect(metadata["ip_count"].flatMap { Int($0) } != nil, "metadata: \(metadata)")
+
+        // goim's OnlineTop: {room_id (the room without its type), count}, biggest first, `limit` of them.
+        let c4 = try await WireClient.connect(gateway)
+        try await c4.goimAuth(mid: 790, key: "k4", room: "live://1002")
+        let c5 = try await WireClient.connect(gateway)
+        try await c5.goimAuth(mid: 791, key: "k5", room: "game://1000")
+        let top = try await gateway.http(goimRequest("GET", "/goim/online/top?type=live&limit=5"))
+        let tops = (expectGoimOK(top, "online/top") as? [[String: Any]]) ?? []
+        #expect(
+            tops.map { "\($0["room_id"] as? String ?? "?")=\(Int(number($0["count"]) ?? -1))" } == ["1000=2", "1002=1"],
+            "online/top type=live: \(top)")
+        let one = try await gateway.http(goimRequest("GET", "/goim/online/top?type=live&limit=1"))
+        #expect(((expectGoimOK(one, "online/top limit 1") as? [[String: Any]]) ?? []).count == 1, "limit=1: \(one)")
+        let none = try await gateway.http(goimRequest("GET", "/goim/online/top?type=chat&limit=3"))
+        #expect((expectGoimOK(none, "online/top no rooms") as? [Any])?.isEmpty == true, "no chat rooms: [] \(none)")
     }
 
     @Test("Across two instances on one Redis: goim key, mid and room pushes on instance 1 reach a client on instance 2; online counts include it")
@@ -250,15 +309,39 @@ struct GoimTests {
         var online: HTTPResponse?
         let roomCounted = try await eventually(timeout: 5) {
             online = try await g1.http(goimRequest("GET", "/goim/online/room?type=live&rooms=2000"))
-            return number((online?.json?["data"] as? [String: Any])?["live://2000"]) == 2
+            return number((online?.json?["data"] as? [String: Any])?["2000"]) == 2
         }
-        #expect(roomCounted, "GET /goim/online/room on instance 1 within 5 s: expected {\"live://2000\": 2}, last \(String(describing: online))")
+        #expect(roomCounted, "GET /goim/online/room on instance 1 within 5 s: expected {\"2000\": 2}, last \(String(describing: online))")
+
+        // online/top counts every node's rooms: live://3000 has members on instance 2 only.
+        let other1 = try await WireClient.connect(g2)
+        try await other1.goimAuth(mid: 322, key: "far2", room: "live://3000")
+        let other2 = try await WireClient.connect(g2)
+        try await other2.goimAuth(mid: 323, key: "far3", room: "live://3000")
+        let other3 = try await WireClient.connect(g2)
+        try await other3.goimAuth(mid: 324, key: "far4", room: "live://3000")
+        var top: HTTPResponse?
+        var tops: [String] = []
+        let topCounted = try await eventually(timeout: 8) {
+            top = try await g1.http(goimRequest("GET", "/goim/online/top?type=live&limit=10"))
+            tops = ((top?.json?["data"] as? [[String: Any]]) ?? []).map {
+                "\($0["room_id"] as? String ?? "?")=\(Int(number($0["count"]) ?? -1))"
+            }
+            return tops == ["3000=3", "2000=2"]
+        }
+        #expect(topCounted, "GET /goim/online/top on instance 1 within 8 s: expected [3000=3, 2000=2], last \(tops) \(String(describing: top))")
+        if let top { _ = expectGoimOK(top, "online/top across instances") }
+        let instances = try await g1.http(goimRequest("GET", "/goim/nodes/instances"))
+        let hosts = ((expectGoimOK(instances, "nodes/instances") as? [[String: Any]]) ?? []).compactMap { $0["addrs"] as? [String] }
+        #expect(
+            Set(hosts.flatMap { $0 }) == ["tcp://127.0.0.1:\(g1.tcpPort)", "tcp://127.0.0.1:\(g2.tcpPort)"],
+            "nodes/instances lists both instances: \(instances)")
         var total: HTTPResponse?
         let totalCounted = try await eventually(timeout: 5) {
             total = try await g2.http(goimRequest("GET", "/goim/online/total"))
-            return number((total?.json?["data"] as? [String: Any])?["conn_count"]) == 2
+            return number((total?.json?["data"] as? [String: Any])?["conn_count"]) == 5
         }
-        #expect(totalCounted, "GET /goim/online/total on instance 2 within 5 s: expected conn_count 2, last \(String(describing: total))")
+        #expect(totalCounted, "GET /goim/online/total on instance 2 within 5 s: expected conn_count 5, last \(String(describing: total))")
         let weighted = try await g1.http(goimRequest("GET", "/goim/nodes/weighted"))
         let nodes = ((expectGoimOK(weighted, "nodes/weighted") as? [String: Any])?["nodes"] as? [String]) ?? []
         #expect(
@@ -274,6 +357,86 @@ struct GoimTests {
             return last == 2
         }
         #expect(spans, "HEARTBEAT_REPLY on instance 2 within 10 s: expected room count 2 (one member per instance), last \(last)")
+    }
+
+    @Test("goim pushes of control operations (DISCONNECT, ERROR, AUTH_REPLY, HEARTBEAT_REPLY, …) are refused with goim's error; nothing reaches the client")
+    func goimControlOperationsRefused() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let client = try await WireClient.connect(gateway)
+        try await client.goimAuth(mid: 77, key: "k77", room: "live://1")
+        for op in [6, 28, 8, 3, 9, 13, 0, 999] {
+            let body = Array(#"{"reason":"forged","reconnect":false,"after_ms":0}"#.utf8)
+            for path in [
+                "/goim/push/mids?operation=\(op)&mids=77", "/goim/push/keys?operation=\(op)&keys=k77",
+                "/goim/push/room?operation=\(op)&type=live&room=1", "/goim/push/all?operation=\(op)",
+            ] {
+                let response = try await gateway.http(goimRequest("POST", path, body: body))
+                expectGoimError(response, status: 400, "POST \(path)")
+                #expect(response.json?["message"] as? String == "operation must be an application operation, 1000 or above", "\(response)")
+            }
+        }
+        try await client.expectNothingPending("no control frame was delivered")
+        // Application operations still go through.
+        let ok = try await gateway.http(goimRequest("POST", "/goim/push/mids?operation=1000&mids=77", body: Array("hi".utf8)))
+        _ = expectGoimOK(ok, "push/mids op 1000")
+        try await client.expectMessage(op: 1000, body: Array("hi".utf8), "op 1000 to mid 77")
+    }
+
+    @Test("goim paths answer goim's {code, message} for every error: bad or missing parameters, wrong method, unknown path, body too large, API key, Redis down")
+    func goimErrorReplies() async throws {
+        let gateway = try await GatewayProcess.start(["PUSHGW_LIMITS_MAX_BODY": "1024"])
+        defer { gateway.stop() }
+        let cases: [(String, String, Int)] = [
+            ("POST", "/goim/push/mids?operation=1000", 400),
+            ("POST", "/goim/push/mids?operation=1000&mids=", 400),
+            ("POST", "/goim/push/mids?operation=1000&mids=a%01b", 400),
+            ("POST", "/goim/push/mids?mids=1", 400),
+            ("POST", "/goim/push/mids?operation=abc&mids=1", 400),
+            ("POST", "/goim/push/mids?operation=-1000&mids=1", 400),
+            ("POST", "/goim/push/keys?operation=1000", 400),
+            ("POST", "/goim/push/keys?operation=1000&keys=a%0Ab", 400),
+            ("POST", "/goim/push/room?operation=1000&room=1", 400),
+            ("POST", "/goim/push/room?operation=1000&type=live", 400),
+            ("POST", "/goim/push/room?type=live&room=1", 400),
+            ("POST", "/goim/push/all", 400),
+            ("GET", "/goim/online/room?type=live", 400),
+            ("GET", "/goim/online/room?rooms=1", 400),
+            ("GET", "/goim/online/top?type=live", 400),
+            ("GET", "/goim/online/top?type=live&limit=x", 400),
+            ("GET", "/goim/online/top?type=live&limit=0", 400),
+            ("GET", "/goim/online/top?limit=5", 400),
+            // goim's gin router registers each path for one method: another is gin's 404.
+            ("GET", "/goim/push/mids?operation=1000&mids=1", 404),
+            ("POST", "/goim/online/total", 404),
+            ("DELETE", "/goim/nodes/weighted", 404),
+            ("GET", "/goim/nodes/debug", 404),
+            ("GET", "/goim/push", 404),
+        ]
+        for (method, path, status) in cases {
+            let response = try await gateway.http(goimRequest(method, path, body: method == "POST" ? Array("m".utf8) : nil))
+            expectGoimError(response, status: status, "\(method) \(path)")
+            #expect(response.header("allow") == nil, "\(method) \(path): a 404, not a 405: \(response)")
+        }
+        let large = try await gateway.http(goimRequest("POST", "/goim/push/all?operation=1000", body: Array(repeating: 0x61, count: 2048)))
+        expectGoimError(large, status: 413, "a body over max_body")
+        // /v1 keeps its envelope.
+        let v1 = try await gateway.http(HTTP.request("GET", "/v1/push"))
+        #expect(v1.status == 405 && v1.errorCode == "method_not_allowed", "\(v1)")
+
+        let keyed = try await GatewayProcess.start(["PUSHGW_API_KEYS": "secret"])
+        defer { keyed.stop() }
+        let unauthorized = try await keyed.http(goimRequest("POST", "/goim/push/all?operation=1000", body: Array("m".utf8)))
+        expectGoimError(unauthorized, status: 401, "no API key")
+        let authorized = try await keyed.http(goimRequest("POST", "/goim/push/all?operation=1000", body: Array("m".utf8), apiKey: "secret"))
+        _ = expectGoimOK(authorized, "with the API key")
+
+        let down = try await GatewayProcess.start(redis: .unreachable)
+        defer { down.stop() }
+        for path in ["/goim/online/total", "/goim/online/room?type=live&rooms=1", "/goim/online/top?type=live&limit=3"] {
+            let response = try await down.http(goimRequest("GET", path))
+            expectGoimError(response, status: 503, code: -500, "GET \(path) with Redis down")
+        }
     }
 
     @Test("CHANGE_ROOM takes goim's bare room id as well as {\"room_id\"}; an empty body leaves the room")

@@ -37,6 +37,12 @@ public enum APIRoute: Equatable, Sendable {
         }
     }
 
+    /// Whether `path` is under goim's `/goim/`: its errors answer goim's `{"code":-400,"message":…}` instead of the
+    /// `/v1` envelope, whatever stage refused the request.
+    public static func isGoim(_ path: some StringProtocol) -> Bool {
+        path.hasPrefix("/goim/") || path == "/goim" || path.hasPrefix("/goim?")
+    }
+
     public static func match(method: String, path: String) throws(APIError) -> APIRoute {
         // The push paths carry nearly every request: matched without splitting and decoding the path.
         if method == "POST" {
@@ -45,6 +51,14 @@ public enum APIRoute: Equatable, Sendable {
         }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         guard path.hasPrefix("/"), let decoded = decode(segments) else { throw .notFound(path) }
+        if decoded.count == 3, decoded[0] == "goim", let route = GoimRoute(rawValue: decoded[1] + "/" + decoded[2]) {
+            // goim's gin router registers each path for one method: any other is gin's 404, not a 405.
+            guard method == route.method else {
+                throw APIError(
+                    status: 404, code: "not_found", message: "404 page not found: goim serves \(path) for \(route.method) only")
+            }
+            return .goim(route)
+        }
         let (allowed, route): ([String], APIRoute?) = switch decoded {
         case ["healthz"]: (["GET"], method == "GET" || method == "HEAD" ? .healthz : nil)
         case ["metrics"]: (["GET"], method == "GET" ? .metrics : nil)
@@ -52,11 +66,6 @@ public enum APIRoute: Equatable, Sendable {
         case ["v1", "push", "batch"]: (["POST"], method == "POST" ? .pushBatch : nil)
         case ["v1", "register"]: (["POST"], method == "POST" ? .register : nil)
         case ["v1", "nodes"]: (["GET"], method == "GET" ? .nodes : nil)
-        case let goim where goim.count == 3 && goim[0] == "goim" && GoimRoute(rawValue: goim[1] + "/" + goim[2]) != nil:
-            { () -> ([String], APIRoute?) in
-                let route = GoimRoute(rawValue: goim[1] + "/" + goim[2])!
-                return ([route.method], method == route.method ? .goim(route) : nil)
-            }()
         default: try userOrTopic(decoded, method: method, path: path)
         }
         guard let route else { throw .methodNotAllowed(method, allowed: allowed) }

@@ -80,7 +80,7 @@ final class HTTPConnection: SocketConnection {
     /// Answers a request that could not be read, after the answers already owed, then closes.
     private func refuse(_ error: APIError) {
         closing = true
-        waiting.append((HTTPResponse(error), true))
+        waiting.append((HTTPServer.errorResponse(error, target: String(decoding: builder.url, as: UTF8.self)), true))
         writeReady()
     }
 

@@ -40,8 +40,13 @@ final class HTTPServer {
             if route.needsKey { try authorize(request) }
             api.handle(route, request, respond: respond)
         } catch {
-            respond(HTTPResponse(error))
+            respond(Self.errorResponse(error, target: request.path))
         }
+    }
+
+    /// The answer to a refused request: goim's `{"code","message"}` under `/goim/`, else the /v1 error envelope.
+    static func errorResponse(_ error: APIError, target: some StringProtocol) -> HTTPResponse {
+        APIRoute.isGoim(target) ? PushAPI.goimError(error) : HTTPResponse(error)
     }
 
     /// `Authorization: Bearer <key>` must name one of `api.keys` (when any are configured).

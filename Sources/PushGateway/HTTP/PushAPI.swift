@@ -61,7 +61,7 @@ final class PushAPI {
             case .kick(let user, let key): kick(user, key: key, respond: respond)
             case .nodes: nodes(respond: respond)
             case .topic(let name): topicCount(name, respond: respond)
-            case .goim(let route): try goim(route, request, respond: respond)
+            case .goim(let route): goim(route, request, respond: respond)
             case .metrics: stats.serveMetrics(respond)
             }
         } catch {

@@ -106,6 +106,46 @@ final class NodeRegistry {
         }
     }
 
+    /// Every group whose field starts with `prefix` (`r:live://`) and its members across the live nodes: this
+    /// node's from `local`, which is fresher than what it last wrote, the others' from one HGETALL of their
+    /// `pg:counts:<node>` each. It reads every group of every node: for queries such as goim's online/top, not for
+    /// a hot path.
+    func groupCounts(
+        prefix: String, local: [(field: String, count: Int)], _ done: @escaping (Result<[String: Int], StoreFailure>) -> Void
+    ) {
+        fetch { [store] result in
+            switch result {
+            case .failure(let error): done(.failure(error))
+            case .success(let nodes):
+                var totals: [String: Int] = [:]
+                for (field, count) in local where field.hasPrefix(prefix) { totals[field, default: 0] += count }
+                let others = nodes.filter { $0.id != store.node }
+                var remaining = others.count
+                guard remaining > 0 else { return done(.success(totals)) }
+                var failure: StoreFailure?
+                for node in others {
+                    store.redis.send([Array("HGETALL".utf8), Array(Self.countsKey(node.id).utf8)]) { reply in
+                        switch reply {
+                        case .success(.array(let values)):
+                            for index in stride(from: 0, to: values.count - 1, by: 2) {
+                                guard case .string(let fieldBytes) = values[index], case .string(let countBytes) = values[index + 1]
+                                else { continue }
+                                let field = String(decoding: fieldBytes, as: UTF8.self)
+                                guard field.hasPrefix(prefix), let count = Int(String(decoding: countBytes, as: UTF8.self))
+                                else { continue }
+                                totals[field, default: 0] += count
+                            }
+                        case .failure(let error): failure = .unavailable(error)
+                        default: break
+                        }
+                        remaining -= 1
+                        if remaining == 0 { done(failure.map { .failure($0) } ?? .success(totals)) }
+                    }
+                }
+            }
+        }
+    }
+
     /// The live nodes, least loaded first; stale entries are pruned on the way.
     func fetch(_ done: @escaping (Result<[Node], StoreFailure>) -> Void) {
         store.redis.send([Array("HGETALL".utf8), Array(RedisKeys.nodes.utf8)]) { [store] result in
