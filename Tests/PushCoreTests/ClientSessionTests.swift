@@ -39,6 +39,9 @@ private func online(_ json: String = #"{"mid":"u1","key":"k1","accepts":[1000,10
         "not json", "[]", #"{"key":"k"}"#, #"{"mid":""}"#, #"{"mid":1.5}"#, #"{"mid":true}"#,
         #"{"mid":"u","accepts":"1000"}"#, #"{"mid":"u","accepts":[-1]}"#, #"{"mid":"u","last_seq":-3}"#,
         #"{"mid":"u","key":{}}"#,
+        // Control characters in any field the admin socket or a node message prints (issue 10 item 7).
+        #"{"mid":"u","platform":"ios\n.\nworker=9 uid=root key=x"}"#, #"{"mid":"u","room_id":"live://1\n."}"#,
+        #"{"mid":"u","key":"k\r"}"#, #"{"mid":"u","platform":"\u007f"}"#,
     ])
     func badAuth(body: String) {
         var session = ClientSession()
@@ -135,5 +138,19 @@ private func online(_ json: String = #"{"mid":"u1","key":"k1","accepts":[1000,10
         var session = online()
         #expect(session.receive(Frame(.sendMessage, sequence: 9, text: "hello")) == .reply(Frame(.sendMessage, sequence: 9)))
         #expect(session.state == .online)
+    }
+}
+
+@Suite struct AdminTextTests {
+    /// What a client chose is one token on an admin line: nothing in it can end the line, split the field or be
+    /// the reply's `.` terminator.
+    @Test func escape() {
+        #expect(AdminText.escape("alice") == "alice")
+        #expect(AdminText.escape("") == "-")
+        #expect(AdminText.escape("-") == "\\x2d")
+        #expect(AdminText.escape(".") == "\\x2e")
+        #expect(AdminText.escape("ios\n.\nworker=9 uid=root") == "ios\\x0a.\\x0aworker\\x3d9\\x20uid\\x3droot")
+        #expect(AdminText.escape("a\\b\u{7f}") == "a\\x5cb\\x7f")
+        #expect(AdminText.escape("live://1000 é") == "live://1000\\x20é")
     }
 }

@@ -117,6 +117,30 @@ struct AdminSocketTests {
         #expect(try await eventually { try await gateway.admin("conns").last == "total 1" })
     }
 
+    /// Client-chosen fields cannot forge admin lines: control characters are bad_auth, and what is left (spaces,
+    /// `=`) is escaped so each connection is one line of the expected fields (issue 10 item 7).
+    @Test func connsEscapesClientFields() async throws {
+        let gateway = try await GatewayProcess.start()
+        defer { gateway.stop() }
+        let forged = try await WireClient.connect(gateway)
+        try forged.send(
+            op: Op.auth, seq: 1, text: #"{"mid":"mallory","key":"k0","platform":"ios\n.\nworker=9 uid=root key=x"}"#)
+        let refused = try await forged.readUntilClosed()
+        #expect(refused.first?.op == Op.error && refused.first?.json?["code"] as? String == "bad_auth", "\(refused)")
+
+        let spaced = try await WireClient.connect(gateway)
+        defer { spaced.close() }
+        try spaced.send(
+            op: Op.auth, seq: 1, text: #"{"mid":"mallory","key":"k=1","platform":"ios worker=9","room_id":"r uid=root"}"#)
+        _ = try await spaced.authReply(seq: 1)
+        let lines = try await gateway.admin("conns mallory")
+        #expect(lines.count == 2 && lines.last == "total 1", "\(lines)")
+        let fields = lines.first?.split(separator: " ").map(String.init) ?? []
+        #expect(fields.contains("key=k\\x3d1") && fields.contains("platform=ios\\x20worker\\x3d9"), "\(lines)")
+        #expect(fields.contains("room=r\\x20uid\\x3droot"), "\(lines)")
+        #expect(fields.filter { $0.hasPrefix("uid=") } == ["uid=mallory"], "\(lines)")
+    }
+
     /// `nodes` reads the registry in Redis: both workers are nodes there, marked local.
     @Test func nodes() async throws {
         let gateway = try await startTwoWorkers()

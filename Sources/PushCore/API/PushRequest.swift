@@ -160,8 +160,8 @@ public struct PushRequest: Equatable, Sendable {
                 return Device(user: user, key: key)
             })
         case "topic":
-            guard let topic = value.stringValue, !topic.isEmpty, topic.utf8.count <= AuthRequest.maxFieldLength else {
-                throw .badRequest("to.topic must be a non-empty string")
+            guard let topic = value.stringValue, AuthRequest.isValidIdentifier(topic) else {
+                throw .badRequest("to.topic must be a non-empty string without control characters")
             }
             return .topic(topic)
         case "all":

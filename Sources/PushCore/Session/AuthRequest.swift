@@ -51,7 +51,11 @@ public struct AuthRequest: Equatable, Sendable {
         if let key, !Self.isValidIdentifier(key) { throw .badAuth("key must not hold control characters") }
         room = try Self.optionalString(json, "room_id")
         if room?.isEmpty == true { room = nil }
+        if let room, !Self.isValidIdentifier(room) { throw .badAuth("room_id must not hold control characters") }
         platform = try Self.optionalString(json, "platform") ?? ""
+        if !platform.isEmpty, !Self.isValidIdentifier(platform) {
+            throw .badAuth("platform must not hold control characters")
+        }
         token = try Self.optionalString(json, "token", maxLength: 4096)
         if let accepts = json["accepts"], !accepts.isNull {
             guard let list = accepts.arrayValue, list.count <= Self.maxAccepts else {

@@ -106,8 +106,8 @@ public struct ClientSession: Sendable {
                 return fail(.badBody(frame.operation, "expected {\"room_id\":\"…\"} or a bare room id"), frame)
             }
             let newRoom = value.flatMap { $0.isEmpty ? nil : $0 }
-            guard (newRoom?.utf8.count ?? 0) <= AuthRequest.maxFieldLength else {
-                return fail(.badBody(frame.operation, "room_id is too long"), frame)
+            guard newRoom.map(AuthRequest.isValidIdentifier) ?? true else {
+                return fail(.badBody(frame.operation, "room_id is too long or holds control characters"), frame)
             }
             let old = room
             room = newRoom

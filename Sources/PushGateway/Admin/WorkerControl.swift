@@ -194,7 +194,7 @@ final class WorkerControl {
                     let now = UInt64(time(nil))
                     reply(
                         nodes.map {
-                            "node \($0.id) addr=\($0.address.isEmpty ? "-" : $0.address) conns=\($0.connections) "
+                            "node \(AdminText.escape($0.id)) addr=\(AdminText.escape($0.address)) conns=\($0.connections) "
                                 + "updated_s=\(now >= $0.updatedAt ? now - $0.updatedAt : 0)"
                         })
                 case .failure(let error):
@@ -224,8 +224,8 @@ final class WorkerControl {
             let session = connection.session
             let now = parts.loop.now
             lines.append(
-                "uid=\(session.user) key=\(session.key) platform=\(session.platform.isEmpty ? "-" : session.platform) "
-                    + "room=\(session.room ?? "-") age_s=\(Self.seconds(now &- connection.since)) "
+                "uid=\(AdminText.escape(session.user)) key=\(AdminText.escape(session.key)) "
+                    + "platform=\(AdminText.escape(session.platform)) room=\(AdminText.escape(session.room ?? "")) age_s=\(Self.seconds(now &- connection.since)) "
                     + "idle_s=\(Self.seconds(now &- connection.lastActive)) "
                     + "write_queue_bytes=\(connection.pendingOutput) topics=\(parts.connections.topics(of: connection).count) fd=\(connection.fd) "
                     + "transport=\(connection is WebSocketConnection ? "websocket" : "tcp")")
