@@ -61,6 +61,10 @@ struct Serve: ParsableCommand {
             throw ExitCode(master.run())
         } catch let exit as ExitCode {
             throw exit
+        } catch let error as StartError {
+            let message = "pushgw: \(error)\n"
+            _ = message.withCString { Glibc.write(2, $0, strlen($0)) }
+            throw ExitCode(1)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(1)

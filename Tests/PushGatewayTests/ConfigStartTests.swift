@@ -34,6 +34,26 @@ struct ConfigStartTests {
         #expect(result.log.contains(bad.key), "the message should name \(bad.key):\n\(result.log)")
     }
 
+    @Test("A second gateway on ports another one listens on exits at once with 'address already in use'; the first keeps serving and reloading (issue 10 item 5)")
+    func secondInstanceRefused() async throws {
+        let first = try await GatewayProcess.start(["PUSHGW_SERVER_WORKERS": "2"])
+        defer { first.stop() }
+        for (variable, port) in [("PUSHGW_SERVER_TCP", first.tcpPort), ("PUSHGW_SERVER_HTTP", first.httpPort)] {
+            let result = try await GatewayProcess.runToExit([variable: "127.0.0.1:\(port)"])
+            guard case .exited(let status) = result.state else {
+                Issue.record("\(variable): the second gateway kept running: \(result.state); log:\n\(result.log)")
+                continue
+            }
+            #expect(status != 0, "\(variable)")
+            #expect(result.log.contains("127.0.0.1:\(port)") && result.log.contains("address already in use"), "\(result.log)")
+        }
+        first.process.signal(SIGHUP)
+        try await pause(1.5)
+        let health = try await first.http(HTTP.request("GET", "/healthz"))
+        #expect(health.status == 200, "the first gateway still serves after a reload: \(health)")
+        #expect(first.isRunning)
+    }
+
     @Test("A bad value in the --config file names the key")
     func badFileValue() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pushgw-it-cfg-\(UUID().uuidString.prefix(8))")

@@ -56,6 +56,7 @@ final class Master {
         self.config = config
         self.configPath = configPath
         self.logger = logger
+        try Self.checkPortsFree(config)
         loop = try EventLoop(capacity: 1024)
         startedAt = Self.monotonic()
         loop.onSignal(SIGCHLD) { [unowned self] in self.reap() }
@@ -67,6 +68,22 @@ final class Master {
         let admin = try AdminServer(path: config.server.adminSocket, loop: loop, logger: logger)
         admin.onCommand = { [unowned self] in self.adminCommand($0, $1) }
         self.admin = admin
+    }
+
+    /// Refuses to start when something already listens on a configured port. The workers bind with SO_REUSEPORT
+    /// (so that they, and a reload's new workers beside the old, can share the ports), which would also let a second
+    /// gateway of the same user share them silently and split the clients between two gateways.
+    static func checkPortsFree(_ config: GatewayConfiguration) throws {
+        let listeners = [("server.tcp", config.server.tcp), ("server.websocket", config.server.websocket),
+                         ("server.http", config.server.http)]
+        for case let (key, address?) in listeners where address.port != 0 {
+            do {
+                try Posix.checkAddressFree(host: address.host, port: address.port, ipv6: address.isIPv6)
+            } catch let error as SystemError where error.errno == EADDRINUSE {
+                throw StartError(
+                    "cannot listen on \(address) (\(key)): address already in use — is another pushgw (or another server) running there?")
+            }
+        }
     }
 
     func run() -> Int32 {
@@ -330,4 +347,10 @@ final class Master {
         if signal == 0 { return "exit \((status >> 8) & 0xff)" }
         return "signal \(signal)"
     }
+}
+
+/// A reason the master cannot start, said as is.
+struct StartError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

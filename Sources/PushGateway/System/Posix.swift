@@ -39,6 +39,20 @@ enum Posix {
         return fd
     }
 
+    /// Whether `host:port` is free of listeners: binds a socket with SO_REUSEADDR but without SO_REUSEPORT (never
+    /// listening, so no connection is ever queued on it) and closes it. Linux refuses that bind with EADDRINUSE
+    /// while any socket listens there, SO_REUSEPORT or not: another gateway's workers included.
+    static func checkAddressFree(host: String, port: UInt16, ipv6: Bool) throws {
+        let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError(call: "socket", errno: errno) }
+        defer { Glibc.close(fd) }
+        try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        if ipv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
+        try withSocketAddress(host: host, port: port, ipv6: ipv6) { address, length in
+            guard bind(fd, address, length) == 0 else { throw SystemError(call: "bind \(host):\(port)", errno: errno) }
+        }
+    }
+
     /// The port a socket is bound to (for listeners started on port 0).
     static func localPort(_ fd: Int32) -> UInt16 {
         var storage = sockaddr_storage()
