@@ -99,26 +99,26 @@ local sessions = redis.call('HGETALL', sess)
 local message = uid .. '\n' .. element
 local seen = {}
 local published = 0
-for i = 2, #sessions, 2 do
-    local value = sessions[i]
-    local bar = string.find(value, '|', 1, true)
-    local owner = bar and string.sub(value, 1, bar - 1) or value
+-- Publishes the message once to each other node.
+local function tell(owner)
     if owner ~= node and not seen[owner] then
         seen[owner] = true
         redis.call('PUBLISH', 'pg:node:' .. owner, message)
         published = published + 1
     end
 end
+for i = 2, #sessions, 2 do
+    local value = sessions[i]
+    local bar = string.find(value, '|', 1, true)
+    tell(bar and string.sub(value, 1, bar - 1) or value)
+end
 -- Long-polls parked on other nodes (`GET /v1/users/{uid}/messages?wait=S`): node → unix s it waits until.
 local waiting = redis.call('HGETALL', polls)
 for i = 1, #waiting, 2 do
-    local owner = waiting[i]
     if (tonumber(waiting[i + 1]) or 0) < now_s then
-        redis.call('HDEL', polls, owner)
-    elseif owner ~= node and not seen[owner] then
-        seen[owner] = true
-        redis.call('PUBLISH', 'pg:node:' .. owner, message)
-        published = published + 1
+        redis.call('HDEL', polls, waiting[i])
+    else
+        tell(waiting[i])
     end
 end
 return {seq, 0, unread, published, #sessions / 2}
