@@ -12,6 +12,8 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
     case gapFills = "gap_fills"
     case catchUps = "catch_ups"
     case httpRequests = "http_requests"
+    case httpBackpressure = "http_backpressure"
+    case httpClosedOverflow = "http_closed_overflow"
     case redisCommands = "redis_commands"
     case redisErrors = "redis_errors"
     case redisReconnects = "redis_reconnects"
@@ -39,6 +41,9 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
         case .gapFills: "Sequence gaps filled from Redis before an in-order delivery."
         case .catchUps: "Users whose connections re-read their inbox from Redis after a Redis connection came back."
         case .httpRequests: "HTTP API requests."
+        case .httpBackpressure:
+            "Times an HTTP connection was not read until its answers went out (64 requests unanswered or 256 KiB queued)."
+        case .httpClosedOverflow: "HTTP connections closed because their peer did not read 16 MiB of answers."
         case .redisCommands: "Commands sent to Redis."
         case .redisErrors: "Redis commands that failed: no reply (Redis down, timed out, overloaded) or an error reply."
         case .redisReconnects: "Times a Redis connection came back after being down."

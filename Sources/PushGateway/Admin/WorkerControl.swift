@@ -116,6 +116,8 @@ final class WorkerControl {
         totals[.gapFills] = stats.gapFills
         totals[.catchUps] = stats.catchUps
         totals[.httpRequests] = stats.httpRequests
+        totals[.httpBackpressure] = stats.httpBackpressure
+        totals[.httpClosedOverflow] = stats.httpClosedOverflow
         totals[.redisCommands] = redis.commandsSent
         totals[.redisErrors] = redis.errors + redis.errorReplies
         totals[.redisReconnects] = redis.reconnects

@@ -57,7 +57,9 @@ private func buffer(_ at: UnsafePointer<CChar>?, _ length: Int) -> UnsafeRawBuff
 }
 
 private func httpOnMessageBegin(_ parser: UnsafeMutablePointer<http_parser>?) -> Int32 {
-    connection(parser).builder = HTTPRequestBuilder()
+    let connection = connection(parser)
+    connection.builder = HTTPRequestBuilder()
+    connection.requestBegan()
     return 0
 }
 

@@ -5,6 +5,10 @@ import PushCore
 
 /// The backends' HTTP API server of one worker: accepts connections, checks API keys, routes requests to
 /// the `PushAPI`.
+///
+/// A stopping worker (SIGTERM, or replaced by a reload) loses no request it has read: each connection's next
+/// answer is its last (`Connection: close`), a connection is closed only at a request boundary, and the worker
+/// exits once every connection is closed (at most `finishTicks` after its clients are drained).
 final class HTTPServer {
     let loop: EventLoop
     let settings = HTTPParserSettings()
@@ -13,7 +17,16 @@ final class HTTPServer {
     private let keys: Set<String>
     private let api: PushAPI
     private let stats: WorkerStats
-    private(set) var connectionCount = 0
+    private var open: [Int32: HTTPConnection] = [:]
+    private var stopTimer: LoopTimer?
+    /// While stopping: the tick by which every connection is closed, and what runs then.
+    private var finishing: (deadline: UInt32, done: () -> Void)?
+
+    /// A stopping worker closes a connection with nothing owed once it has been quiet this long: a backend that
+    /// uses it sends its next request sooner, and gets it answered with `Connection: close`.
+    static let quietTicks = EventLoop.ticks(1)
+    /// The longest a stopping worker waits, after its clients are drained, for answers still owed.
+    static let finishTicks = EventLoop.ticks(3)
 
     init(loop: EventLoop, config: GatewayConfiguration, api: PushAPI, stats: WorkerStats) {
         self.loop = loop
@@ -24,12 +37,55 @@ final class HTTPServer {
         self.stats = stats
     }
 
+    var connectionCount: Int { open.count }
+
     func accept(_ fd: Int32) {
-        if loop.adopt(fd, HTTPConnection(fd: fd, server: self)) { connectionCount += 1 }
+        let connection = HTTPConnection(fd: fd, server: self)
+        guard loop.adopt(fd, connection) else { return }
+        open[fd] = connection
+        if stopTimer != nil { connection.endKeepAlive() }
     }
 
-    func connectionClosed(_ connection: HTTPConnection) {
-        connectionCount -= 1
+    func connectionClosed(_ connection: HTTPConnection, _ reason: CloseReason) {
+        if open[connection.fd] === connection { open[connection.fd] = nil }
+        if reason == .writeQueueFull { stats.httpClosedOverflow += 1 }
+    }
+
+    /// A connection stopped being read until its answers go out.
+    func readsPaused() { stats.httpBackpressure += 1 }
+
+    /// The worker is stopping (its listener is closed): every connection ends keep-alive, parked long-polls are
+    /// answered now, and quiet connections are closed.
+    func beginStop() {
+        guard stopTimer == nil else { return }
+        api.stop()
+        for connection in open.values { connection.endKeepAlive() }
+        let timer = LoopTimer(loop: loop) { [unowned self] in self.closeQuiet() }
+        timer.start(after: 0.1, repeat: 0.1)
+        stopTimer = timer
+    }
+
+    /// Runs `done` once every connection is closed, or `finishTicks` from now, closing what is left then.
+    func finish(_ done: @escaping () -> Void) {
+        beginStop()
+        finishing = (loop.now &+ Self.finishTicks, done)
+        closeQuiet()
+    }
+
+    private func closeQuiet() {
+        let now = loop.now
+        let late = finishing.map { $0.deadline <= now } ?? false
+        for connection in Array(open.values) {
+            if late {
+                connection.close(.requestDone)
+            } else if connection.isIdle, now &- connection.lastActive >= Self.quietTicks {
+                connection.closeIdle()
+            }
+        }
+        guard let finishing, open.isEmpty || late else { return }
+        self.finishing = nil
+        stopTimer?.stop()
+        finishing.done()
     }
 
     /// Answers one request through `respond` (now, or later for work that waits on Redis).

@@ -35,8 +35,18 @@ final class LongPolls {
         loop.addTick { [unowned self] in self.expire() }
     }
 
-    /// Whether `poll` has waited its time (a poll woken and found empty again is not parked past it).
-    func expired(_ poll: Poll) -> Bool { poll.deadline != 0 && poll.deadline <= loop.now }
+    /// The worker is stopping: no poll is parked any more.
+    private var stopping = false
+
+    /// Whether `poll` has waited its time (a poll woken and found empty again is not parked past it), or the
+    /// worker is stopping.
+    func expired(_ poll: Poll) -> Bool { stopping || (poll.deadline != 0 && poll.deadline <= loop.now) }
+
+    /// The worker is stopping: every parked poll is answered with what Redis has now.
+    func answerAll() {
+        stopping = true
+        for user in Array(parked.keys) { wake(user) }
+    }
 
     /// Starts watching for a poll that will wait: registers this node for the user's stored messages (sent
     /// before the poll's SYNC, on the same connection). Call once per poll; `finish` ends it.

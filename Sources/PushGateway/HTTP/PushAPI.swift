@@ -36,6 +36,9 @@ final class PushAPI {
         store.whenNodeChannelReady { [unowned self] in if self.store.isAvailable { self.waiters.recheckAll() } }
     }
 
+    /// The worker is stopping: long-polls are answered now rather than parked.
+    func stop() { waiters.answerAll() }
+
     func handle(_ route: APIRoute, _ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
         do throws(APIError) {
             guard request.queryIsWellFormed else {

@@ -133,12 +133,18 @@ final class Worker {
         logger.info("stopping", metadata: ["signal": "\(signal)"])
         listeners.forEach { $0.close() }
         listeners = []
+        http.beginStop()
         connections.drain(over: config.server.drainTimeout) { [unowned self] in
-            control.stop()
-            registry.stop()
-            store.stop()
-            loop.stop()
+            http.finish { [unowned self] in self.exit() }
         }
+    }
+
+    /// Everything is answered and closed: the loop ends.
+    private func exit() {
+        control.stop()
+        registry.stop()
+        store.stop()
+        loop.stop()
     }
 
     /// `pushgw ctl drain`: closes the client listeners and sends the connected clients away (DISCONNECT with

@@ -34,6 +34,10 @@ class SocketConnection: LoopHandler {
     final private(set) var phase = Phase.open
     fileprivate final var queuedForFlush = false
     private final var closeReason = CloseReason.peerClosed
+    /// The last write found the socket full: EV_WRITE is watched until it drains.
+    private final var writeBlocked = false
+    /// Input is not read (`pauseReads`) until `resumeReads`; output still flows.
+    final private(set) var readsPaused = false
 
     init(fd: Int32, loop: EventLoop) {
         self.fd = fd
@@ -61,6 +65,9 @@ class SocketConnection: LoopHandler {
 
     /// The connection closed; its descriptor is gone.
     func didClose(_ reason: CloseReason) {}
+
+    /// All queued output was written (the queue is empty) while the connection is open.
+    func outputDrained() {}
 
     /// Most bytes that may wait in the output queue.
     var maxOutput: Int { .max }
@@ -124,20 +131,47 @@ class SocketConnection: LoopHandler {
                 outputOffset += count
                 loop.queuedOutputBytes -= count
             case .wouldBlock:
-                loop.setEvents(fd, phase == .open ? Int32(EV_READ | EV_WRITE) : Int32(EV_WRITE))
+                // The written front is dropped once it is most of the buffer: a peer that reads slowly keeps the
+                // queue partly written for good, and appends must not grow it past what is still owed.
+                if outputOffset >= 64 * 1024 && outputOffset * 2 >= output.count {
+                    output.removeFirst(outputOffset)
+                    outputOffset = 0
+                }
+                writeBlocked = true
+                loop.setEvents(fd, phase == .open ? openEvents : Int32(EV_WRITE))
                 return
             }
         }
         // All written: release the buffer, so an idle connection holds none.
         output = []
         outputOffset = 0
+        writeBlocked = false
         if phase == .draining {
             Posix.shutdownWrite(fd)
             phase = .lingering
             loop.setEvents(fd, Int32(EV_READ))
         } else {
-            loop.setEvents(fd, Int32(EV_READ))
+            loop.setEvents(fd, openEvents)
+            outputDrained()
         }
+    }
+
+    /// The events an open connection watches: reads unless paused, writes while the socket is full.
+    private final var openEvents: Int32 {
+        (readsPaused ? 0 : Int32(EV_READ)) | (writeBlocked ? Int32(EV_WRITE) : 0)
+    }
+
+    /// Stops reading input until `resumeReads` (the peer's bytes wait in the kernel, which then stops the peer).
+    final func pauseReads() {
+        guard !readsPaused else { return }
+        readsPaused = true
+        if phase == .open { loop.setEvents(fd, openEvents) }
+    }
+
+    final func resumeReads() {
+        guard readsPaused else { return }
+        readsPaused = false
+        if phase == .open { loop.setEvents(fd, openEvents) }
     }
 
     // MARK: - Events
@@ -150,7 +184,7 @@ class SocketConnection: LoopHandler {
     private final func readAvailable() {
         // A few reads per wakeup at most, so one fast sender cannot starve the others.
         for _ in 0..<4 {
-            guard phase != .closed else { return }
+            guard phase != .closed, !(readsPaused && phase == .open) else { return }
             let buffer = loop.scratch
             let count: Int
             do {
@@ -169,7 +203,7 @@ class SocketConnection: LoopHandler {
             guard phase == .open else { continue }  // closing: discard
             lastActive = loop.now
             received(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-            if count < buffer.count { return }
+            if count < buffer.count || readsPaused { return }
         }
     }
 
@@ -238,7 +272,9 @@ extension EventLoop {
     /// the `ev_prepare` hook, and keeps the loop from sleeping while some are left, so the next iteration goes on
     /// with them after polling.
     func flushPending() {
-        if !pendingFirst.isEmpty {
+        // A flush may queue more for the same connections (an HTTP connection parses the requests it held back
+        // once its answers went out): go on until none is left, as the loop would not wake for them.
+        while !pendingFirst.isEmpty {
             var first: [SocketConnection] = []
             swap(&first, &pendingFirst)
             for connection in first where connection.queuedForFlush { connection.flush() }

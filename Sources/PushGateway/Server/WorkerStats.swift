@@ -16,6 +16,8 @@ final class WorkerStats {
     var catchUps = 0
     var stored = 0
     var httpRequests = 0
+    var httpBackpressure = 0
+    var httpClosedOverflow = 0
     private(set) var closes: [CloseReason: Int] = [:]
     /// Push → delivery seconds of stored messages delivered live.
     private(set) var pushDelivery = Histogram()

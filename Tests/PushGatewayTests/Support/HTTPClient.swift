@@ -51,6 +51,9 @@ final class HTTPConnection: @unchecked Sendable {
         socket = try TestSocket(port: port, timeout: Self.defaultTimeout)
     }
 
+    /// Reads responses from a socket the test set up itself.
+    init(socket: TestSocket) { self.socket = socket }
+
     static func connect(_ gateway: GatewayProcess) async throws -> HTTPConnection {
         let port = gateway.httpPort
         return try await offload { try HTTPConnection(port: port) }
@@ -79,14 +82,16 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// Whether the server closes the connection within `timeout` without sending anything more.
     func expectClosed(timeout: Double = defaultTimeout) async throws -> Bool {
-        try await offload {
-            let deadline = Date().addingTimeInterval(timeout)
-            while true {
-                switch try self.socket.fill(until: deadline) {
-                case .data: continue
-                case .eof: return true
-                case .timedOut: return false
-                }
+        try await offload { try self.expectClosed(timeoutSync: timeout) }
+    }
+
+    func expectClosed(timeoutSync timeout: Double) throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            switch try socket.fill(until: deadline) {
+            case .data: continue
+            case .eof: return true
+            case .timedOut: return false
             }
         }
     }
