@@ -227,11 +227,16 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
 
     // MARK: scripts, keys, calls
 
-    /// Every script is embedded, named after its file, and its SHA is the SHA-1 of its source.
+    /// Every script is embedded, named after its file, starts with the prelude, and its SHA is the SHA-1 of
+    /// prelude and file together.
     @Test func scriptsAreEmbedded() {
         #expect(Scripts.all.map(\.name) == ["store", "session", "sync", "ack", "read", "leave", "user", "route"])
+        #expect(String(decoding: Scripts.prelude, as: UTF8.self).hasPrefix("-- prelude.lua:"))
+        #expect(Scripts.prelude.last == UInt8(ascii: "\n"))
         for script in Scripts.all {
-            #expect(String(decoding: script.source, as: UTF8.self).hasPrefix("-- \(script.name).lua:"))
+            #expect(script.source.starts(with: Scripts.prelude))
+            let file = String(decoding: script.source.dropFirst(Scripts.prelude.count), as: UTF8.self)
+            #expect(file.hasPrefix("-- \(script.name).lua:"))
             #expect(script.sha1 == SHA1.hex(script.source))
             #expect(script.sha1.count == 40)
         }
