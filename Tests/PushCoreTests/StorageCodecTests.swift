@@ -253,6 +253,10 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
         #expect(RedisKeys.nodeChannel("w1") == "pg:node:w1")
         #expect(RedisKeys.topicChannel("news") == "pg:topic:news")
         #expect(RedisKeys.broadcastChannel == "pg:all")
+        #expect(RedisKeys.polls("42") == "pg:{u:42}:polls")
+        #expect(RedisKeys.counts("w1") == "pg:counts:w1")
+        #expect(RedisKeys.topicCountField("news") == "t:news")
+        #expect(RedisKeys.roomCountField("live://1") == "r:live://1")
         #expect(RedisKeys.deviceCursorField("phone") == "dev:phone")
     }
 
