@@ -216,6 +216,17 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
         #expect(SHA1.digest(bytes(input)).count == 20)
     }
 
+    /// The same digest as the hand-written SHA-1 pushgw had before OpenSSL, for every length around the block
+    /// and padding boundaries.
+    @Test func sha1MatchesTheReference() {
+        let data = (0..<1100).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        for length in Array(0...200) + [511, 512, 513, 1023, 1024, 1025, 1100] {
+            let input = Array(data.prefix(length))
+            #expect(SHA1.digest(input) == ReferenceSHA1.digest(input), "\(length)")
+            #expect(SHA1.hex(input) == ReferenceSHA1.hex(input), "\(length)")
+        }
+    }
+
     /// Non-contiguous input takes the copying path and hashes the same.
     @Test func sha1OfSequence() {
         let data =
