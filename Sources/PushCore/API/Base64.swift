@@ -78,44 +78,56 @@ public enum Base64 {
 
         // EVP_DecodeBlock counts the padding's zero bytes in its length: the last quantum gives 3 - missing.
         let missing = (4 - data % 4) % 4
-        let quanta = (data + missing) / 4
-        return [UInt8](unsafeUninitializedCapacity: quanta * 3) { out, count in
-            if !urlSafe && padding == missing {
-                // Already canonical (the usual case): no copy.
-                count = decodeQuanta(utf8.baseAddress!, quanta, into: out.baseAddress!)
-            } else {
-                count = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: quanta * 4) { canonical in
-                    for index in 0..<data {
-                        switch utf8[index] {
-                        case UInt8(ascii: "-"): canonical[index] = UInt8(ascii: "+")
-                        case UInt8(ascii: "_"): canonical[index] = UInt8(ascii: "/")
-                        case let char: canonical[index] = char
+        let whole = data - data % 4
+        return [UInt8](unsafeUninitializedCapacity: (data + missing) / 4 * 3) { out, count in
+            var written = 0
+            var done = 0
+            let text = utf8.baseAddress!
+            if !urlSafe {
+                // The usual case: whole quanta straight from the text, no copy.
+                written = decodeBlock(text, whole, into: out.baseAddress!)
+                done = whole
+            }
+            // The rest (URL-safe text, the last partial quantum) through 1 KiB on the stack (a multiple of 4, under
+            // Swift's limit for stack allocation), in standard alphabet and padded: no allocation at any length.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
+                while done < data {
+                    let take = min(1024, data - done)
+                    let padded = (take + 3) / 4 * 4
+                    for index in 0..<take {
+                        switch text[done + index] {
+                        case UInt8(ascii: "-"): scratch[index] = UInt8(ascii: "+")
+                        case UInt8(ascii: "_"): scratch[index] = UInt8(ascii: "/")
+                        case let char: scratch[index] = char
                         }
                     }
-                    for index in data..<quanta * 4 { canonical[index] = UInt8(ascii: "=") }
-                    return decodeQuanta(UnsafePointer(canonical.baseAddress!), quanta, into: out.baseAddress!)
+                    for index in take..<padded { scratch[index] = UInt8(ascii: "=") }
+                    let source = UnsafePointer(scratch.baseAddress!)
+                    written += decodeBlock(source, padded, into: out.baseAddress! + written)
+                    done += take
                 }
             }
-            count = max(0, count - missing)
+            count = max(0, written - missing)
         }
     }
 
-    /// Quanta per `EVP_DecodeBlock` call, far below `Int32.max / 4`.
-    private static let decodeChunk = 1 << 20
+    /// Characters per `EVP_DecodeBlock` call: a multiple of 4, far below `Int32.max`.
+    private static let decodeChunk = 4 << 20
 
-    /// Decodes `quanta` checked, padded standard-alphabet quanta from `text`; the bytes written, padding included.
-    private static func decodeQuanta(
-        _ text: UnsafePointer<UInt8>, _ quanta: Int, into out: UnsafeMutablePointer<UInt8>
+    /// Decodes `count` characters of checked, padded standard-alphabet quanta from `text` (a multiple of 4); the
+    /// bytes written, padding included.
+    private static func decodeBlock(
+        _ text: UnsafePointer<UInt8>, _ count: Int, into out: UnsafeMutablePointer<UInt8>
     ) -> Int {
         var written = 0
         var done = 0
-        while done < quanta {
-            let count = min(decodeChunk, quanta - done)
-            let result = EVP_DecodeBlock(out + written, text + done * 4, Int32(count * 4))
+        while done < count {
+            let chunk = min(decodeChunk, count - done)
+            let result = EVP_DecodeBlock(out + written, text + done, Int32(chunk))
             // Cannot fail on checked input; if it did, fewer bytes is safer than uninitialized ones.
             guard result >= 0 else { return written }
             written += Int(result)
-            done += count
+            done += chunk
         }
         return written
     }

@@ -52,7 +52,9 @@ final class MessageStore {
     }
 
     /// Runs a session script through ``ScriptRunner``'s bounded queue.
-    func runSessionScript<Call: ScriptCall>(_ call: Call, _ done: @escaping (Result<Call.Result, StoreFailure>) -> Void) {
+    func runSessionScript<Call: ScriptCall>(
+        _ call: Call, _ done: @escaping (Result<Call.Result, StoreFailure>) -> Void
+    ) {
         scripts.runSessionScript(call, done)
     }
 
