@@ -25,6 +25,7 @@ let package = Package(
         .target(
             name: "PushCore",
             dependencies: [
+                "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],

@@ -104,19 +104,3 @@ private func push(_ json: String) throws(APIError) -> PushRequest { try PushRequ
         #expect(seen == 1)
     }
 }
-
-@Suite struct Base64Tests {
-    @Test(arguments: ["", "f", "fo", "foo", "foob", "fooba", "foobar"])
-    func roundTrip(text: String) {
-        let bytes = Array(text.utf8)
-        #expect(Base64.decode(Base64.encode(bytes)) == bytes)
-        #expect(Base64.decode(Base64.encode(bytes, url: true)) == bytes)
-    }
-
-    @Test func knownValues() {
-        #expect(Base64.encode(Array("foobar".utf8)) == "Zm9vYmFy")
-        #expect(Base64.encode([0xFB, 0xFF], url: true) == "-_8")
-        #expect(Base64.decode("Zm9vYg==") == Array("foob".utf8))
-        #expect(Base64.decode("Zm9v!") == nil)
-    }
-}

@@ -216,6 +216,17 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
         #expect(SHA1.digest(bytes(input)).count == 20)
     }
 
+    /// The same digest as the hand-written SHA-1 pushgw had before OpenSSL, for every length around the block
+    /// and padding boundaries.
+    @Test func sha1MatchesTheReference() {
+        let data = (0..<1100).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        for length in Array(0...200) + [511, 512, 513, 1023, 1024, 1025, 1100] {
+            let input = Array(data.prefix(length))
+            #expect(SHA1.digest(input) == ReferenceSHA1.digest(input), "\(length)")
+            #expect(SHA1.hex(input) == ReferenceSHA1.hex(input), "\(length)")
+        }
+    }
+
     /// Non-contiguous input takes the copying path and hashes the same.
     @Test func sha1OfSequence() {
         let data =
@@ -227,11 +238,16 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
 
     // MARK: scripts, keys, calls
 
-    /// Every script is embedded, named after its file, and its SHA is the SHA-1 of its source.
+    /// Every script is embedded, named after its file, starts with the prelude, and its SHA is the SHA-1 of
+    /// prelude and file together.
     @Test func scriptsAreEmbedded() {
         #expect(Scripts.all.map(\.name) == ["store", "session", "sync", "ack", "read", "leave", "user", "route"])
+        #expect(String(decoding: Scripts.prelude, as: UTF8.self).hasPrefix("-- prelude.lua:"))
+        #expect(Scripts.prelude.last == UInt8(ascii: "\n"))
         for script in Scripts.all {
-            #expect(String(decoding: script.source, as: UTF8.self).hasPrefix("-- \(script.name).lua:"))
+            #expect(script.source.starts(with: Scripts.prelude))
+            let file = String(decoding: script.source.dropFirst(Scripts.prelude.count), as: UTF8.self)
+            #expect(file.hasPrefix("-- \(script.name).lua:"))
             #expect(script.sha1 == SHA1.hex(script.source))
             #expect(script.sha1.count == 40)
         }
@@ -248,6 +264,10 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
         #expect(RedisKeys.nodeChannel("w1") == "pg:node:w1")
         #expect(RedisKeys.topicChannel("news") == "pg:topic:news")
         #expect(RedisKeys.broadcastChannel == "pg:all")
+        #expect(RedisKeys.polls("42") == "pg:{u:42}:polls")
+        #expect(RedisKeys.counts("w1") == "pg:counts:w1")
+        #expect(RedisKeys.topicCountField("news") == "t:news")
+        #expect(RedisKeys.roomCountField("live://1") == "r:live://1")
         #expect(RedisKeys.deviceCursorField("phone") == "dev:phone")
     }
 

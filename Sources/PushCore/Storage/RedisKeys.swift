@@ -1,7 +1,8 @@
 /// Every Redis key, hash field and pub/sub channel pushgw uses, in one place (SPEC §5).
 ///
-/// The Lua scripts in `Storage/Scripts/` spell the same formats (they get the keys from here as `KEYS`, but build
-/// the `pg:node:<id>` channel and the hash fields themselves): change both together.
+/// Swift code builds no key or channel name anywhere else. The Lua scripts in `Storage/Scripts/` get their keys from
+/// here as `KEYS`, but build the `pg:node:<id>` channel (in `prelude.lua`, ``nodeChannel(_:)``) and the hash fields
+/// themselves: change both together.
 ///
 /// Every key of one user carries the hash tag `{u:<uid>}`, so a script that touches a user's inbox, meta and
 /// sessions touches one slot, as Redis Cluster requires.
@@ -32,6 +33,18 @@ public enum RedisKeys {
 
     /// `pg:nodes`, a hash: node id → its address, connection count and updated-at (`GET /v1/nodes`, register).
     public static let nodes = "pg:nodes"
+
+    /// `pg:counts:<node>`, a hash: the node's member count per group, ``topicCountField(_:)`` and
+    /// ``roomCountField(_:)`` → count. Rewritten with each registry refresh, expiring with the node, so the counts of
+    /// a dead node vanish.
+    public static func counts(_ node: String) -> String { "pg:counts:\(node)" }
+
+    /// The field of ``counts(_:)`` counting topic `name`'s members on one node: `t:<name>`.
+    public static func topicCountField(_ name: String) -> String { "t:\(name)" }
+
+    /// The field of ``counts(_:)`` counting room `id`'s members on one node: `r:<id>`. A goim room id is
+    /// `type://room`, so `roomCountField("live://")` is the prefix of every field of the rooms of type `live`.
+    public static func roomCountField(_ id: String) -> String { "r:\(id)" }
 
     /// Channel `pg:node:<id>`: stored deliveries for devices held by node `id`; each message is a ``NodeDelivery``
     /// (`<uid>\n<encoded message>`), published by `store.lua`.

@@ -9,6 +9,10 @@ final class Worker {
     let config: GatewayConfiguration
     private let logger: Logger
     private let stats = WorkerStats()
+    /// The command connection (scripts, plain commands) and the subscription to this node's channels, and
+    /// ``MessageStore`` that the servers reach both through.
+    private let scripts: ScriptRunner
+    private let nodeChannel: NodeChannel
     private let store: MessageStore
     private let registry: NodeRegistry
     private let connections: ConnectionServer
@@ -31,15 +35,18 @@ final class Worker {
         logger.info("file descriptor limit", metadata: ["soft": "\(files.soft)", "hard": "\(files.hard)"])
         loop = try EventLoop(capacity: Int(clamping: files.soft))
         let node = Worker.makeNodeID()
-        store = MessageStore(loop: loop, url: config.redis.url, node: node, logger: logger)
+        scripts = ScriptRunner(loop: loop, url: config.redis.url, logger: logger)
+        nodeChannel = NodeChannel(loop: loop, url: config.redis.url, node: node, logger: logger)
+        store = MessageStore(scripts: scripts, channel: nodeChannel, node: node)
         let connections = ConnectionServer(loop: loop, config: config, store: store, stats: stats, logger: logger)
         self.connections = connections
         registry = NodeRegistry(
-            loop: loop, store: store, address: config.server.tcp?.description ?? "",
+            loop: loop, scripts: scripts, node: node, address: config.server.tcp?.description ?? "",
             webSocketAddress: config.server.websocket?.description ?? "",
             connections: { connections.connectionCount },
             groupCounts: {
-                connections.topics.counts.map { ("t:" + $0.0, $0.1) } + connections.rooms.counts.map { ("r:" + $0.0, $0.1) }
+                connections.topics.counts.map { (RedisKeys.topicCountField($0.0), $0.1) }
+                    + connections.rooms.counts.map { (RedisKeys.roomCountField($0.0), $0.1) }
             })
         http = HTTPServer(
             loop: loop, config: config,
@@ -93,17 +100,18 @@ final class Worker {
         listenersOpen = true
         openTimer.stop()
         listeners.forEach { $0.open() }
-        logger.info("accepting", metadata: ["redis": "\(store.isAvailable ? "up" : "down")"])
+        logger.info("accepting", metadata: ["redis": "\(scripts.isAvailable ? "up" : "down")"])
     }
 
     /// Longest a fresh worker waits for Redis before it accepts anyway.
     static let openAfter = 5.0
 
     func run() {
-        store.whenReady { [unowned self] in self.openListeners() }
+        scripts.whenReady { [unowned self] in self.openListeners() }
         openTimer = LoopTimer(loop: loop) { [unowned self] in self.openListeners() }
         openTimer.start(after: Self.openAfter)
-        store.start()
+        scripts.start()
+        nodeChannel.start()
         registry.start()
         roomCountTimer.start(after: NodeRegistry.refreshSeconds + 1, repeat: 5)
         control.start()
@@ -119,7 +127,7 @@ final class Worker {
             connections.roomCountsAcrossNodes = [:]
             return
         }
-        registry.groupCounts(rooms.map { ("r:" + $0.0, $0.1) }) { [unowned self] result in
+        registry.groupCounts(rooms.map { (RedisKeys.roomCountField($0.0), $0.1) }) { [unowned self] result in
             let totals = (try? result.get()) ?? rooms.map(\.1)
             connections.roomCountsAcrossNodes = Dictionary(zip(rooms.map(\.0), totals), uniquingKeysWith: { first, _ in first })
         }
@@ -143,7 +151,8 @@ final class Worker {
     private func exit() {
         control.stop()
         registry.stop()
-        store.stop()
+        scripts.stop()
+        nodeChannel.stop()
         loop.stop()
     }
 

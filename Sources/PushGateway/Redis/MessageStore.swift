@@ -1,202 +1,63 @@
-import Logging
 import PushCore
 
-/// Why storage gave no result.
-enum StoreFailure: Error, CustomStringConvertible {
-    /// Redis could not be asked (down, overloaded, timed out): nothing can be said about the command.
-    case unavailable(RedisError)
-    /// Redis answered with an error, or with a reply the script decoder does not understand.
-    case script(ScriptError)
-
-    /// Whether the command may have run in Redis all the same (sent, and no reply came). An error reply means
-    /// the script stopped before writing (its checks come first); a command never sent did not run.
-    var mayHaveRun: Bool {
-        if case .unavailable(let error) = self { error.mayHaveRun } else { false }
-    }
-
-    var description: String {
-        switch self {
-        case .unavailable(let error): "\(error)"
-        case .script(let error): "\(error)"
-        }
-    }
-}
-
-/// The message server's door to Redis (SPEC §5): runs the Lua scripts with EVALSHA over one pipelined
-/// connection, loading them at every connect and falling back to EVAL on NOSCRIPT, and listens on this node's
-/// channel for stored messages published by other nodes.
+/// The message server's door to Redis (SPEC §5), as the connection server and the HTTP API use it: the command
+/// connection that runs the scripts (``ScriptRunner``) and the subscription to this node's channels
+/// (``NodeChannel``), under one name. It only forwards; each part is built and wired in `Worker`.
 final class MessageStore {
-    let redis: RedisClient
-    private let subscriber: RedisClient
+    let scripts: ScriptRunner
+    let channel: NodeChannel
     /// This node's id: unique per worker process, it names the node in sessions and its channel.
     let node: String
-    private let logger: Logger
+
+    init(scripts: ScriptRunner, channel: NodeChannel, node: String) {
+        self.scripts = scripts
+        self.channel = channel
+        self.node = node
+    }
+
+    /// The command connection (latency figures for the admin snapshot).
+    var redis: RedisClient { scripts.redis }
 
     /// Messages from other nodes: on this node's channel (`pg:node:<id>`), `pg:all`, and the topics subscribed.
-    var onNodeMessage: ((NodeMessage) -> Void)?
-    private var readyHandlers: [() -> Void] = []
-    private var nodeChannelHandlers: [() -> Void] = []
+    var onNodeMessage: ((NodeMessage) -> Void)? {
+        get { channel.onNodeMessage }
+        set { channel.onNodeMessage = newValue }
+    }
 
     /// Runs `handler` each time the command connection is (again) ready, after the scripts were sent to load.
-    func whenReady(_ handler: @escaping () -> Void) { readyHandlers.append(handler) }
+    func whenReady(_ handler: @escaping () -> Void) { scripts.whenReady(handler) }
 
     /// Runs `handler` each time Redis confirmed the node channel's subscriptions (first connect and every
     /// reconnect): what was published while the connection was down is lost, and everything published from now
     /// on arrives.
-    func whenNodeChannelReady(_ handler: @escaping () -> Void) { nodeChannelHandlers.append(handler) }
-
-    init(loop: EventLoop, url: RedisURL, node: String, logger: Logger) {
-        self.node = node
-        self.logger = logger
-        redis = RedisClient(loop: loop, url: url, name: "store", logger: logger)
-        subscriber = RedisClient(loop: loop, url: url, name: "node-channel", logger: logger)
-        redis.onReady = { [unowned self] in
-            self.loadScripts()
-            for handler in self.readyHandlers { handler() }
-        }
-        let channels = [RedisKeys.nodeChannel(node), RedisKeys.broadcastChannel].map { Array($0.utf8) }
-        subscriber.subscribe(channels: channels) { [unowned self] in self.received($0, $1) }
-        subscriber.onSubscribed = { [unowned self] in for handler in self.nodeChannelHandlers { handler() } }
-    }
-
-    private func received(_ channel: [UInt8], _ payload: [UInt8]) {
-        guard let message = NodeMessage(payload: payload) else {
-            logger.warning(
-                "unreadable message on a node channel",
-                metadata: ["channel": "\(String(decoding: channel, as: UTF8.self))", "bytes": "\(payload.count)"])
-            return
-        }
-        onNodeMessage?(message)
-    }
+    func whenNodeChannelReady(_ handler: @escaping () -> Void) { channel.whenSubscribed(handler) }
 
     /// Starts listening on a topic's channel (while this node has a member).
-    func subscribe(topic: String) {
-        subscriber.subscribe(channels: [Array(RedisKeys.topicChannel(topic).utf8)]) { [unowned self] in self.received($0, $1) }
-    }
+    func subscribe(topic: String) { channel.subscribe(topic: topic) }
 
     /// Stops listening on a topic's channel (its last local member left).
-    func unsubscribe(topic: String) {
-        subscriber.unsubscribe(channels: [Array(RedisKeys.topicChannel(topic).utf8)])
-    }
+    func unsubscribe(topic: String) { channel.unsubscribe(topic: topic) }
 
     /// Publishes `message` on `channel`; `done` gets the number of nodes that received it (0 when Redis is down).
     func publish(_ channel: String, _ message: NodeMessage, _ done: ((Int) -> Void)? = nil) {
-        redis.send([Array("PUBLISH".utf8), Array(channel.utf8), message.encoded]) { result in
-            if case .success(.integer(let receivers)) = result { done?(Int(receivers)) } else { done?(0) }
-        }
-    }
-
-    func start() {
-        redis.start()
-        subscriber.start()
-    }
-
-    func stop() {
-        redis.stop()
-        subscriber.stop()
+        scripts.publish(channel, message, done)
     }
 
     /// Whether commands can be sent now.
-    var isAvailable: Bool { redis.isReady }
+    var isAvailable: Bool { scripts.isAvailable }
 
     /// Runs one script and decodes its reply.
     func run<Call: ScriptCall>(_ call: Call, _ done: @escaping (Result<Call.Result, StoreFailure>) -> Void) {
-        redis.send(call.evalsha) { [weak self] result in
-            switch Self.decode(Call.self, result) {
-            case .failure(.script(let error)) where error.isNoScript:
-                // Redis lost its script cache (restart, SCRIPT FLUSH): EVAL runs it and caches it again.
-                self?.logger.notice("script not cached in Redis, sending it again", metadata: ["script": "\(Call.script.name)"])
-                self?.redis.send(call.eval) { done(Self.decode(Call.self, $0)) }
-            case let other:
-                done(other)
-            }
-        }
+        scripts.run(call, done)
     }
 
-    /// Session scripts (AUTH's `session.lua`, a close's `leave.lua`) in flight at most; more wait here, in order.
-    /// A reconnect storm or a mass close would otherwise put tens of thousands of scripts in Redis's queue at
-    /// once, and those at the back would pass the command timeout, which drops the connection and fails every
-    /// command in flight. Waiting here costs a device some milliseconds; failing costs it a reconnect.
-    static let maxSessionScriptsInFlight = 128
-    private var sessionScriptsInFlight = 0
-    /// A FIFO: `nextWaiting` is the head; a started entry is set to nil at once, so what it captured (the
-    /// connection, the request) is released then and not at the next compaction.
-    private var waitingSessionScripts: [(() -> Void)?] = []
-    private var nextWaiting = 0
-
-    /// Runs a session script through the bounded queue above; otherwise the same as `run`. One queue for both
-    /// kinds keeps a device's leave after its session, as they were asked for.
-    func runSessionScript<Call: ScriptCall>(_ call: Call, _ done: @escaping (Result<Call.Result, StoreFailure>) -> Void) {
-        let start = { [unowned self] in
-            self.sessionScriptsInFlight += 1
-            self.run(call) { result in
-                self.sessionScriptsInFlight -= 1
-                done(result)
-                self.startWaitingSessionScripts()
-            }
-        }
-        if sessionScriptsInFlight < Self.maxSessionScriptsInFlight && nextWaiting == waitingSessionScripts.count {
-            start()
-        } else {
-            waitingSessionScripts.append(start)
-        }
-    }
-
-    private func startWaitingSessionScripts() {
-        while sessionScriptsInFlight < Self.maxSessionScriptsInFlight, nextWaiting < waitingSessionScripts.count {
-            let start = waitingSessionScripts[nextWaiting]
-            waitingSessionScripts[nextWaiting] = nil
-            nextWaiting += 1
-            start?()
-        }
-        if nextWaiting == waitingSessionScripts.count {
-            waitingSessionScripts.removeAll(keepingCapacity: waitingSessionScripts.count <= 1024)
-            nextWaiting = 0
-        } else if nextWaiting >= 1024 {
-            waitingSessionScripts.removeSubrange(..<nextWaiting)
-            nextWaiting = 0
-        }
+    /// Runs a session script through ``ScriptRunner``'s bounded queue.
+    func runSessionScript<Call: ScriptCall>(
+        _ call: Call, _ done: @escaping (Result<Call.Result, StoreFailure>) -> Void
+    ) {
+        scripts.runSessionScript(call, done)
     }
 
     /// Sends a plain command whose reply only matters as success or failure.
-    func command(_ args: [String], _ done: ((Bool) -> Void)? = nil) {
-        redis.send(args.map { Array($0.utf8) }) { result in
-            guard let done else { return }
-            switch result {
-            case .success(.error): done(false)
-            case .success: done(true)
-            case .failure: done(false)
-            }
-        }
-    }
-
-    private static func decode<Call: ScriptCall>(
-        _ call: Call.Type, _ result: Result<RedisValue, RedisError>
-    ) -> Result<Call.Result, StoreFailure> {
-        switch result {
-        case .failure(let error):
-            return .failure(.unavailable(error))
-        case .success(let reply):
-            do {
-                return .success(try Call.decode(reply))
-            } catch let error as ScriptError {
-                return .failure(.script(error))
-            } catch {
-                return .failure(.script(.unexpectedReply(script: Call.script.name, "\(error)", reply: reply)))
-            }
-        }
-    }
-
-    private func loadScripts() {
-        for script in Scripts.all {
-            redis.send(script.load) { [logger] result in
-                if case .success(let reply) = result, case .string(let sha) = reply,
-                    String(decoding: sha, as: UTF8.self) == script.sha1
-                {
-                    return
-                }
-                logger.error("SCRIPT LOAD failed", metadata: ["script": "\(script.name)", "reply": "\(result)"])
-            }
-        }
-    }
+    func command(_ args: [String], _ done: ((Bool) -> Void)? = nil) { scripts.command(args, done) }
 }

@@ -18,7 +18,9 @@ final class NodeRegistry {
     static let refreshSeconds = 2.0
     static let staleAfter: UInt64 = 10
 
-    private let store: MessageStore
+    private let scripts: ScriptRunner
+    /// This node's id, its field in `pg:nodes`.
+    private let node: String
     private let address: String
     private let webSocketAddress: String
     private let connections: () -> Int
@@ -27,20 +29,17 @@ final class NodeRegistry {
     private var timer: LoopTimer!
 
     init(
-        loop: EventLoop, store: MessageStore, address: String, webSocketAddress: String,
+        loop: EventLoop, scripts: ScriptRunner, node: String, address: String, webSocketAddress: String,
         connections: @escaping () -> Int, groupCounts: @escaping () -> [(String, Int)]
     ) {
-        self.store = store
+        self.scripts = scripts
+        self.node = node
         self.address = address
         self.webSocketAddress = webSocketAddress
         self.connections = connections
         self.groupCounts = groupCounts
         timer = LoopTimer(loop: loop) { [unowned self] in self.refresh() }
     }
-
-    /// `pg:counts:<node>`: a node's member count per topic and room, rewritten with each refresh and expiring
-    /// with the node.
-    static func countsKey(_ node: String) -> String { "pg:counts:\(node)" }
 
     func start() {
         timer.start(after: 0.05, repeat: Self.refreshSeconds)
@@ -49,12 +48,12 @@ final class NodeRegistry {
     /// Removes this node's entry (a clean stop).
     func stop() {
         timer.stop()
-        store.command(["HDEL", RedisKeys.nodes, store.node])
-        store.command(["DEL", Self.countsKey(store.node)])
+        scripts.command(["HDEL", RedisKeys.nodes, node])
+        scripts.command(["DEL", RedisKeys.counts(node)])
     }
 
     private func refresh() {
-        guard store.isAvailable else { return }
+        guard scripts.isAvailable else { return }
         var value = JSONWriter()
         value.object {
             $0.field("addr", address)
@@ -62,13 +61,14 @@ final class NodeRegistry {
             $0.field("conns", connections())
             $0.field("at", UInt64(time(nil)))
         }
-        store.command(["HSET", RedisKeys.nodes, store.node, value.string])
-        let key = Self.countsKey(store.node)
-        store.command(["DEL", key])
+        scripts.command(["HSET", RedisKeys.nodes, node, value.string])
+        // `pg:counts:<node>`: rewritten with each refresh, and expiring with the node.
+        let key = RedisKeys.counts(node)
+        scripts.command(["DEL", key])
         let counts = groupCounts()
         if !counts.isEmpty {
-            store.command(["HSET", key] + counts.flatMap { [$0.0, String($0.1)] })
-            store.command(["EXPIRE", key, String(Self.staleAfter)])
+            scripts.command(["HSET", key] + counts.flatMap { [$0.0, String($0.1)] })
+            scripts.command(["EXPIRE", key, String(Self.staleAfter)])
         }
     }
 
@@ -82,17 +82,17 @@ final class NodeRegistry {
     /// one HMGET of every asked field per other node.
     func groupCounts(_ groups: [(field: String, local: Int)], _ done: @escaping (Result<[Int], StoreFailure>) -> Void) {
         guard !groups.isEmpty else { return done(.success([])) }
-        fetch { [store] result in
+        fetch { [scripts, node] result in
             switch result {
             case .failure(let error): done(.failure(error))
             case .success(let nodes):
-                let others = nodes.filter { $0.id != store.node }
+                let others = nodes.filter { $0.id != node }
                 var totals = groups.map(\.local)
                 var remaining = others.count
                 guard remaining > 0 else { return done(.success(totals)) }
                 let fields = groups.map { Array($0.field.utf8) }
-                for node in others {
-                    store.redis.send([Array("HMGET".utf8), Array(Self.countsKey(node.id).utf8)] + fields) { reply in
+                for other in others {
+                    scripts.send([Array("HMGET".utf8), Array(RedisKeys.counts(other.id).utf8)] + fields) { reply in
                         if case .success(.array(let values)) = reply {
                             for (index, value) in values.prefix(totals.count).enumerated() {
                                 if case .string(let bytes) = value { totals[index] += Int(String(decoding: bytes, as: UTF8.self)) ?? 0 }
@@ -113,18 +113,18 @@ final class NodeRegistry {
     func groupCounts(
         prefix: String, local: [(field: String, count: Int)], _ done: @escaping (Result<[String: Int], StoreFailure>) -> Void
     ) {
-        fetch { [store] result in
+        fetch { [scripts, node] result in
             switch result {
             case .failure(let error): done(.failure(error))
             case .success(let nodes):
                 var totals: [String: Int] = [:]
                 for (field, count) in local where field.hasPrefix(prefix) { totals[field, default: 0] += count }
-                let others = nodes.filter { $0.id != store.node }
+                let others = nodes.filter { $0.id != node }
                 var remaining = others.count
                 guard remaining > 0 else { return done(.success(totals)) }
                 var failure: StoreFailure?
-                for node in others {
-                    store.redis.send([Array("HGETALL".utf8), Array(Self.countsKey(node.id).utf8)]) { reply in
+                for other in others {
+                    scripts.send([Array("HGETALL".utf8), Array(RedisKeys.counts(other.id).utf8)]) { reply in
                         switch reply {
                         case .success(.array(let values)):
                             for index in stride(from: 0, to: values.count - 1, by: 2) {
@@ -148,7 +148,7 @@ final class NodeRegistry {
 
     /// The live nodes, least loaded first; stale entries are pruned on the way.
     func fetch(_ done: @escaping (Result<[Node], StoreFailure>) -> Void) {
-        store.redis.send([Array("HGETALL".utf8), Array(RedisKeys.nodes.utf8)]) { [store] result in
+        scripts.send([Array("HGETALL".utf8), Array(RedisKeys.nodes.utf8)]) { [scripts] result in
             guard case .success(.array(let fields)) = result else {
                 if case .failure(let error) = result { return done(.failure(.unavailable(error))) }
                 return done(.success([]))
@@ -170,7 +170,7 @@ final class NodeRegistry {
                         id: id, address: json["addr"]?.stringValue ?? "", webSocketAddress: json["ws"]?.stringValue ?? "",
                         connections: Int(json["conns"]?.int64Value ?? 0), updatedAt: UInt64(at)))
             }
-            if !stale.isEmpty { store.command(["HDEL", RedisKeys.nodes] + stale) }
+            if !stale.isEmpty { scripts.command(["HDEL", RedisKeys.nodes] + stale) }
             done(.success(nodes.sorted { ($0.connections, $0.id) < ($1.connections, $1.id) }))
         }
     }

@@ -3,10 +3,12 @@
 -- KEYS: 1 pg:{u:<uid>}:meta
 -- ARGV: 1 device key, 2 seq
 -- Reply: the device's cursor after the call: max(current, min(seq, meta.seq)).
+--
+-- is_integer and arg_error come from prelude.lua, which Script.swift puts before this text.
 
 local text = ARGV[2]
-if not text or not string.match(text, '^%-?%d+$') then
-    return redis.error_reply('ERR pushgw ack: seq (ARGV[2]) must be an integer, got ' .. tostring(text))
+if not is_integer(text) then
+    return redis.error_reply(arg_error('ack', 2, 'seq', 'an integer, got ' .. tostring(text)))
 end
 local meta = KEYS[1]
 local field = 'dev:' .. (ARGV[1] or '')

@@ -3,10 +3,12 @@
 -- KEYS: 1 pg:{u:<uid>}:inbox, 2 pg:{u:<uid>}:meta
 -- ARGV: 1 seq
 -- Reply: {unread, read}: read = max(read, min(seq, meta.seq)), unread = max(0, min(meta.seq - read, LLEN inbox)).
+--
+-- is_integer and arg_error come from prelude.lua, which Script.swift puts before this text.
 
 local text = ARGV[1]
-if not text or not string.match(text, '^%-?%d+$') then
-    return redis.error_reply('ERR pushgw read: seq (ARGV[1]) must be an integer, got ' .. tostring(text))
+if not is_integer(text) then
+    return redis.error_reply(arg_error('read', 1, 'seq', 'an integer, got ' .. tostring(text)))
 end
 local inbox, meta = KEYS[1], KEYS[2]
 -- No meta: nothing was ever stored (or it all expired); writing would leave a hash without an expiry.

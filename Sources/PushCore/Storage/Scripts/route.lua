@@ -5,22 +5,17 @@
 -- ARGV: 1 this node's id, 2 the message to publish on pg:node:<node>, 3 a device key ("" for every device)
 -- Reply: {devices, published}: sessions that matched (on any node), distinct other nodes published to.
 -- Session values are `<node>|<platform>|<since>`.
+--
+-- session_node and teller come from prelude.lua, which Script.swift puts before this text.
 
 local node, message, device = ARGV[1] or '', ARGV[2] or '', ARGV[3] or ''
 local sessions = redis.call('HGETALL', KEYS[1])
-local seen = {}
-local devices, published = 0, 0
+local tell, published = teller(node, message)
+local devices = 0
 for i = 1, #sessions, 2 do
     if device == '' or sessions[i] == device then
         devices = devices + 1
-        local value = sessions[i + 1]
-        local bar = string.find(value, '|', 1, true)
-        local owner = bar and string.sub(value, 1, bar - 1) or value
-        if owner ~= node and not seen[owner] then
-            seen[owner] = true
-            redis.call('PUBLISH', 'pg:node:' .. owner, message)
-            published = published + 1
-        end
+        tell(session_node(sessions[i + 1]))
     end
 end
-return {devices, published}
+return {devices, published()}

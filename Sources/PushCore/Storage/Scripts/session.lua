@@ -8,24 +8,11 @@
 --        client whose last_seq + 1 < first_kept knows it lost messages to the cap or the TTL. remote is 1 when
 --        another node holds a session of the user; each such node is told (`\1S\n<uid>` on its channel) that
 --        this one holds one now, so both route the user's transient pushes through Redis from then on.
+--
+-- int_args, is_expired, append_range, session_node and teller come from prelude.lua, which Script.swift puts
+-- before this text.
 
--- ARGV[i] as an integer, at least `min`; anything else is an error reply naming the argument.
-local function int_arg(i, name, min)
-    local text = ARGV[i]
-    local what = 'ERR pushgw session: ' .. name .. ' (ARGV[' .. i .. ']) must be '
-    if not text or not string.match(text, '^%-?%d+$') then
-        error({err = what .. 'an integer, got ' .. tostring(text)})
-    end
-    local value = tonumber(text)
-    if min and value < min then error({err = what .. 'at least ' .. min .. ', got ' .. text}) end
-    return value
-end
-
--- Whether an element's expire_at (its fourth field; 0 = never) is at or before now.
-local function is_expired(element, now_s)
-    local at = tonumber(string.match(element, '^%d+:%d+:%d+:(%d+):'))
-    return at ~= nil and at ~= 0 and at <= now_s
-end
+local int_arg = int_args('session')
 
 -- Pops expired elements from the head, at most `budget`, so first_kept names a message the client can still get.
 local function pop_expired(inbox, now_s, budget)
@@ -33,27 +20,6 @@ local function pop_expired(inbox, now_s, budget)
         local head = redis.call('LINDEX', inbox, 0)
         if not head or not is_expired(head, now_s) then return end
         redis.call('LPOP', inbox)
-    end
-end
-
--- Appends the unexpired elements with seq > after, at most limit, oldest first. The inbox is contiguous and ends
--- at seq, so the index of a seq is computed; only when expired elements are skipped is a further window read.
-local function append_range(out, inbox, seq, after, limit, now_s)
-    local len = redis.call('LLEN', inbox)
-    if len == 0 or after >= seq or limit <= 0 then return end
-    local first = seq - len + 1
-    local index = math.max(after + 1, first) - first
-    local wanted = limit
-    while wanted > 0 and index < len do
-        local window = redis.call('LRANGE', inbox, index, index + wanted - 1)
-        if #window == 0 then return end
-        index = index + #window
-        for _, element in ipairs(window) do
-            if not is_expired(element, now_s) then
-                out[#out + 1] = element
-                wanted = wanted - 1
-            end
-        end
     end
 end
 
@@ -67,17 +33,14 @@ local limit = int_arg(7, 'limit', 0)
 redis.call('HSET', sess, device, node .. '|' .. platform .. '|' .. string.format('%d', now_s))
 redis.call('EXPIRE', sess, sess_ttl)
 
-local remote, told = 0, {}
+local remote = 0
+local tell = teller(node, '\1S\n' .. uid)
 local sessions = redis.call('HGETALL', sess)
 for i = 2, #sessions, 2 do
-    local bar = string.find(sessions[i], '|', 1, true)
-    local owner = bar and string.sub(sessions[i], 1, bar - 1) or sessions[i]
+    local owner = session_node(sessions[i])
     if owner ~= node then
         remote = 1
-        if not told[owner] then
-            told[owner] = true
-            redis.call('PUBLISH', 'pg:node:' .. owner, '\1S\n' .. uid)
-        end
+        tell(owner)
     end
 end
 

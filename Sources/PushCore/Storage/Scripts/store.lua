@@ -12,18 +12,10 @@
 --        {-1}                         conflict: this idempotency key was used with another body
 -- Element: `<seq>:<op>:<ts_ms>:<expire_at unix s>:<payload>`; expire_at 0 means it never expires.
 -- Integers are Lua numbers (doubles) here: exact up to 2^53, which no seq or timestamp reaches.
+--
+-- int_args, expire_at, session_node and teller come from prelude.lua, which Script.swift puts before this text.
 
--- ARGV[i] as an integer, at least `min`; anything else is an error reply naming the argument.
-local function int_arg(i, name, min)
-    local text = ARGV[i]
-    local what = 'ERR pushgw store: ' .. name .. ' (ARGV[' .. i .. ']) must be '
-    if not text or not string.match(text, '^%-?%d+$') then
-        error({err = what .. 'an integer, got ' .. tostring(text)})
-    end
-    local value = tonumber(text)
-    if min and value < min then error({err = what .. 'at least ' .. min .. ', got ' .. text}) end
-    return value
-end
+local int_arg = int_args('store')
 
 -- Pops expired elements from the head, at most `budget` (a burst of expired messages is cleared over calls), and
 -- returns the list's length after it, given its length before (so no LLEN is needed).
@@ -33,8 +25,8 @@ local function pop_expired(inbox, now_s, budget, length)
         if length == 0 then return 0 end
         local head = redis.call('LINDEX', inbox, 0)
         if not head then return 0 end
-        local expire_at = tonumber(string.match(head, '^%d+:%d+:%d+:(%d+):'))
-        if not expire_at or expire_at == 0 or expire_at > now_s then return length end
+        local at = expire_at(head)
+        if not at or at == 0 or at > now_s then return length end
         redis.call('LPOP', inbox)
         length = length - 1
     end
@@ -69,9 +61,9 @@ end
 
 local seq = redis.call('HINCRBY', meta, 'seq', 1)
 local now_s = math.floor(now_ms / 1000)
-local expire_at = 0
-if ttl > 0 then expire_at = now_s + ttl end
-local element = string.format('%d:%d:%d:%d:', seq, op, now_ms, expire_at) .. payload
+local element_expire_at = 0
+if ttl > 0 then element_expire_at = now_s + ttl end
+local element = string.format('%d:%d:%d:%d:', seq, op, now_ms, element_expire_at) .. payload
 -- RPUSH answers the new length: the trim runs only when the cap is passed, and no LLEN is needed after it.
 local kept = redis.call('RPUSH', inbox, element)
 if kept > inbox_max then
@@ -94,24 +86,10 @@ if idem then
     redis.call('EXPIRE', idem, idem_ttl)
 end
 
--- Session values are `<node>|<platform>|<since>`: publish once per distinct other node.
+-- Publish once per distinct other node holding a session.
 local sessions = redis.call('HGETALL', sess)
-local message = uid .. '\n' .. element
-local seen = {}
-local published = 0
--- Publishes the message once to each other node.
-local function tell(owner)
-    if owner ~= node and not seen[owner] then
-        seen[owner] = true
-        redis.call('PUBLISH', 'pg:node:' .. owner, message)
-        published = published + 1
-    end
-end
-for i = 2, #sessions, 2 do
-    local value = sessions[i]
-    local bar = string.find(value, '|', 1, true)
-    tell(bar and string.sub(value, 1, bar - 1) or value)
-end
+local tell, published = teller(node, uid .. '\n' .. element)
+for i = 2, #sessions, 2 do tell(session_node(sessions[i])) end
 -- Long-polls parked on other nodes (`GET /v1/users/{uid}/messages?wait=S`): node → unix s it waits until.
 local waiting = redis.call('HGETALL', polls)
 for i = 1, #waiting, 2 do
@@ -121,4 +99,4 @@ for i = 1, #waiting, 2 do
         tell(waiting[i])
     end
 end
-return {seq, 0, unread, published, #sessions / 2}
+return {seq, 0, unread, published(), #sessions / 2}

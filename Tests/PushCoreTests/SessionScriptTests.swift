@@ -1,0 +1,210 @@
+// The sync, idempotency, route and session scripts against a real redis-server; helpers in
+// Support/ScriptTestSupport.swift.
+import Testing
+
+@testable import PushCore
+
+@Suite struct SessionScriptTests {
+    // MARK: sync
+
+    /// Ranges of a small inbox: from the start, the middle, a limit, at and beyond the last seq, limit 0.
+    @Test func syncRanges() throws {
+        let redis = try RedisTestClient()
+        let uid = unique("sync")
+        #expect(try redis.sync(uid, after: 0) == SyncResult(seq: 0, messages: []))
+        for i in 1...10 { try redis.store(uid, "m\(i)") }
+        let all = try redis.sync(uid, after: 0)
+        #expect(all.seq == 10)
+        #expect(seqs(all.messages) == Array(1...10))
+        #expect(all.messages.map { String(decoding: $0.payload, as: UTF8.self) } == (1...10).map { "m\($0)" })
+        #expect(seqs(try redis.sync(uid, after: 4).messages) == Array(5...10))
+        #expect(seqs(try redis.sync(uid, after: 4, limit: 3).messages) == [5, 6, 7])
+        #expect(try redis.sync(uid, after: 10) == SyncResult(seq: 10, messages: []))
+        #expect(try redis.sync(uid, after: 11).messages.isEmpty)
+        #expect(try redis.sync(uid, after: 0, limit: 0).messages.isEmpty)
+    }
+
+    /// Expired messages are never returned, wherever they are; a limit still counts returned messages only.
+    @Test func syncSkipsExpired() throws {
+        let redis = try RedisTestClient()
+        let uid = unique("expired")
+        try redis.store(uid, ttl: 1)  // 1: expires at T+1
+        try redis.store(uid, ttl: 1000)  // 2
+        try redis.store(uid, ttl: 1)  // 3
+        try redis.store(uid, ttl: 0)  // 4: never expires
+        try redis.store(uid, ttl: 1000)  // 5
+
+        #expect(seqs(try redis.sync(uid, after: 0, now: T).messages) == [1, 2, 3, 4, 5])
+        #expect(seqs(try redis.sync(uid, after: 0, now: T + 1).messages) == [2, 4, 5])  // expire_at <= now
+        #expect(seqs(try redis.sync(uid, after: 0, limit: 2, now: T + 5).messages) == [2, 4])
+        #expect(seqs(try redis.sync(uid, after: 2, limit: 1, now: T + 5).messages) == [4])
+        #expect(seqs(try redis.sync(uid, after: 0, now: T + 5000).messages) == [4])
+        // sync is read-only: nothing was popped.
+        #expect(try redis.user(uid).kept == 5)
+    }
+
+    /// A store pops expired messages from the head (up to the first unexpired one) and caps unread to what is kept.
+    @Test func storePopsExpiredHead() throws {
+        let redis = try RedisTestClient()
+        let uid = unique("pop")
+        try redis.store(uid, ttl: 1)  // 1
+        try redis.store(uid, ttl: 1000)  // 2
+        try redis.store(uid, ttl: 1)  // 3
+        try redis.store(uid, ttl: 0)  // 4
+        #expect(try redis.store(uid, now: T + 5) == .stored(seq: 5, unread: 4, published: 0, devices: 0))
+        #expect(try redis.user(uid).kept == 4)  // 1 popped; 2 is alive and stops the popping; unread capped to 4
+        #expect(try redis.store(uid, now: T + 2000) == .stored(seq: 6, unread: 3, published: 0, devices: 0))
+        #expect(try redis.user(uid).kept == 3)  // 2 and 3 popped; 4 never expires and stops the popping
+        #expect(seqs(try redis.sync(uid, after: 0, now: T + 2000).messages) == [4, 5, 6])
+    }
+
+    // MARK: idempotency
+
+    /// Same key and body: the first seq again, nothing stored twice. Another body: conflict. Another user: stored.
+    @Test func idempotency() throws {
+        let redis = try RedisTestClient()
+        let (uid, other, id) = (unique("idem"), unique("idem-other"), unique("key"))
+        let hash = bodyHash(Array("{\"op\":1000}".utf8))
+        #expect(try redis.store(uid, idempotency: (id, hash)) == .stored(seq: 1, unread: 1, published: 0, devices: 0))
+        #expect(try redis.store(uid, idempotency: (id, hash)) == .duplicate(seq: 1, unread: 1))
+        #expect(try redis.store(uid, idempotency: (id, bodyHash(Array("other".utf8)))) == .conflict)
+        #expect(try redis.store(other, idempotency: (id, hash)) == .stored(seq: 1, unread: 1, published: 0, devices: 0))
+        #expect(try redis.store(uid) == .stored(seq: 2, unread: 2, published: 0, devices: 0))
+        #expect(try redis.store(uid, idempotency: (id, hash)) == .duplicate(seq: 1, unread: 2))
+        #expect(try redis.user(uid).kept == 2)
+        let ttl = try redis.command("TTL", RedisKeys.idempotency(id)).int ?? -1
+        #expect((3590...3600).contains(ttl))
+    }
+
+    /// A key the gateway generated (`freshID`) writes its record without looking one up; a retry with that key
+    /// (no longer fresh: the backend sends it back) finds it and stores nothing again.
+    @Test func generatedIdempotencyKey() throws {
+        let redis = try RedisTestClient()
+        let (uid, id) = (unique("gen"), unique("gen-key"))
+        let call = { (fresh: Bool) in
+            StoreCall(
+                uid: uid, op: 1000, payload: Array("p".utf8), nowMillis: T * 1000, ttl: 3600, inboxMax: 200,
+                inboxTTL: 3600, node: "n", idempotency: (id, "hash"), idemTTL: 300, freshID: fresh)
+        }
+        #expect(try redis.run(call(true)) == .stored(seq: 1, unread: 1, published: 0, devices: 0))
+        #expect(try redis.run(call(false)) == .duplicate(seq: 1, unread: 1))
+        #expect(try redis.user(uid).kept == 1)
+        let ttl = try redis.command("TTL", RedisKeys.idempotency(id)).int ?? -1
+        #expect((290...300).contains(ttl))
+    }
+
+    /// route.lua publishes a transient push once to each other node with a matching session, none to its own.
+    @Test func routePublishesToOtherNodes() throws {
+        let redis = try RedisTestClient()
+        let subscriber = try RedisTestClient()
+        let uid = unique("route")
+        let (me, b) = (unique("self"), unique("b"))
+        for (device, node) in [("d1", me), ("d2", b), ("d3", b)] {
+            _ = try redis.session(uid, device: device, node: node, lastSeq: nil)
+        }
+        try subscriber.send((["SUBSCRIBE", RedisKeys.nodeChannel(b)]).map { Array($0.utf8) })
+        _ = try subscriber.receive()
+        let message = NodeMessage.transient(user: uid, device: nil, op: 1000, payload: Array("hi".utf8))
+        #expect(try redis.run(RouteCall(uid: uid, node: me, message: message)) == RouteResult(devices: 3, published: 1))
+        guard case .array(let parts) = try subscriber.receive(), parts.count == 3, case .string(let payload) = parts[2] else {
+            Issue.record("no message on the other node's channel")
+            return
+        }
+        #expect(NodeMessage(payload: payload) == message)
+        // One device only: its own node holds it, nothing is published.
+        #expect(try redis.run(RouteCall(uid: uid, node: me, message: message, device: "d1")) == RouteResult(devices: 1, published: 0))
+    }
+
+    /// session.lua answers whether another node holds a session of the user, and tells each such node once
+    /// (`presence`) that this one holds one now; a session on its own node alone is not remote.
+    @Test func sessionTellsOtherNodes() throws {
+        let redis = try RedisTestClient()
+        let subscriber = try RedisTestClient()
+        let uid = unique("presence")
+        let (a, b) = (unique("a"), unique("b"))
+        try subscriber.send((["SUBSCRIBE", RedisKeys.nodeChannel(a)]).map { Array($0.utf8) })
+        _ = try subscriber.receive()
+        #expect(try redis.session(uid, device: "d1", node: a, lastSeq: nil).remote == false)
+        #expect(try redis.session(uid, device: "d2", node: a, lastSeq: nil).remote == false)
+        #expect(try redis.session(uid, device: "d3", node: b, lastSeq: nil).remote == true)
+        guard case .array(let parts) = try subscriber.receive(), parts.count == 3, case .string(let payload) = parts[2] else {
+            Issue.record("node a was not told of the session on node b")
+            return
+        }
+        #expect(NodeMessage(payload: payload) == .presence(user: uid))
+        // Node a learns of b from its own AUTH's answer too.
+        #expect(try redis.session(uid, device: "d4", node: a, lastSeq: nil).remote == true)
+    }
+
+    /// A user whose uid is `h` (the hash-body field's name) still gets a proper seq and a proper duplicate.
+    @Test func idempotencyForUserNamedH() throws {
+        let redis = try RedisTestClient()
+        let id = unique("key-h")
+        let first = try redis.store("h", idempotency: (id, "hash"))
+        guard case .stored(let seq, _, _, _) = first else {
+            Issue.record("expected stored, got \(first)")
+            return
+        }
+        #expect(try redis.store("h", idempotency: (id, "hash")).seq == seq)
+    }
+
+    // MARK: sessions
+
+    /// AUTH with last_seq registers the session and returns the messages after it, up to the limit.
+    @Test func sessionReturnsMissedMessages() throws {
+        let redis = try RedisTestClient()
+        let uid = unique("session")
+        for _ in 1...5 { try redis.store(uid) }
+        _ = try redis.run(ReadCall(uid: uid, seq: 1))
+
+        let result = try redis.session(uid, device: "phone", node: "n1", lastSeq: 2)
+        #expect((result.seq, result.unread, result.read, result.firstKept) == (5, 4, 1, 1))
+        #expect(seqs(result.messages) == [3, 4, 5])
+        #expect(seqs(try redis.session(uid, device: "phone", node: "n1", lastSeq: 2, limit: 2).messages) == [3, 4])
+        #expect(try redis.session(uid, device: "phone", node: "n1", lastSeq: nil).messages.isEmpty)
+        #expect(try redis.session(uid, device: "phone", node: "n1", lastSeq: 5).messages.isEmpty)
+        #expect(seqs(try redis.session(uid, device: "phone", node: "n1", lastSeq: 0).messages) == [1, 2, 3, 4, 5])
+
+        let user = try redis.user(uid)
+        #expect(user.sessions == [DeviceSession(key: "phone", node: "n1", platform: "ios", since: T)])
+        let ttl = try redis.command("TTL", RedisKeys.sessions(uid)).int ?? -1
+        #expect((590...600).contains(ttl))
+    }
+
+    /// first_kept tells a client with an old last_seq that it lost messages to the cap; empty inbox gives 0.
+    @Test func sessionFirstKept() throws {
+        let redis = try RedisTestClient()
+        let uid = unique("firstkept")
+        #expect(
+            try redis.session(uid, device: "d", node: "n", lastSeq: 0)
+                == SessionResult(seq: 0, unread: 0, read: 0, firstKept: 0, messages: []))
+        for _ in 1...8 { try redis.store(uid, max: 5) }
+        let result = try redis.session(uid, device: "d", node: "n", lastSeq: 1)
+        #expect(result.firstKept == 4)
+        #expect(seqs(result.messages) == [4, 5, 6, 7, 8])
+        // Expired heads are popped first, so first_kept names a message the client can still get.
+        #expect(
+            try redis.session(uid, device: "d", node: "n", now: T + 4000, lastSeq: 0)
+                == SessionResult(seq: 8, unread: 0, read: 0, firstKept: 0, messages: []))
+    }
+
+    /// A close removes the session only while it still names this node: a reconnect elsewhere wins.
+    @Test func leaveRemovesOnlyItsOwnNodesSession() throws {
+        let redis = try RedisTestClient()
+        let uid = unique("leave")
+        _ = try redis.session(uid, device: "d1", node: "nodeA", lastSeq: nil)
+        _ = try redis.session(uid, device: "d1", node: "nodeB", platform: "android", now: T + 1, lastSeq: nil)
+        _ = try redis.session(uid, device: "d2", node: "nodeAB", lastSeq: nil)
+        #expect(try redis.run(LeaveCall(uid: uid, device: "d1", node: "nodeA")) == false)
+        #expect(try redis.run(LeaveCall(uid: uid, device: "d2", node: "nodeA")) == false)  // a prefix is not a match
+        let sessions = try redis.user(uid).sessions.sorted { $0.key < $1.key }
+        #expect(
+            sessions == [
+                DeviceSession(key: "d1", node: "nodeB", platform: "android", since: T + 1),
+                DeviceSession(key: "d2", node: "nodeAB", platform: "ios", since: T),
+            ])
+        #expect(try redis.run(LeaveCall(uid: uid, device: "d1", node: "nodeB")) == true)
+        #expect(try redis.run(LeaveCall(uid: uid, device: "d1", node: "nodeB")) == false)
+        #expect(try redis.user(uid).sessions.map(\.key) == ["d2"])
+    }
+}
