@@ -46,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "PushGateway",
             dependencies: [
-                "PushCore", "PushPosix", "CLibev", "CHiredis", "COpenSSL", "CHTTPParser",
+                "PushCore", "PushPosix", "COpenSSL", "CHTTPParser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -118,6 +118,28 @@ public enum Posix {
         }
     }
 
+    /// Writes all of `buffer` to a blocking descriptor that may not be a socket (a pipe, a terminal: write(2), not
+    /// send(2)), EINTR retried. False when the descriptor fails or would block (the reader is gone or stuck).
+    public static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < buffer.count {
+            let count = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if count > 0 {
+                offset += count
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Makes a descriptor that was opened blocking (a pipe, stdin) non-blocking.
+    public static func setNonBlocking(_ fd: Int32) {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    }
+
     /// Closes a descriptor. EINTR is not retried: on Linux the descriptor is already gone
     /// (https://lwn.net/Articles/576478/). `reset` sends RST instead of FIN (SO_LINGER 0), so tearing down
     /// 100,000 client sockets leaves no TIME_WAIT entries holding the source ports of the next run.
