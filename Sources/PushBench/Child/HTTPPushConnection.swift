@@ -60,7 +60,7 @@ final class HTTPPushConnection: LoopHandler {
         } catch {
             return fail("write: \(Sockets.errnoName(error))")
         }
-        owner.loop.setEvents(fd, output.isEmpty ? .read : [.read, .write])
+        owner.loop.setEvents(fd, output.isEmpty ? .read : IOEvents.read.union(.write))
     }
 
     private func readable() {

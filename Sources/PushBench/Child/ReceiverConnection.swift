@@ -76,7 +76,7 @@ final class ReceiverConnection: LoopHandler {
         } catch {
             return close("write: \(Sockets.errnoName(error))")
         }
-        owner.loop.setEvents(fd, output.isEmpty ? .read : [.read, .write])
+        owner.loop.setEvents(fd, output.isEmpty ? .read : IOEvents.read.union(.write))
     }
 
     private func readable() {

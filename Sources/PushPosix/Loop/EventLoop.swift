@@ -3,12 +3,15 @@ import Glibc
 import PushCore
 
 /// The readiness a descriptor is watched for, or that fired. The loop alone converts it to libev's bits.
+///
+/// Inlinable because it is a byte used on every event by the gateway and the bench, in other modules: a `static
+/// let` there would be an addressor call per use instead of a constant.
 public struct IOEvents: OptionSet, Sendable {
     public let rawValue: UInt8
     @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
 
-    public static let read = IOEvents(rawValue: 1)
-    public static let write = IOEvents(rawValue: 2)
+    @inlinable public static var read: IOEvents { IOEvents(rawValue: 1) }
+    @inlinable public static var write: IOEvents { IOEvents(rawValue: 2) }
 
     /// libev's `EV_READ`/`EV_WRITE` bits.
     fileprivate var libev: Int32 {
@@ -47,7 +50,8 @@ public final class EventLoop {
     /// Tick length of the timer wheel: deadlines are accurate to this.
     public static let tickSeconds = 0.1
 
-    public let loop: OpaquePointer
+    /// The libev loop, for the engine's own watchers (timers, the Redis adapter): nothing above the engine sees libev.
+    let loop: OpaquePointer
     /// Descriptors this loop can hold: the soft RLIMIT_NOFILE.
     public let capacity: Int
     private let watchers: UnsafeMutablePointer<ev_io>

@@ -157,9 +157,7 @@ open class SocketConnection: LoopHandler {
 
     /// The events an open connection watches: reads unless paused, writes while the socket is full.
     private final var openEvents: IOEvents {
-        var events: IOEvents = readsPaused ? [] : .read
-        if writeBlocked { events.insert(.write) }
-        return events
+        IOEvents(rawValue: (readsPaused ? 0 : IOEvents.read.rawValue) | (writeBlocked ? IOEvents.write.rawValue : 0))
     }
 
     /// Stops reading input until `resumeReads` (the peer's bytes wait in the kernel, which then stops the peer).
