@@ -20,6 +20,8 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "COpenSSL", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+        // Linux calls Swift's Glibc import hides (accept4, pipe2) or cannot call (variadic prctl).
+        .systemLibrary(name: "CSystem"),
 
         // Everything that can be tested without sockets.
         .target(
@@ -32,11 +34,20 @@ let package = Package(
             // The Lua scripts stay .lua files in the repo and are compiled into the binary as byte arrays.
             resources: [.embedInCode("Storage/Scripts")]
         ),
-        // The `pushgw` daemon: libev loops, listeners, servers, processes.
+        // The engine shared by the daemon and the load generator: the libev loop and timers, every syscall (Posix),
+        // one monotonic clock, sockets, listeners, line connections, processes, the Redis client.
+        .target(
+            name: "PushPosix",
+            dependencies: [
+                "PushCore", "CLibev", "CHiredis", "CSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The `pushgw` daemon: servers, HTTP API, admin, processes.
         .executableTarget(
             name: "PushGateway",
             dependencies: [
-                "PushCore", "CLibev", "CHiredis", "COpenSSL", "CHTTPParser",
+                "PushCore", "PushPosix", "COpenSSL", "CHTTPParser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -45,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "PushBench",
             dependencies: [
-                "PushCore", "CLibev",
+                "PushCore", "PushPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

@@ -3,7 +3,6 @@
 #define PUSHGW_CLIBEV_SHIM_H
 
 #include <ev.h>
-#include <sys/socket.h>
 
 typedef void (*clibev_io_cb)(struct ev_loop *loop, ev_io *w, int revents);
 typedef void (*clibev_timer_cb)(struct ev_loop *loop, ev_timer *w, int revents);
@@ -21,12 +20,5 @@ static inline void clibev_prepare_init(ev_prepare *w, clibev_prepare_cb cb) { ev
 static inline void clibev_idle_init(ev_idle *w, clibev_idle_cb cb) { ev_idle_init(w, cb); }
 static inline void clibev_signal_init(ev_signal *w, clibev_signal_cb cb, int signum) { ev_signal_init(w, cb, signum); }
 static inline int clibev_is_active(const ev_watcher *w) { return ev_is_active(w); }
-
-// prctl is variadic, which Swift cannot call: PR_SET_PDEATHSIG for worker processes.
-#include <sys/prctl.h>
-static inline int clibev_set_parent_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal); }
-
-// accept4 is hidden behind _GNU_SOURCE in Swift's Glibc import.
-extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 
 #endif

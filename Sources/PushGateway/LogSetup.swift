@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import PushCore
+import PushPosix
 import Synchronization
 
 /// Sets up swift-log once per process: text lines (swift-log's stderr handler) or JSON lines, behind one wrapper
@@ -41,7 +42,7 @@ enum LogSetup {
     /// Writes one line for each message whose repeats were suppressed in a window that has ended; call about once
     /// a second from the loop.
     static func reportSuppressed(_ logger: Logger) {
-        for (message, count) in RepeatLimiter.shared.ended(now: monotonicSeconds()) {
+        for (message, count) in RepeatLimiter.shared.ended(now: Posix.monotonicSeconds()) {
             logger.notice(
                 "repeated log lines suppressed",
                 metadata: [
@@ -74,7 +75,7 @@ struct GatewayLogHandler<Inner: LogHandler>: LogHandler {
 
     func log(event: LogEvent) {
         if event.level >= .warning {
-            guard RepeatLimiter.shared.admit("\(event.level) \(event.message)", now: monotonicSeconds()) else { return }
+            guard RepeatLimiter.shared.admit("\(event.level) \(event.message)", now: Posix.monotonicSeconds()) else { return }
         }
         inner.log(event: event)
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import Logging
 import PushCore
+import PushPosix
 
 /// `pushgw`: the push gateway daemon and its tools.
 @main

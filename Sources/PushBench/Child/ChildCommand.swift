@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import PushPosix
 
 /// `pushgw-bench child receivers|pusher …`: the processes a scenario spawns. Not for direct use: they wait
 /// for commands on stdin and report on stdout.
@@ -31,7 +32,7 @@ struct ReceiversCommand: ParsableCommand {
     func run() throws {
         var addresses: [in_addr] = []
         for text in sources.split(separator: ",") {
-            guard let address = Sockets.ipv4(String(text)) else { throw BenchError("bad source address \(text)") }
+            guard let address = Posix.ipv4(String(text)) else { throw BenchError("bad source address \(text)") }
             addresses.append(address)
         }
         let plan = ReceiverPlan(
@@ -68,7 +69,7 @@ struct PusherCommand: ParsableCommand {
     func run() throws {
         guard let mode = PusherPlan.Mode(rawValue: mode) else { throw BenchError("bad --mode \(mode)") }
         let plan = PusherPlan(
-            host: host, port: port, source: source.flatMap { Sockets.ipv4($0) }, connections: max(1, connections),
+            host: host, port: port, source: source.flatMap { Posix.ipv4($0) }, connections: max(1, connections),
             depth: max(1, depth), mode: mode, rate: rate, duration: duration, store: store, batch: max(1, batch),
             first: first, users: max(1, users), userPrefix: userPrefix, operation: op, payloadBytes: payloadBytes,
             messages: messages, usersPerPush: max(1, usersPerPush), interval: interval, lifetime: lifetime)

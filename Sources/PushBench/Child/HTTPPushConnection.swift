@@ -1,9 +1,9 @@
-import CLibev
 import Glibc
+import PushPosix
 
 /// One keep-alive HTTP/1.1 connection of a pusher, with up to `depth` requests pipelined on it. Responses come
 /// back in request order (HTTP/1.1 pipelining), so each one answers the oldest request in flight.
-final class HTTPPushConnection: IOHandler {
+final class HTTPPushConnection: LoopHandler {
     /// A request on the wire.
     struct InFlight {
         var sentAt: UInt64
@@ -36,53 +36,51 @@ final class HTTPPushConnection: IOHandler {
     /// Queues one request (its bytes already appended to `output` by the caller).
     func sent(_ request: InFlight) { inFlight.append(request) }
 
-    func handleEvents(_ events: Int32) {
+    func handleEvents(_ events: IOEvents) {
         if !isConnected {
-            guard events & Int32(EV_WRITE) != 0 else { return }
-            let error = Sockets.pendingError(fd)
+            guard events.contains(.write) else { return }
+            let error = Posix.pendingError(fd)
             guard error == 0 else { return fail("connect: \(Sockets.errnoName(error))") }
             isConnected = true
-            owner.loop.setEvents(fd, Int32(EV_READ))
+            owner.loop.setEvents(fd, .read)
             owner.connected(self)
             return
         }
-        if events & Int32(EV_WRITE) != 0 { flush() }
-        if events & Int32(EV_READ) != 0 && isOpen { readable() }
+        if events.contains(.write) { flush() }
+        if events.contains(.read) && isOpen { readable() }
     }
 
     /// Writes what is queued; waits for writability if the socket does not take it all.
     func flush() {
         guard isOpen, isConnected, !output.isEmpty else { return }
-        switch output.withUnsafeBytes({ Sockets.write(fd, $0) }) {
-        case .bytes(let count):
-            output.removeFirst(count)
-        case .wouldBlock, .closed:
-            break
-        case .failed(let code):
-            return fail("write: \(Sockets.errnoName(code))")
+        do {
+            if case .done(let count) = try output.withUnsafeBytes({ try Posix.write(fd, from: $0) }) {
+                output.removeFirst(count)
+            }
+        } catch {
+            return fail("write: \(Sockets.errnoName(error))")
         }
-        owner.loop.setEvents(fd, Int32(EV_READ) | (output.isEmpty ? 0 : Int32(EV_WRITE)))
+        owner.loop.setEvents(fd, output.isEmpty ? .read : IOEvents.read.union(.write))
     }
 
     private func readable() {
         let scratch = owner.loop.scratch
-        switch Sockets.read(fd, into: scratch) {
-        case .bytes(let count):
-            let bytes = UnsafeRawBufferPointer(rebasing: scratch[..<count])
-            if pending.isEmpty {
-                let used = parse(bytes)
-                if used < bytes.count && isOpen { pending = Array(bytes[used...]) }
-            } else {
-                pending.append(contentsOf: bytes)
-                let used = pending.withUnsafeBytes { parse($0) }
-                if isOpen { pending.removeFirst(used) }
-            }
-        case .wouldBlock:
-            break
-        case .closed:
-            fail("closed by the server")
-        case .failed(let code):
-            fail("read: \(Sockets.errnoName(code))")
+        let count: Int
+        do {
+            guard case .done(let read) = try Posix.read(fd, into: scratch) else { return }
+            count = read
+        } catch {
+            return fail("read: \(Sockets.errnoName(error))")
+        }
+        guard count > 0 else { return fail("closed by the server") }
+        let bytes = UnsafeRawBufferPointer(rebasing: scratch[..<count])
+        if pending.isEmpty {
+            let used = parse(bytes)
+            if used < bytes.count && isOpen { pending = Array(bytes[used...]) }
+        } else {
+            pending.append(contentsOf: bytes)
+            let used = pending.withUnsafeBytes { parse($0) }
+            if isOpen { pending.removeFirst(used) }
         }
     }
 
@@ -122,7 +120,7 @@ final class HTTPPushConnection: IOHandler {
         guard isOpen else { return }
         isOpen = false
         owner.loop.unregister(fd)
-        Sockets.close(fd)
+        Posix.close(fd)
         let lost = Array(inFlight[head...])
         inFlight = []
         head = 0
@@ -134,6 +132,6 @@ final class HTTPPushConnection: IOHandler {
         guard isOpen else { return }
         isOpen = false
         owner.loop.unregister(fd)
-        Sockets.close(fd)
+        Posix.close(fd)
     }
 }

@@ -1,6 +1,6 @@
-import CLibev
 import Glibc
 import PushCore
+import PushPosix
 
 /// Complete lines out of a byte stream that arrives in arbitrary chunks.
 struct LineBuffer {
@@ -22,34 +22,32 @@ struct LineBuffer {
 
 /// A child's end of its link to the coordinator (the parent `pushgw-bench`): commands arrive as lines on stdin,
 /// reports leave as JSON lines on stdout. End of stdin means the coordinator is gone, and the child quits.
-final class ParentLink: IOHandler {
-    private let loop: BenchLoop
+final class ParentLink: LoopHandler {
+    private let loop: EventLoop
     private var lines = LineBuffer()
     /// A command line split on spaces: the command, then its arguments.
     var onCommand: (String, [String]) -> Void = { _, _ in }
     /// Stdin reached its end or failed.
     var onClose: () -> Void = {}
 
-    init(loop: BenchLoop) {
+    init(loop: EventLoop) {
         self.loop = loop
         // Die with the coordinator even if it is killed before it can close our stdin.
-        _ = clibev_set_parent_death_signal(SIGKILL)
-        _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
-        loop.register(0, self, events: Int32(EV_READ))
+        Posix.dieWithParent(SIGKILL)
+        Posix.setNonBlocking(0)
+        loop.register(0, self, events: .read)
     }
 
-    func handleEvents(_ events: Int32) {
-        switch Sockets.read(0, into: loop.scratch) {
-        case .bytes(let count):
-            for line in lines.append(UnsafeRawBufferPointer(rebasing: loop.scratch[..<count])) {
-                let words = line.split(separator: " ").map(String.init)
-                if let command = words.first { onCommand(command, Array(words.dropFirst())) }
-            }
-        case .wouldBlock:
-            break
-        case .closed, .failed:
+    func handleEvents(_ events: IOEvents) {
+        let result = try? Posix.read(0, into: loop.scratch)
+        if case .wouldBlock = result { return }
+        guard case .done(let count) = result, count > 0 else {
             loop.unregister(0)
-            onClose()
+            return onClose()
+        }
+        for line in lines.append(UnsafeRawBufferPointer(rebasing: loop.scratch[..<count])) {
+            let words = line.split(separator: " ").map(String.init)
+            if let command = words.first { onCommand(command, Array(words.dropFirst())) }
         }
     }
 
@@ -59,18 +57,7 @@ final class ParentLink: IOHandler {
         writer.object(build)
         var bytes = writer.bytes
         bytes.append(UInt8(ascii: "\n"))
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(1, buffer.baseAddress! + offset, buffer.count - offset)
-                if written > 0 {
-                    offset += written
-                } else if written < 0 && errno == EINTR {
-                    continue
-                } else {
-                    exit(3)  // the coordinator is gone
-                }
-            }
-        }
+        // The coordinator is gone when its end fails.
+        guard bytes.withUnsafeBytes({ Posix.writeAll(1, $0) }) else { exit(3) }
     }
 }

@@ -1,6 +1,6 @@
-import CLibev
 import Glibc
 import PushCore
+import PushPosix
 
 /// What one pusher process does, as the coordinator planned it (its command line).
 struct PusherPlan {
@@ -42,11 +42,11 @@ struct PusherPlan {
 /// sends `result` when its work is done (its time is up, or every fill or broadcast push was answered).
 final class Pusher {
     let plan: PusherPlan
-    let loop: BenchLoop
+    let loop: EventLoop
     private let destination: sockaddr_in
     private var link: ParentLink!
     private var connections: [HTTPPushConnection] = []
-    private let birth = monotonicNanos()
+    private let birth = Posix.monotonicNanos()
 
     private enum State { case connecting, waiting, running, draining, done }
     private var state = State.connecting
@@ -57,7 +57,7 @@ final class Pusher {
     private var finishedAt: UInt64 = 0
     private var drainingSince: UInt64 = 0
     private var cursor = 0
-    private var random = SplitMix64(seed: UInt64(getpid()) &* 0x9E37_79B9_7F4A_7C15 ^ monotonicNanos())
+    private var random = SplitMix64(seed: UInt64(getpid()) &* 0x9E37_79B9_7F4A_7C15 ^ Posix.monotonicNanos())
 
     // Work done.
     private var sentPushes = 0
@@ -92,12 +92,12 @@ final class Pusher {
     static let drainSeconds = 15.0
 
     init(plan: PusherPlan) throws {
-        guard let destination = Sockets.address(plan.host, port: plan.port) else {
+        guard let destination = Posix.ipv4Address(plan.host, port: plan.port) else {
             throw BenchError("--host \(plan.host) is not an IPv4 address")
         }
         self.plan = plan
         self.destination = destination
-        loop = try BenchLoop()
+        loop = try EventLoop.bench()
         userPrefix = Array(plan.userPrefix.utf8)
         padding = Array(repeating: UInt8(ascii: "x"), count: plan.payloadBytes)
         hostHeader = Array("\(plan.host):\(plan.port)".utf8)
@@ -115,13 +115,13 @@ final class Pusher {
         link.onClose = { exit(0) }
         let connectionCount = plan.mode == .broadcast ? 1 : plan.connections
         for _ in 0..<connectionCount {
-            switch Sockets.connect(to: destination, from: plan.source) {
-            case .failed(let code, let call):
-                connectFailures["\(call): \(Sockets.errnoName(code))", default: 0] += 1
-            case .started(let fd, _):
+            do {
+                let fd = try Posix.connect(to: destination, from: plan.source).fd
                 let connection = HTTPPushConnection(owner: self, fd: fd)
-                loop.register(fd, connection, events: Int32(EV_WRITE))
+                loop.register(fd, connection, events: .write)
                 connections.append(connection)
+            } catch {
+                connectFailures[Sockets.describe(error), default: 0] += 1
             }
         }
         checkStarted()
@@ -135,7 +135,7 @@ final class Pusher {
         case "go":
             guard state == .waiting else { return }
             state = .running
-            startedAt = monotonicNanos()
+            startedAt = Posix.monotonicNanos()
             endAt = startedAt &+ UInt64(plan.duration * 1e9)
             nextBroadcastAt = startedAt
             pump()
@@ -179,7 +179,7 @@ final class Pusher {
     /// Sends what the rate, the pipelines and the remaining work allow.
     private func pump() {
         guard state == .running || state == .draining else { return }
-        let now = monotonicNanos()
+        let now = Posix.monotonicNanos()
         if state == .running && (now >= endAt || !workLeft) {
             state = .draining
             drainingSince = now
@@ -308,7 +308,7 @@ final class Pusher {
     // MARK: - Answers
 
     func response(_ status: Int, _ body: UnsafeRawBufferPointer, for request: HTTPPushConnection.InFlight) {
-        let now = monotonicNanos()
+        let now = Posix.monotonicNanos()
         responses += 1
         httpLatency.record(nanos: now &- request.sentAt)
         if status == 200 {
@@ -343,7 +343,7 @@ final class Pusher {
     }
 
     private func onTick() {
-        if Double(monotonicNanos() &- birth) / 1e9 > plan.lifetime {
+        if Double(Posix.monotonicNanos() &- birth) / 1e9 > plan.lifetime {
             note("pusher: lifetime of \(Int(plan.lifetime)) s is over, quitting")
             exit(0)
         }
@@ -359,7 +359,7 @@ final class Pusher {
     private func finish() {
         guard state != .done else { return }
         state = .done
-        finishedAt = monotonicNanos()
+        finishedAt = Posix.monotonicNanos()
         for connection in connections { connection.close() }
         ParentLink.send {
             $0.field("type", "result")

@@ -1,9 +1,9 @@
-import CLibev
 import Glibc
 import PushCore
+import PushPosix
 
 /// One client connection of a receivers process: connect, AUTH, then frames in, heartbeats and ACKs out.
-final class ReceiverConnection: IOHandler {
+final class ReceiverConnection: LoopHandler {
     private enum State { case connecting, authenticating, online, closed }
 
     private unowned let owner: Receivers
@@ -40,20 +40,20 @@ final class ReceiverConnection: IOHandler {
     var isOnline: Bool { state == .online }
     var isHandshaking: Bool { state == .connecting || state == .authenticating }
 
-    func handleEvents(_ events: Int32) {
+    func handleEvents(_ events: IOEvents) {
         if state == .connecting {
-            guard events & Int32(EV_WRITE) != 0 else { return }
-            let error = Sockets.pendingError(fd)
+            guard events.contains(.write) else { return }
+            let error = Posix.pendingError(fd)
             guard error == 0 else { return close("connect: \(Sockets.errnoName(error))") }
             state = .authenticating
-            owner.loop.setEvents(fd, Int32(EV_READ))
+            owner.loop.setEvents(fd, .read)
             var frame: [UInt8] = []
             Frame.encode(operation: .auth, sequence: 1, body: owner.authBody(index), into: &frame)
             send(frame)
             return
         }
-        if events & Int32(EV_WRITE) != 0 { flush() }
-        if events & Int32(EV_READ) != 0 && state != .closed { readable() }
+        if events.contains(.write) { flush() }
+        if events.contains(.read) && state != .closed { readable() }
     }
 
     /// Sends `bytes` now, or queues what the socket does not take and waits for it to be writable.
@@ -69,31 +69,28 @@ final class ReceiverConnection: IOHandler {
 
     private func flush() {
         guard !output.isEmpty else { return }
-        let result = output.withUnsafeBytes { Sockets.write(fd, $0) }
-        switch result {
-        case .bytes(let count):
-            output.removeFirst(count)
-        case .wouldBlock, .closed:
-            break
-        case .failed(let code):
-            return close("write: \(Sockets.errnoName(code))")
+        do {
+            if case .done(let count) = try output.withUnsafeBytes({ try Posix.write(fd, from: $0) }) {
+                output.removeFirst(count)
+            }
+        } catch {
+            return close("write: \(Sockets.errnoName(error))")
         }
-        owner.loop.setEvents(fd, Int32(EV_READ) | (output.isEmpty ? 0 : Int32(EV_WRITE)))
+        owner.loop.setEvents(fd, output.isEmpty ? .read : IOEvents.read.union(.write))
     }
 
     private func readable() {
         let scratch = owner.loop.scratch
-        switch Sockets.read(fd, into: scratch) {
-        case .bytes(let count):
-            owner.now = monotonicNanos()
-            consume(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
-        case .wouldBlock:
-            break
-        case .closed:
-            close(farewell ?? "closed by the server")
-        case .failed(let code):
-            close(farewell ?? "read: \(Sockets.errnoName(code))")
+        let count: Int
+        do {
+            guard case .done(let read) = try Posix.read(fd, into: scratch) else { return }
+            count = read
+        } catch {
+            return close(farewell ?? "read: \(Sockets.errnoName(error))")
         }
+        guard count > 0 else { return close(farewell ?? "closed by the server") }
+        owner.now = Posix.monotonicNanos()
+        consume(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
     }
 
     private func consume(_ bytes: UnsafeRawBufferPointer) {
@@ -154,7 +151,7 @@ final class ReceiverConnection: IOHandler {
         let wasOnline = state == .online
         state = .closed
         owner.loop.unregister(fd)
-        Sockets.close(fd, reset: reset)
+        Posix.close(fd, reset: reset)
         pending = []
         output = []
         owner.closed(self, wasOnline: wasOnline, reason: reason, reconnectAfter: reconnectAfter)

@@ -1,6 +1,6 @@
-import CLibev
 import Glibc
 import PushCore
+import PushPosix
 
 /// What one receivers process does, as the coordinator planned it (its command line).
 struct ReceiverPlan {
@@ -37,11 +37,11 @@ struct ReceiverPlan {
 /// second, and `result` on the `report` command (which also starts a new measuring phase).
 final class Receivers {
     let plan: ReceiverPlan
-    let loop: BenchLoop
+    let loop: EventLoop
     private let destination: sockaddr_in
     private var link: ParentLink!
     private var connections: [ReceiverConnection?]
-    private let birth = monotonicNanos()
+    private let birth = Posix.monotonicNanos()
 
     // Connecting.
     private var started = false
@@ -97,12 +97,12 @@ final class Receivers {
     static let tick = 0.1
 
     init(plan: ReceiverPlan) throws {
-        guard let destination = Sockets.address(plan.host, port: plan.port) else {
+        guard let destination = Posix.ipv4Address(plan.host, port: plan.port) else {
             throw BenchError("--host \(plan.host) is not an IPv4 address")
         }
         self.plan = plan
         self.destination = destination
-        loop = try BenchLoop()
+        loop = try EventLoop.bench()
         guard plan.count + 64 <= loop.capacity else {
             throw BenchError("\(plan.count) connections do not fit the file limit of \(loop.capacity) per process")
         }
@@ -131,7 +131,7 @@ final class Receivers {
         case "connect":
             guard !started else { return }
             started = true
-            t0 = arguments.first.flatMap { UInt64($0) } ?? monotonicNanos()
+            t0 = arguments.first.flatMap { UInt64($0) } ?? Posix.monotonicNanos()
             openMore()
             checkReady()
         case "report": report()
@@ -147,7 +147,7 @@ final class Receivers {
         guard started, !quitting, nextToOpen < plan.count else { return }
         var allowance = Int.max
         if plan.rate > 0 {
-            let elapsed = Double(monotonicNanos() &- t0) / 1e9
+            let elapsed = Double(Posix.monotonicNanos() &- t0) / 1e9
             allowance = Int(plan.rate * elapsed) + 1 - nextToOpen
         }
         while nextToOpen < plan.count && handshaking < plan.inFlight && allowance > 0 {
@@ -160,18 +160,18 @@ final class Receivers {
     private func open(_ index: Int) {
         let global = plan.first + index
         let source = plan.sources.isEmpty ? nil : plan.sources[global % plan.sources.count]
-        switch Sockets.connect(to: destination, from: source) {
-        case .failed(let code, let call):
-            fail("\(call): \(Sockets.errnoName(code))")
-        case .started(let fd, _):
-            let connection = ReceiverConnection(owner: self, index: index, fd: fd, startedAt: monotonicNanos())
-            guard loop.register(fd, connection, events: Int32(EV_WRITE)) else {
-                Sockets.close(fd)
+        do {
+            let fd = try Posix.connect(to: destination, from: source).fd
+            let connection = ReceiverConnection(owner: self, index: index, fd: fd, startedAt: Posix.monotonicNanos())
+            guard loop.register(fd, connection, events: .write) else {
+                Posix.close(fd)
                 fail("descriptor \(fd) over the table")
                 return
             }
             connections[index] = connection
             handshaking += 1
+        } catch {
+            fail(Sockets.describe(error))
         }
     }
 
@@ -194,7 +194,7 @@ final class Receivers {
     }
 
     func authenticated(_ connection: ReceiverConnection, lastSeq: UInt64) {
-        let now = monotonicNanos()
+        let now = Posix.monotonicNanos()
         handshaking -= 1
         online += 1
         connectLatency.record(nanos: now &- connection.startedAt)
@@ -224,7 +224,7 @@ final class Receivers {
             retries[connection.index] = attempts + 1
             retryCount += 1
             retryReasons[reason, default: 0] += 1
-            retryQueue.append((connection.index, monotonicNanos() &+ UInt64(max(0, reconnectAfter)) * 1_000_000))
+            retryQueue.append((connection.index, Posix.monotonicNanos() &+ UInt64(max(0, reconnectAfter)) * 1_000_000))
         } else {
             fail(reason)
         }
@@ -235,7 +235,7 @@ final class Receivers {
     /// Opens again the connections whose reconnect delay is over.
     private func retryDue() {
         guard !retryQueue.isEmpty else { return }
-        let now = monotonicNanos()
+        let now = Posix.monotonicNanos()
         var waiting: [(index: Int, at: UInt64)] = []
         for entry in retryQueue {
             if entry.at <= now {
@@ -315,7 +315,7 @@ final class Receivers {
 
     private func onTick() {
         ticks += 1
-        let now = monotonicNanos()
+        let now = Posix.monotonicNanos()
         if Double(now &- birth) / 1e9 > plan.lifetime {
             note("receivers: lifetime of \(Int(plan.lifetime)) s is over, quitting")
             quit()
@@ -355,7 +355,7 @@ final class Receivers {
     /// ACK at their own times, not all in the same instant (which would hit Redis in bursts a real client
     /// population never produces).
     private func sendAcks() {
-        let due = monotonicNanos() &- UInt64(plan.ackInterval * 1e9)
+        let due = Posix.monotonicNanos() &- UInt64(plan.ackInterval * 1e9)
         while ackHead < ackQueue.count && ackQueue[ackHead].since <= due {
             let index = ackQueue[ackHead].index
             ackHead += 1

@@ -1,5 +1,6 @@
 import Glibc
 import PushCore
+import PushPosix
 
 /// One child process of the coordinator: a fresh execution of this binary (`/proc/self/exe`, never a fork of a
 /// running Swift runtime) whose stdin carries commands and whose stdout carries JSON lines back.
@@ -20,73 +21,43 @@ final class ChildProcess {
 
     init(name: String, arguments: [String]) throws {
         self.name = name
-        var toChild: [Int32] = [0, 0]
-        var fromChild: [Int32] = [0, 0]
-        // pipe2 is hidden behind _GNU_SOURCE; this process has one thread, so pipe + FD_CLOEXEC races nothing.
-        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else {
-            throw BenchError("pipe: \(String(cString: strerror(errno)))")
+        let toChild = try Posix.pipe()
+        let fromChild: (read: Int32, write: Int32)
+        do {
+            fromChild = try Posix.pipe()
+        } catch {
+            Posix.close(toChild.read)
+            Posix.close(toChild.write)
+            throw error
         }
-        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var executable = [CChar](repeating: 0, count: 4096)
-        guard readlink("/proc/self/exe", &executable, executable.count - 1) > 0 else {
-            throw BenchError("readlink /proc/self/exe: \(String(cString: strerror(errno)))")
+        defer {
+            Posix.close(toChild.read)
+            Posix.close(fromChild.write)
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = (["pushgw-bench"] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        close(toChild[0])
-        close(fromChild[1])
-        guard result == 0 else {
-            close(toChild[1])
-            close(fromChild[0])
-            throw BenchError("posix_spawn: \(String(cString: strerror(result)))")
+        do {
+            pid = try Posix.spawnSelf(
+                ["pushgw-bench"] + arguments, descriptors: [0: toChild.read, 1: fromChild.write])
+        } catch {
+            Posix.close(toChild.write)
+            Posix.close(fromChild.read)
+            throw error
         }
-        self.pid = pid
-        commands = toChild[1]
-        reports = fromChild[0]
-        _ = fcntl(reports, F_SETFL, fcntl(reports, F_GETFL) | O_NONBLOCK)
+        commands = toChild.write
+        reports = fromChild.read
+        Posix.setNonBlocking(reports)
     }
 
     /// Sends one command line; a child that is gone is ignored (SIGPIPE is ignored by the coordinator).
     func send(_ line: String) {
         guard commands >= 0 else { return }
         var text = line + "\n"
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(commands, bytes.baseAddress! + offset, bytes.count - offset)
-                if written > 0 {
-                    offset += written
-                } else if written < 0 && errno == EINTR {
-                    continue
-                } else {
-                    return
-                }
-            }
-        }
+        _ = text.withUTF8 { Posix.writeAll(commands, UnsafeRawBufferPointer($0)) }
     }
 
     /// Closes the child's stdin: it quits.
     func closeCommands() {
         guard commands >= 0 else { return }
-        close(commands)
+        Posix.close(commands)
         commands = -1
     }
 
@@ -94,7 +65,15 @@ final class ChildProcess {
     func readAvailable() {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while !ended {
-            let count = buffer.withUnsafeMutableBytes { read(reports, $0.baseAddress, $0.count) }
+            let result: IOResult<Int>
+            do {
+                result = try buffer.withUnsafeMutableBytes { try Posix.read(reports, into: $0) }
+            } catch {
+                ended = true
+                Posix.close(reports)
+                return
+            }
+            guard case .done(let count) = result else { return }
             if count > 0 {
                 for line in buffer.withUnsafeBytes({ lines.append(UnsafeRawBufferPointer(rebasing: $0[..<count])) }) {
                     if let value = try? JSONParser.parse(line), value["type"] != nil {
@@ -103,17 +82,9 @@ final class ChildProcess {
                         note("\(name): \(line)")
                     }
                 }
-            } else if count == 0 {
-                ended = true
-                close(reports)
-            } else if errno == EINTR {
-                continue
             } else {
-                if errno != EAGAIN {
-                    ended = true
-                    close(reports)
-                }
-                return
+                ended = true
+                Posix.close(reports)
             }
         }
     }
@@ -135,15 +106,10 @@ final class ChildProcess {
     @discardableResult
     func reap(block: Bool = false) -> Bool {
         guard exitStatus == nil else { return true }
-        var status: Int32 = 0
-        var usage = rusage()
-        let result = wait4(pid, &status, block ? 0 : WNOHANG, &usage)
-        guard result == pid else { return false }
-        exitStatus = status
-        cpuSeconds =
-            Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-        if !ended { close(reports) }
+        guard let exited = Posix.reap(pid, block: block) else { return false }
+        exitStatus = exited.status
+        cpuSeconds = exited.cpuSeconds
+        if !ended { Posix.close(reports) }
         ended = true
         closeCommands()
         return true
@@ -155,7 +121,7 @@ final class ChildGroup {
     private(set) var children: [ChildProcess] = []
 
     init() {
-        signal(SIGPIPE, SIG_IGN)
+        Posix.ignore(SIGPIPE)
     }
 
     func spawn(_ name: String, _ arguments: [String]) throws -> ChildProcess {
@@ -177,9 +143,9 @@ final class ChildGroup {
 
     /// Lets `seconds` pass while reading reports (children block when their pipe fills).
     func idle(_ seconds: Double) {
-        let deadline = monotonicNanos() &+ UInt64(max(0, seconds) * 1e9)
+        let deadline = Posix.monotonicNanos() &+ UInt64(max(0, seconds) * 1e9)
         while true {
-            let now = monotonicNanos()
+            let now = Posix.monotonicNanos()
             guard now < deadline else { return }
             poll(min(0.2, Double(deadline - now) / 1e9))
         }
@@ -190,9 +156,9 @@ final class ChildGroup {
     func await(
         _ type: String, from children: [ChildProcess], seconds: Double, progress: (() -> Void)? = nil
     ) throws -> [JSONValue] {
-        let deadline = monotonicNanos() &+ UInt64(seconds * 1e9)
+        let deadline = Posix.monotonicNanos() &+ UInt64(seconds * 1e9)
         var results = [JSONValue?](repeating: nil, count: children.count)
-        var lastProgress = monotonicNanos()
+        var lastProgress = Posix.monotonicNanos()
         while true {
             for (index, child) in children.enumerated() where results[index] == nil {
                 results[index] = child.take(type)
@@ -201,7 +167,7 @@ final class ChildGroup {
                 }
             }
             if results.allSatisfy({ $0 != nil }) { return results.map { $0! } }
-            let now = monotonicNanos()
+            let now = Posix.monotonicNanos()
             guard now < deadline else {
                 let missing = zip(children, results).filter { $1 == nil }.map(\.0.name)
                 throw BenchError("no \(type) from \(missing.joined(separator: ", ")) within \(Int(seconds)) s")
@@ -223,15 +189,15 @@ final class ChildGroup {
             child.send("quit")
             child.closeCommands()
         }
-        let deadline = monotonicNanos() &+ UInt64(seconds * 1e9)
-        while monotonicNanos() < deadline {
+        let deadline = Posix.monotonicNanos() &+ UInt64(seconds * 1e9)
+        while Posix.monotonicNanos() < deadline {
             for child in children where !child.ended { child.readAvailable() }
             if children.allSatisfy({ $0.reap() }) { return }
             usleep(20_000)
         }
         for child in children where !child.reap() {
             note("\(child.name) (pid \(child.pid)) did not quit: killing it")
-            kill(child.pid, SIGKILL)
+            Posix.kill(child.pid, SIGKILL)
             child.reap(block: true)
         }
     }

@@ -1,5 +1,6 @@
 import Glibc
 import PushCore
+import PushPosix
 
 /// Number formatting without Foundation.
 enum Format {
@@ -87,19 +88,14 @@ struct Table {
 func writeFile(_ path: String, _ bytes: [UInt8]) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw BenchError("cannot write \(path): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var offset = 0
-    try bytes.withUnsafeBytes { buffer in
-        while offset < buffer.count {
-            let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-            guard written > 0 else { throw BenchError("cannot write \(path): \(String(cString: strerror(errno)))") }
-            offset += written
-        }
+    defer { Posix.close(fd) }
+    guard bytes.withUnsafeBytes({ Posix.writeAll(fd, $0) }) else {
+        throw BenchError("cannot write \(path): \(String(cString: strerror(errno)))")
     }
 }
 
 /// Messages for the person running the bench: stderr, so stdout keeps only the table.
 func note(_ text: String) {
     var line = "pushgw-bench: " + text + "\n"
-    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    _ = line.withUTF8 { Posix.writeAll(2, UnsafeRawBufferPointer($0)) }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import PushCore
+import PushPosix
 
 /// `connect`: opens N connections from several processes, authenticates each as its own user, heartbeats, holds
 /// them, and reports the connect rate, failures and unexpected closes; with `--gateway-pid`, the gateway's
@@ -61,12 +62,12 @@ struct Connect: ParsableCommand {
             try writeFile(readyFile, writer.bytes + [UInt8(ascii: "\n")])
         }
 
-        let holdStart = monotonicNanos()
+        let holdStart = Posix.monotonicNanos()
         var lastNote = holdStart
-        while Double(monotonicNanos() &- holdStart) / 1e9 < hold {
-            group.idle(min(0.5, hold - Double(monotonicNanos() &- holdStart) / 1e9))
-            if monotonicNanos() &- lastNote > 5_000_000_000 {
-                lastNote = monotonicNanos()
+        while Double(Posix.monotonicNanos() &- holdStart) / 1e9 < hold {
+            group.idle(min(0.5, hold - Double(Posix.monotonicNanos() &- holdStart) / 1e9))
+            if Posix.monotonicNanos() &- lastNote > 5_000_000_000 {
+                lastNote = Posix.monotonicNanos()
                 let totals = fleet.totals()
                 note("hold: \(Format.count(totals.online)) online, \(totals.closes) closed unexpectedly")
             }

@@ -1,5 +1,6 @@
 import Glibc
 import PushCore
+import PushPosix
 
 /// What the receivers reported when all of them were connected (or had given up).
 struct ConnectSummary {
@@ -86,7 +87,7 @@ final class Fleet {
 
     /// Tells every receiver to start connecting now (one shared start time).
     func startConnecting() {
-        t0 = monotonicNanos()
+        t0 = Posix.monotonicNanos()
         for child in children { child.send("connect \(t0)") }
     }
 
@@ -97,7 +98,7 @@ final class Fleet {
             let totals = self.totals()
             note(
                 "\(label): \(Format.count(totals.online))/\(Format.count(count)) online, "
-                    + "\(Format.count(totals.failed)) failed, \(Format.seconds(Double(monotonicNanos() &- t0) / 1e9))")
+                    + "\(Format.count(totals.failed)) failed, \(Format.seconds(Double(Posix.monotonicNanos() &- t0) / 1e9))")
         }
         return summarize(readies)
     }
@@ -143,18 +144,18 @@ final class Fleet {
     /// Waits until the receivers got `expected` deliveries, or they stop coming for `stall` seconds, or
     /// `timeout` seconds pass.
     func awaitDeliveries(_ expected: Int, stall: Double, timeout: Double) {
-        let deadline = monotonicNanos() &+ UInt64(timeout * 1e9)
+        let deadline = Posix.monotonicNanos() &+ UInt64(timeout * 1e9)
         var last = -1
-        var lastChange = monotonicNanos()
-        while monotonicNanos() < deadline {
+        var lastChange = Posix.monotonicNanos()
+        while Posix.monotonicNanos() < deadline {
             // Progress reports come every 250 ms: wait for fresh ones.
             group.poll(0.3)
             let delivered = totals().delivered
             if delivered >= expected { return }
             if delivered != last {
                 last = delivered
-                lastChange = monotonicNanos()
-            } else if Double(monotonicNanos() &- lastChange) / 1e9 > stall {
+                lastChange = Posix.monotonicNanos()
+            } else if Double(Posix.monotonicNanos() &- lastChange) / 1e9 > stall {
                 return
             }
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import PushPosix
 
 /// Where the gateway listens.
 struct TargetOptions: ParsableArguments {
@@ -11,7 +12,7 @@ struct TargetOptions: ParsableArguments {
     var httpPort = 3111
 
     func validate() throws {
-        guard Sockets.ipv4(host) != nil else { throw ValidationError("--host must be an IPv4 address") }
+        guard Posix.ipv4(host) != nil else { throw ValidationError("--host must be an IPv4 address") }
     }
 }
 
@@ -41,7 +42,7 @@ struct ClientOptions: ParsableArguments {
     func validate() throws {
         guard perProcess >= 1, perProcess <= 19_000 else { throw ValidationError("--per-process must be 1…19000") }
         guard (inFlight ?? 1) >= 1 else { throw ValidationError("--in-flight must be at least 1") }
-        guard Sockets.ipv4(firstSource) != nil else { throw ValidationError("--first-source must be an IPv4 address") }
+        guard Posix.ipv4(firstSource) != nil else { throw ValidationError("--first-source must be an IPv4 address") }
     }
 
     /// The connect timeout for `count` connections: generous enough for about 2,000 connects a second.

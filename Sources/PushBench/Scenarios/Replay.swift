@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import PushCore
+import PushPosix
 
 /// `replay`: stores M messages for each of U offline users, then connects all of them at once with
 /// `last_seq: 0` and measures the time until every backlog has arrived, in order.
@@ -74,12 +75,12 @@ struct Replay: ParsableCommand {
             inFlight: users, extra: ["--last-seq", "0", "--replay"])
         let replayStart = Usage.sample(report, group)
         fleet.startConnecting()
-        let deadline = monotonicNanos() &+ UInt64(timeout * 1e9)
-        var lastNote = monotonicNanos()
+        let deadline = Posix.monotonicNanos() &+ UInt64(timeout * 1e9)
+        var lastNote = Posix.monotonicNanos()
         var readies = [JSONValue?](repeating: nil, count: fleet.children.count)
         var lastComplete = -1
-        var lastChange = monotonicNanos()
-        while monotonicNanos() < deadline {
+        var lastChange = Posix.monotonicNanos()
+        while Posix.monotonicNanos() < deadline {
             group.poll(0.3)
             for (index, child) in fleet.children.enumerated() where readies[index] == nil {
                 readies[index] = child.take("ready")
@@ -88,13 +89,13 @@ struct Replay: ParsableCommand {
             if totals.complete >= users { break }
             if totals.complete != lastComplete {
                 lastComplete = totals.complete
-                lastChange = monotonicNanos()
-            } else if !readies.contains(where: { $0 == nil }) && Double(monotonicNanos() &- lastChange) / 1e9 > 5 {
+                lastChange = Posix.monotonicNanos()
+            } else if !readies.contains(where: { $0 == nil }) && Double(Posix.monotonicNanos() &- lastChange) / 1e9 > 5 {
                 note("replay: no progress for 5 s, giving up")
                 break
             }
-            if monotonicNanos() &- lastNote > 1_000_000_000 {
-                lastNote = monotonicNanos()
+            if Posix.monotonicNanos() &- lastNote > 1_000_000_000 {
+                lastNote = Posix.monotonicNanos()
                 note(
                     "replay: \(Format.count(totals.online)) online, \(Format.count(totals.complete)) complete, "
                         + "\(Format.count(totals.delivered)) messages")

@@ -1,5 +1,6 @@
 import Glibc
 import PushCore
+import PushPosix
 
 /// CPU used by the gateway, redis-server and the bench's own processes over a stretch of wall time: on a
 /// 2-core machine the three compete, and the figures say who had the cores.
@@ -11,7 +12,7 @@ struct Usage {
 
     static func sample(_ report: ReportOptions, _ group: ChildGroup) -> Usage {
         Usage(
-            wall: monotonicNanos(),
+            wall: Posix.monotonicNanos(),
             gateway: report.gatewayPid.map { ProcessTree.cpuSeconds(of: $0) } ?? 0,
             redis: report.redisPid.map { ProcessTree.cpuSeconds(of: $0) } ?? 0,
             bench: group.cpuSeconds() + ProcessTree.cpuSeconds(of: getpid(), descendants: false))

@@ -1,4 +1,5 @@
 import Glibc
+import PushPosix
 
 /// Figures about other processes (the gateway, redis-server, our children) read from /proc.
 enum ProcessTree {
@@ -72,23 +73,16 @@ enum ProcessTree {
     }
 
     /// Whether a process with this pid exists.
-    static func exists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+    static func exists(_ pid: pid_t) -> Bool { Posix.processExists(pid) }
 
     static func readText(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        defer { Posix.close(fd) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 8192)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                bytes += buffer[..<count]
-            } else if count < 0 && errno == EINTR {
-                continue
-            } else {
-                break
-            }
+        while case .done(let count)? = try? buffer.withUnsafeMutableBytes({ try Posix.read(fd, into: $0) }), count > 0 {
+            bytes += buffer[..<count]
         }
         return String(decoding: bytes, as: UTF8.self)
     }

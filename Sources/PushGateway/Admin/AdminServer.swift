@@ -1,7 +1,7 @@
-import CLibev
 import Glibc
 import Logging
 import PushCore
+import PushPosix
 
 /// The admin socket (SPEC §6): a Unix stream socket, mode 0600, served by the master's loop. Each connection
 /// sends command lines and gets reply lines ending with a line holding a single `.`; commands on one connection
@@ -29,7 +29,7 @@ final class AdminServer: LoopHandler {
         self.loop = loop
         self.logger = logger
         generation = loop.makeGeneration()
-        guard loop.register(fd, self, events: Int32(EV_READ)) else {
+        guard loop.register(fd, self, events: .read) else {
             Posix.close(fd)
             Posix.removeUnixSocket(path: path, inode: inode)
             throw SystemError(call: "register admin socket", errno: EMFILE)
@@ -39,7 +39,7 @@ final class AdminServer: LoopHandler {
     /// The clients receiving a line a second.
     var tailing: [AdminConnection] { clients.values.filter(\.isTailing) }
 
-    func handleEvents(_ events: Int32) {
+    func handleEvents(_ events: IOEvents) {
         for _ in 0..<16 {
             let client: Int32
             do {
@@ -56,7 +56,7 @@ final class AdminServer: LoopHandler {
                 continue
             }
             let connection = AdminConnection(fd: client, server: self)
-            guard loop.register(client, connection, events: Int32(EV_READ)) else {
+            guard loop.register(client, connection, events: .read) else {
                 Posix.close(client)
                 continue
             }

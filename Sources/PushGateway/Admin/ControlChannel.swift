@@ -1,4 +1,5 @@
 import PushCore
+import PushPosix
 
 /// One end of a worker's control pipe (a socketpair made by the master; the worker finds its end on descriptor
 /// 3): `ControlMessage`s, one JSON line each, both ways. The same class serves the master's end (one per worker)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import PushCore
+import PushPosix
 
 /// `pushgw ctl <command…>`: the admin socket's client (SPEC §6). Blocking I/O: this is a short-lived tool, not a
 /// loop. `stats` is printed as tables, `tail` as one line rewritten in place on a terminal (plain lines

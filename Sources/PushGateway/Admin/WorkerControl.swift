@@ -1,7 +1,7 @@
-import CLibev
 import Glibc
 import Logging
 import PushCore
+import PushPosix
 
 /// A worker's side of the admin machinery: every second it sends the master a snapshot of its figures over the
 /// control pipe, keeps the gateway-wide `/metrics` text the master sends back, and runs the commands the master
@@ -49,7 +49,7 @@ final class WorkerControl {
             channel = nil
         } else if let controlFD {
             let channel = ControlChannel(fd: controlFD, loop: parts.loop)
-            if parts.loop.register(controlFD, channel, events: Int32(EV_READ)) {
+            if parts.loop.register(controlFD, channel, events: .read) {
                 self.channel = channel
             } else {
                 parts.logger.error("cannot watch the control pipe", metadata: ["fd": "\(controlFD)"])
@@ -84,7 +84,7 @@ final class WorkerControl {
 
     private func everySecond() {
         channel?.send(.snapshot(snapshot()))
-        if !waiting.isEmpty, monotonicSeconds() - waitingSince >= Self.metricsWait {
+        if !waiting.isEmpty, Posix.monotonicSeconds() - waitingSince >= Self.metricsWait {
             answerWaiting(localMetrics())
         }
         LogSetup.reportSuppressed(parts.logger)
@@ -95,7 +95,7 @@ final class WorkerControl {
         let stats = parts.stats
         let redis = parts.store.redis
         var snapshot = WorkerSnapshot(
-            pid: Int(getpid()), index: parts.index, node: parts.node, time: monotonicSeconds(), startedAt: startedAt)
+            pid: Int(getpid()), index: parts.index, node: parts.node, time: Posix.monotonicSeconds(), startedAt: startedAt)
         snapshot.connections = parts.connections.connectionCount
         snapshot.users = parts.connections.users.userCount
         snapshot.httpConnections = parts.http.connectionCount
@@ -134,7 +134,7 @@ final class WorkerControl {
     private func serveMetrics(_ respond: @escaping (HTTPResponse) -> Void) {
         if let metricsText { return respond(Self.response(metricsText)) }
         guard channel?.isOpen == true else { return respond(localMetrics()) }
-        if waiting.isEmpty { waitingSince = monotonicSeconds() }
+        if waiting.isEmpty { waitingSince = Posix.monotonicSeconds() }
         waiting.append(respond)
     }
 

@@ -1,5 +1,6 @@
 import CHTTPParser
 import PushCore
+import PushPosix
 
 /// One backend's keep-alive HTTP/1.1 connection. Requests may be pipelined: each gets a response slot in
 /// arrival order, and responses go out in that order even when a later one is ready first.

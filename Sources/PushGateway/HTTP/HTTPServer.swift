@@ -1,7 +1,7 @@
-import CLibev
 import Glibc
 import Logging
 import PushCore
+import PushPosix
 
 /// The backends' HTTP API server of one worker: accepts connections, checks API keys, routes requests to
 /// the `PushAPI`.

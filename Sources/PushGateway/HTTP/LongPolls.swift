@@ -1,5 +1,6 @@
 import Glibc
 import PushCore
+import PushPosix
 
 /// Web clients without sockets waiting on `GET /v1/users/{uid}/messages?wait=S`: parked per user until a
 /// stored message for that user reaches this node, or their time is up (then answered with no messages).

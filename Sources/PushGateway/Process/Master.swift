@@ -1,7 +1,7 @@
-import CLibev
 import Glibc
 import Logging
 import PushCore
+import PushPosix
 
 /// The master process (SPEC §1, nginx's model): starts `server.workers` worker processes as fresh executions
 /// of this binary (never a fork of a running Swift runtime), restarts one that dies (backing off when it keeps
@@ -58,7 +58,7 @@ final class Master {
         self.logger = logger
         try Self.checkPortsFree(config)
         loop = try EventLoop(capacity: 1024)
-        startedAt = Self.monotonic()
+        startedAt = Posix.monotonicSeconds()
         loop.onSignal(SIGCHLD) { [unowned self] in self.reap() }
         loop.onSignal(SIGTERM) { [unowned self] in self.stop("SIGTERM") }
         loop.onSignal(SIGINT) { [unowned self] in self.stop("SIGINT") }
@@ -133,7 +133,7 @@ final class Master {
     /// since the configuration was read.
     private func attach(_ fd: Int32, to pid: pid_t) {
         let link = ControlChannel(fd: fd, loop: loop)
-        guard loop.register(fd, link, events: Int32(EV_READ)) else {
+        guard loop.register(fd, link, events: .read) else {
             Posix.close(fd)
             logger.error("no room for a worker's control pipe; it runs unmonitored", metadata: ["pid": "\(pid)"])
             return
@@ -185,7 +185,7 @@ final class Master {
             if let link = links.removeValue(forKey: pid) {
                 // What the worker wrote before it exited (its last snapshot) is read first, so its final counts
                 // join the retired totals.
-                if link.isOpen { link.handleEvents(Int32(EV_READ)) }
+                if link.isOpen { link.handleEvents(.read) }
                 link.close(.peerClosed)
             }
             metricsSent.remove(pid)
@@ -324,13 +324,7 @@ final class Master {
         pendingDrains.removeAll { $0.at <= now }
     }
 
-    func now() -> Double { Self.monotonic() }
-
-    private static func monotonic() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-    }
+    func now() -> Double { Posix.monotonicSeconds() }
 
     /// Local wall-clock time, `HH:MM:SS`, for `tail` lines.
     static func clockTime() -> String {

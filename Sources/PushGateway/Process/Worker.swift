@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import PushCore
+import PushPosix
 
 /// One worker: a libev loop with the connection server, the HTTP API and their listeners. The master starts N
 /// of them; each is a routing node of its own.

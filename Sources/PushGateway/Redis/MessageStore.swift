@@ -1,4 +1,5 @@
 import PushCore
+import PushPosix
 
 /// The message server's door to Redis (SPEC §5), as the connection server and the HTTP API use it: the command
 /// connection that runs the scripts (``ScriptRunner``) and the subscription to this node's channels

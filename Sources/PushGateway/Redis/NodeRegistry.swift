@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import PushCore
+import PushPosix
 
 /// This node's entry in `pg:nodes` (SPEC §5: node id → address, connection count, updated-at), refreshed every
 /// couple of seconds; entries not refreshed for `staleAfter` belong to dead nodes and are ignored and pruned.

@@ -1,4 +1,5 @@
 import PushCore
+import PushPosix
 
 /// One phone's or browser's TCP connection: the socket half comes from `SocketConnection`, the protocol
 /// state is a `ClientSession` value, and every decision that needs more than this connection goes to the

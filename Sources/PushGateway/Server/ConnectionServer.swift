@@ -1,7 +1,7 @@
-import CLibev
 import Glibc
 import Logging
 import PushCore
+import PushPosix
 
 /// The connection server of one worker (SPEC §1): accepts client sockets, runs the handshake and heartbeats,
 /// keeps the local user → connections index, and delivers frames to local connections: transient ones as

@@ -2,34 +2,68 @@ import CLibev
 import Glibc
 import PushCore
 
+/// The readiness a descriptor is watched for, or that fired. The loop alone converts it to libev's bits.
+///
+/// Inlinable because it is a byte used on every event by the gateway and the bench, in other modules: a `static
+/// let` there would be an addressor call per use instead of a constant.
+public struct IOEvents: OptionSet, Sendable {
+    public let rawValue: UInt8
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    @inlinable public static var read: IOEvents { IOEvents(rawValue: 1) }
+    @inlinable public static var write: IOEvents { IOEvents(rawValue: 2) }
+
+    /// libev's `EV_READ`/`EV_WRITE` bits.
+    fileprivate var libev: Int32 {
+        (contains(.read) ? Int32(EV_READ) : 0) | (contains(.write) ? Int32(EV_WRITE) : 0)
+    }
+
+    fileprivate init(libev bits: Int32) {
+        self.init(rawValue: (bits & Int32(EV_READ) != 0 ? 1 : 0) | (bits & Int32(EV_WRITE) != 0 ? 2 : 0))
+    }
+}
+
 /// Something that owns a descriptor on the loop: a listener or a connection.
-protocol LoopHandler: AnyObject {
+public protocol LoopHandler: AnyObject {
     /// Tells stale timer entries apart from a newer handler that reused the same descriptor.
     var generation: UInt32 { get }
     /// The tick at which `timedOut()` is due (checked lazily, see `TimerWheel`).
     var deadline: UInt32 { get }
-    /// `EV_READ` and/or `EV_WRITE` fired.
-    func handleEvents(_ events: Int32)
+    /// The descriptor became readable and/or writable.
+    func handleEvents(_ events: IOEvents)
     /// The deadline passed.
     func timedOut()
+}
+
+/// A handler that is never on the timer wheel (the bench's connections, pipes): no generation, no deadline.
+extension LoopHandler {
+    public var generation: UInt32 { 0 }
+    public var deadline: UInt32 { .max }
+    public func timedOut() {}
 }
 
 /// One libev loop (epoll backend) and everything a worker hangs on it: one `ev_io` per descriptor in a table
 /// indexed by fd that never moves, one timer wheel for every connection deadline, and one `ev_prepare` hook
 /// that flushes queued output before the loop sleeps. Single-threaded: nothing here is touched from elsewhere.
-final class EventLoop {
+/// The gateway's workers and the bench's processes each run one.
+public final class EventLoop {
     /// Tick length of the timer wheel: deadlines are accurate to this.
-    static let tickSeconds = 0.1
+    public static let tickSeconds = 0.1
 
+    /// The libev loop, for the engine's own watchers (timers, the Redis adapter): nothing above the engine sees libev.
     let loop: OpaquePointer
     /// Descriptors this loop can hold: the soft RLIMIT_NOFILE.
-    let capacity: Int
+    public let capacity: Int
     private let watchers: UnsafeMutablePointer<ev_io>
     private var handlers: [LoopHandler?]
     private var wheel: TimerWheel<UInt64>
     /// Scratch list of wheel entries due this tick.
     private var due: [UInt64] = []
-    private let startTime: Double
+    /// `Posix.monotonicNanos()` when the loop started.
+    private let startNanos: UInt64
+    /// Ticks since this loop started, read from the monotonic clock on each tick: a read or a deadline never
+    /// costs a clock call, and is accurate to a tick like the wheel.
+    public private(set) var now: UInt32 = 0
     private var nextGeneration: UInt32 = 0
 
     private let prepareWatcher = UnsafeMutablePointer<ev_prepare>.allocate(capacity: 1)
@@ -45,19 +79,23 @@ final class EventLoop {
     /// Connections flushed whole every iteration, ahead of the sliced ones (`SocketConnection.flushesFirst`).
     var pendingFirst: [SocketConnection] = []
     /// Times a loop iteration left queued output for the next one (a fan-out larger than one slice).
-    var flushSlicesCut = 0
+    public internal(set) var flushSlicesCut = 0
     /// Bytes waiting in the output queues of every connection on this loop (the write-queue figure of `stats`).
-    var queuedOutputBytes = 0
+    public internal(set) var queuedOutputBytes = 0
     /// One read buffer for every connection of the loop: reads land here and only a partial frame's tail is
     /// copied out.
-    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    public let scratch: UnsafeMutableRawBufferPointer
+    /// Repeating timers made by `every`. Each holds the loop, so a loop that has some lives until the process ends
+    /// (a bench process's loop does anyway).
+    private var timers: [LoopTimer] = []
 
     /// Run before the loop sleeps, just before queued output is flushed.
     private var beforeSleep: [() -> Void] = []
     /// Run on every tick (resuming paused listeners, periodic work).
     private var onTick: [() -> Void] = []
 
-    init(capacity: Int) throws {
+    /// A loop for `capacity` descriptors (0 .. capacity-1) whose connections share `scratchBytes` of read buffer.
+    public init(capacity: Int, scratchBytes: Int = 64 * 1024) throws {
         guard let loop = ev_loop_new(UInt32(EVBACKEND_EPOLL)) else {
             throw SystemError(call: "ev_loop_new(EVBACKEND_EPOLL)", errno: errno)
         }
@@ -65,7 +103,8 @@ final class EventLoop {
         self.capacity = capacity
         watchers = .allocate(capacity: capacity)
         handlers = Array(repeating: nil, count: capacity)
-        startTime = ev_now(loop)
+        scratch = .allocate(byteCount: scratchBytes, alignment: 16)
+        startNanos = Posix.monotonicNanos()
         wheel = TimerWheel(slotCount: 4096)
 
         ev_set_userdata(loop, Unmanaged.passUnretained(self).toOpaque())
@@ -87,74 +126,71 @@ final class EventLoop {
     }
 
     /// Runs until `stop()`.
-    func run() {
+    public func run() {
         ev_run(loop, 0)
     }
 
-    func stop() {
+    public func stop() {
         ev_break(loop, Int32(EVBREAK_ALL))
     }
 
     // MARK: - Descriptors
 
     /// A generation number for a new handler.
-    func makeGeneration() -> UInt32 {
+    public func makeGeneration() -> UInt32 {
         nextGeneration &+= 1
         return nextGeneration
     }
 
     /// Watches `fd` for `events` on behalf of `handler`. The caller closes `fd` itself if this fails.
-    func register(_ fd: Int32, _ handler: LoopHandler, events: Int32) -> Bool {
+    @discardableResult
+    public func register(_ fd: Int32, _ handler: LoopHandler, events: IOEvents) -> Bool {
         guard fd >= 0, Int(fd) < capacity, handlers[Int(fd)] == nil else { return false }
         handlers[Int(fd)] = handler
         let watcher = watchers + Int(fd)
-        clibev_io_init(watcher, eventLoopIO, fd, events)
-        if events != 0 { ev_io_start(loop, watcher) }
+        clibev_io_init(watcher, eventLoopIO, fd, events.libev)
+        if !events.isEmpty { ev_io_start(loop, watcher) }
         return true
     }
 
-    /// Changes the events watched on `fd` (0 stops watching without forgetting the handler).
-    func setEvents(_ fd: Int32, _ events: Int32) {
+    /// Changes the events watched on `fd` (none stops watching without forgetting the handler).
+    public func setEvents(_ fd: Int32, _ events: IOEvents) {
         let watcher = watchers + Int(fd)
+        let bits = events.libev
         let current = watcher.pointee.events & Int32(EV_READ | EV_WRITE)
         let active = clibev_is_active(UnsafeRawPointer(watcher).assumingMemoryBound(to: ev_watcher.self)) != 0
-        guard current != events || active != (events != 0) else { return }
+        guard current != bits || active != (bits != 0) else { return }
         if active { ev_io_stop(loop, watcher) }
-        clibev_io_set(watcher, fd, events)
-        if events != 0 { ev_io_start(loop, watcher) }
+        clibev_io_set(watcher, fd, bits)
+        if bits != 0 { ev_io_start(loop, watcher) }
     }
 
     /// Stops watching `fd` and forgets its handler; the caller closes the descriptor.
-    func unregister(_ fd: Int32) {
+    public func unregister(_ fd: Int32) {
         guard fd >= 0, Int(fd) < capacity, handlers[Int(fd)] != nil else { return }
         ev_io_stop(loop, watchers + Int(fd))
         handlers[Int(fd)] = nil
     }
 
     fileprivate func dispatch(_ fd: Int32, _ events: Int32) {
-        handlers[Int(fd)]?.handleEvents(events)
+        handlers[Int(fd)]?.handleEvents(IOEvents(libev: events))
     }
 
     // MARK: - Time
 
-    /// Ticks since this loop started, at the time of the current loop iteration.
-    var now: UInt32 {
-        UInt32(clamping: Int((ev_now(loop) - startTime) / Self.tickSeconds))
-    }
-
     /// Converts a duration to ticks, rounding up so a timeout never fires early.
-    static func ticks(_ seconds: Double) -> UInt32 {
+    public static func ticks(_ seconds: Double) -> UInt32 {
         UInt32(clamping: Int((seconds / tickSeconds).rounded(.up)))
     }
 
     /// Puts `handler` (registered on `fd`) on the timer wheel at its current `deadline`. Call once per
     /// handler: after it fires, the loop reschedules it itself while the handler's deadline is in the future.
-    func scheduleTimeout(_ fd: Int32, _ handler: LoopHandler) {
+    public func scheduleTimeout(_ fd: Int32, _ handler: LoopHandler) {
         wheel.schedule(UInt64(UInt32(bitPattern: fd)) << 32 | UInt64(handler.generation), at: UInt64(handler.deadline))
     }
 
     fileprivate func tick() {
-        let now = self.now
+        now = UInt32(clamping: (Posix.monotonicNanos() &- startNanos) / UInt64(Self.tickSeconds * 1e9))
         wheel.advance(to: UInt64(now), into: &due)
         for entry in due {
             let fd = Int(entry >> 32)
@@ -171,9 +207,16 @@ final class EventLoop {
 
     // MARK: - Hooks
 
-    func addBeforeSleep(_ hook: @escaping () -> Void) { beforeSleep.append(hook) }
+    public func addBeforeSleep(_ hook: @escaping () -> Void) { beforeSleep.append(hook) }
 
-    func addTick(_ hook: @escaping () -> Void) { onTick.append(hook) }
+    public func addTick(_ hook: @escaping () -> Void) { onTick.append(hook) }
+
+    /// Calls `action` every `seconds` (first after `seconds`) for as long as the loop lives.
+    public func every(_ seconds: Double, _ action: @escaping () -> Void) {
+        let timer = LoopTimer(loop: self, action)
+        timer.start(after: seconds, repeat: seconds)
+        timers.append(timer)
+    }
 
     fileprivate func prepare() {
         beforeSleep.forEach { $0() }
@@ -181,14 +224,14 @@ final class EventLoop {
     }
 
     /// While `awake`, the loop polls for events without sleeping, so `prepare` comes round again at once.
-    func stayAwake(_ awake: Bool) {
+    public func stayAwake(_ awake: Bool) {
         guard (clibev_is_active(UnsafeRawPointer(idleWatcher).assumingMemoryBound(to: ev_watcher.self)) != 0) != awake
         else { return }
         if awake { ev_idle_start(loop, idleWatcher) } else { ev_idle_stop(loop, idleWatcher) }
     }
 
     /// Calls `handler` on the loop when `signal` arrives (the signal handler itself only sets a flag).
-    func onSignal(_ signal: Int32, _ handler: @escaping () -> Void) {
+    public func onSignal(_ signal: Int32, _ handler: @escaping () -> Void) {
         let watcher = UnsafeMutablePointer<ev_signal>.allocate(capacity: 1)
         clibev_signal_init(watcher, eventLoopSignal, signal)
         ev_signal_start(loop, watcher)

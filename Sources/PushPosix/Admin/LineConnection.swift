@@ -3,24 +3,24 @@ import PushCore
 /// A `SocketConnection` that speaks in newline-terminated lines: the admin socket's clients and both ends of a
 /// worker's control pipe. Output is bounded by `maxOutput` like every connection's: a peer that does not read is
 /// dropped rather than allowed to grow the master's or a worker's memory.
-class LineConnection: SocketConnection {
+open class LineConnection: SocketConnection {
     /// Longest line accepted; a longer one closes the connection (`protocol_error`).
-    final let maxLine: Int
-    final let outputLimit: Int
+    public final let maxLine: Int
+    public final let outputLimit: Int
     private final var partial: [UInt8] = []
 
-    init(fd: Int32, loop: EventLoop, maxLine: Int, outputLimit: Int) {
+    public init(fd: Int32, loop: EventLoop, maxLine: Int, outputLimit: Int) {
         self.maxLine = maxLine
         self.outputLimit = outputLimit
         super.init(fd: fd, loop: loop)
     }
 
     /// One line arrived, without its `\n` (and without a `\r` before it).
-    func receivedLine(_ line: [UInt8]) {}
+    open func receivedLine(_ line: [UInt8]) {}
 
-    override var maxOutput: Int { outputLimit }
+    public override var maxOutput: Int { outputLimit }
 
-    override final func received(_ bytes: UnsafeRawBufferPointer) {
+    public override final func received(_ bytes: UnsafeRawBufferPointer) {
         var start = 0
         while isOpen, let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
             var line = partial
@@ -38,7 +38,7 @@ class LineConnection: SocketConnection {
 
     /// Queues `text` and a newline.
     @discardableResult
-    final func send(line text: String) -> Bool {
+    public final func send(line text: String) -> Bool {
         enqueue {
             $0.append(contentsOf: text.utf8)
             $0.append(UInt8(ascii: "\n"))
@@ -47,7 +47,7 @@ class LineConnection: SocketConnection {
 
     /// Queues bytes that already end with a newline.
     @discardableResult
-    final func send(bytes: [UInt8]) -> Bool {
+    public final func send(bytes: [UInt8]) -> Bool {
         enqueue { $0.append(contentsOf: bytes) }
     }
 }

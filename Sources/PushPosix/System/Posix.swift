@@ -1,26 +1,32 @@
-import CLibev
+import CSystem
 import Glibc
 
 /// A failed system call: which call and its errno.
-struct SystemError: Error, CustomStringConvertible {
-    let call: String
-    let errno: Int32
+public struct SystemError: Error, CustomStringConvertible {
+    /// The call, with what it was called on where that helps (`bind 0.0.0.0:3101`).
+    public let call: String
+    public let errno: Int32
 
-    var description: String { "\(call): \(String(cString: strerror(errno))) (errno \(errno))" }
+    public init(call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call): \(String(cString: strerror(errno))) (errno \(errno))" }
 }
 
 /// The result of a non-blocking call that may have nothing to do.
-enum IOResult<Value> {
+public enum IOResult<Value> {
     case done(Value)
     case wouldBlock
 }
 
-/// Every syscall the gateway makes goes through here: EINTR is retried, EAGAIN comes back as `.wouldBlock`,
-/// other failures are thrown as `SystemError`.
-enum Posix {
+/// Every syscall the gateway and the bench make goes through here: EINTR is retried, EAGAIN comes back as
+/// `.wouldBlock`, other failures are thrown as `SystemError`.
+public enum Posix {
     /// Creates a non-blocking, close-on-exec TCP listener on `address` with SO_REUSEADDR and SO_REUSEPORT
     /// (so that several workers can share the port), and returns its descriptor.
-    static func listen(host: String, port: UInt16, ipv6: Bool, backlog: Int32 = 4096) throws -> Int32 {
+    public static func listen(host: String, port: UInt16, ipv6: Bool, backlog: Int32 = 4096) throws -> Int32 {
         let family = ipv6 ? AF_INET6 : AF_INET
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError(call: "socket", errno: errno) }
@@ -42,7 +48,7 @@ enum Posix {
     /// Whether `host:port` is free of listeners: binds a socket with SO_REUSEADDR but without SO_REUSEPORT (never
     /// listening, so no connection is ever queued on it) and closes it. Linux refuses that bind with EADDRINUSE
     /// while any socket listens there, SO_REUSEPORT or not: another gateway's workers included.
-    static func checkAddressFree(host: String, port: UInt16, ipv6: Bool) throws {
+    public static func checkAddressFree(host: String, port: UInt16, ipv6: Bool) throws {
         let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError(call: "socket", errno: errno) }
         defer { Glibc.close(fd) }
@@ -54,7 +60,7 @@ enum Posix {
     }
 
     /// The port a socket is bound to (for listeners started on port 0).
-    static func localPort(_ fd: Int32) -> UInt16 {
+    public static func localPort(_ fd: Int32) -> UInt16 {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let ok = withUnsafeMutablePointer(to: &storage) {
@@ -71,7 +77,7 @@ enum Posix {
     }
 
     /// Accepts one connection as a non-blocking, close-on-exec socket.
-    static func accept(_ listener: Int32) throws -> IOResult<Int32> {
+    public static func accept(_ listener: Int32) throws -> IOResult<Int32> {
         while true {
             let fd = accept4(listener, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
             if fd >= 0 { return .done(fd) }
@@ -86,7 +92,7 @@ enum Posix {
     }
 
     /// Reads into `buffer`; `.done(0)` is end of stream.
-    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> IOResult<Int> {
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> IOResult<Int> {
         while true {
             let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if count >= 0 { return .done(count) }
@@ -100,7 +106,7 @@ enum Posix {
 
     /// Writes from `buffer`, returning how much the kernel took. MSG_NOSIGNAL: a reset peer is an error, not
     /// a SIGPIPE.
-    static func write(_ fd: Int32, from buffer: UnsafeRawBufferPointer) throws -> IOResult<Int> {
+    public static func write(_ fd: Int32, from buffer: UnsafeRawBufferPointer) throws -> IOResult<Int> {
         while true {
             let count = send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
             if count >= 0 { return .done(count) }
@@ -112,120 +118,120 @@ enum Posix {
         }
     }
 
+    /// Writes all of `buffer` to a blocking descriptor that may not be a socket (a pipe, a terminal: write(2), not
+    /// send(2)), EINTR retried. False when the descriptor fails or would block (the reader is gone or stuck).
+    public static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < buffer.count {
+            let count = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if count > 0 {
+                offset += count
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Makes a descriptor that was opened blocking (a pipe, stdin) non-blocking.
+    public static func setNonBlocking(_ fd: Int32) {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    }
+
     /// Closes a descriptor. EINTR is not retried: on Linux the descriptor is already gone
-    /// (https://lwn.net/Articles/576478/).
-    static func close(_ fd: Int32) {
+    /// (https://lwn.net/Articles/576478/). `reset` sends RST instead of FIN (SO_LINGER 0), so tearing down
+    /// 100,000 client sockets leaves no TIME_WAIT entries holding the source ports of the next run.
+    public static func close(_ fd: Int32, reset: Bool = false) {
+        if reset {
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        }
         _ = Glibc.close(fd)
     }
 
     /// Half-closes the sending side, so the peer reads what was sent and then end of stream.
-    static func shutdownWrite(_ fd: Int32) {
+    public static func shutdownWrite(_ fd: Int32) {
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
     }
 
-    static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws {
+    public static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws {
         var value = value
         guard setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
             throw SystemError(call: "setsockopt", errno: errno)
         }
     }
 
-    /// Raises the soft limit on open files to the hard limit; returns (soft, hard) as they are afterwards.
-    static func raiseFileLimit() -> (soft: UInt64, hard: UInt64) {
-        var limit = rlimit()
-        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
-        guard getrlimit(resource, &limit) == 0 else { return (0, 0) }
-        if limit.rlim_cur < limit.rlim_max {
-            var raised = limit
-            raised.rlim_cur = limit.rlim_max
-            if setrlimit(resource, &raised) == 0 { limit = raised }
-        }
-        return (UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
-    }
+    // MARK: - TCP clients
 
-    /// Resident set size of this process in bytes, from /proc/self/statm.
-    static func residentBytes() -> Int {
-        let fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
-        defer { Glibc.close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 128)
-        let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return 0 }
-        let fields = String(decoding: buffer[..<count], as: UTF8.self).split(separator: " ")
-        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
+    /// Linux's IP_BIND_ADDRESS_NO_PORT (not exported by Glibc's module): bind() to a source address without
+    /// picking a port yet, so connect() can choose one per destination. Without it every bound socket holds a
+    /// port of its address for any destination, and bind() slows down as the ports fill.
+    private static let ipBindAddressNoPort: Int32 = 24
 
-    /// Starts this executable again (`/proc/self/exe`) with `arguments` (argv, `arguments[0]` the name) and the
-    /// current environment; returns the child's pid. A fresh process, never a fork of this Swift runtime.
-    /// `control`, when given, becomes the child's descriptor `controlDescriptor` (3); every other descriptor of
-    /// this process is close-on-exec.
-    static func spawnSelf(_ arguments: [String], control: Int32? = nil) throws -> pid_t {
-        var executable = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &executable, executable.count - 1)
-        guard length > 0 else { throw SystemError(call: "readlink /proc/self/exe", errno: errno) }
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        // The child starts with no signal blocked and default dispositions, whatever this process has set.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        var moved: Int32 = -1
-        defer { if moved >= 0 { Glibc.close(moved) } }
-        if var control {
-            // dup2 onto itself would keep close-on-exec: move a descriptor that already is 3 out of the way first.
-            if control == controlDescriptor {
-                moved = fcntl(control, F_DUPFD_CLOEXEC, controlDescriptor + 1)
-                guard moved >= 0 else { throw SystemError(call: "fcntl(F_DUPFD_CLOEXEC)", errno: errno) }
-                control = moved
+    /// Starts a non-blocking, close-on-exec connection to `destination`, bound to `source` (port chosen at
+    /// connect) when given. Returns the descriptor and whether the handshake is still in flight (EINPROGRESS:
+    /// watch for `.write`, then read `pendingError`).
+    public static func connect(
+        to destination: sockaddr_in, from source: in_addr?, noDelay: Bool = true
+    ) throws -> (fd: Int32, pending: Bool) {
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        let fd = socket(AF_INET, type, 0)
+        guard fd >= 0 else { throw SystemError(call: "socket", errno: errno) }
+        if noDelay { try? setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1) }
+        if let source {
+            try? setOption(fd, Int32(IPPROTO_IP), ipBindAddressNoPort, 1)
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr = source
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
-            posix_spawn_file_actions_adddup2(&actions, control, controlDescriptor)
-        }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        guard result == 0 else { throw SystemError(call: "posix_spawn", errno: result) }
-        return pid
-    }
-
-    /// Unblocks every signal. A process can inherit a mask that blocks SIGTERM (a launcher's thread did), and
-    /// libev's signal watchers never unblock: nginx clears the mask at start for the same reason.
-    static func unblockAllSignals() {
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        sigprocmask(SIG_SETMASK, &empty, nil)
-    }
-
-    /// The process environment as a dictionary.
-    static func environment() -> [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            guard bound == 0 else {
+                let error = errno
+                Glibc.close(fd)
+                throw SystemError(call: "bind", errno: error)
             }
-            pointer += 1
         }
-        return result
+        var remote = destination
+        let result = withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        if result == 0 { return (fd, false) }
+        let error = errno
+        if error == EINPROGRESS || error == EINTR { return (fd, true) }
+        Glibc.close(fd)
+        throw SystemError(call: "connect", errno: error)
     }
 
-    /// Online CPU cores.
-    static func cores() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    /// The pending error of a socket whose non-blocking connect finished (0: connected).
+    public static func pendingError(_ fd: Int32) -> Int32 {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else { return errno }
+        return error
+    }
 
-    /// Asks the kernel to send `signal` to this process when its parent dies, so workers never outlive a
-    /// master that was killed.
-    static func dieWithParent(_ signal: Int32) {
-        _ = clibev_set_parent_death_signal(signal)
+    /// An IPv4 socket address, or nil when `host` is not a dotted quad.
+    public static func ipv4Address(_ host: String, port: Int) -> sockaddr_in? {
+        guard let ip = ipv4(host) else { return nil }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(truncatingIfNeeded: port).bigEndian
+        address.sin_addr = ip
+        return address
+    }
+
+    /// An IPv4 address, or nil when `host` is not a dotted quad.
+    public static func ipv4(_ host: String) -> in_addr? {
+        var address = in_addr()
+        guard inet_pton(AF_INET, host, &address) == 1 else { return nil }
+        return address
     }
 
     private static func withSocketAddress<T>(

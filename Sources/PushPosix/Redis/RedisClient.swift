@@ -21,10 +21,10 @@ import PushCore
 ///
 /// Single-threaded: everything runs on the loop's thread. Callbacks never run inside `send`: failures found before
 /// sending are delivered before the loop next sleeps.
-final class RedisClient {
-    typealias Completion = (Result<RedisValue, RedisError>) -> Void
+public final class RedisClient {
+    public typealias Completion = (Result<RedisValue, RedisError>) -> Void
     /// Receives one published message: the channel and the payload.
-    typealias MessageHandler = (_ channel: [UInt8], _ message: [UInt8]) -> Void
+    public typealias MessageHandler = (_ channel: [UInt8], _ message: [UInt8]) -> Void
 
     private enum State {
         /// Not started yet.
@@ -41,39 +41,39 @@ final class RedisClient {
     }
 
     /// For log lines and metrics: which connection this is (`commands`, `pubsub`).
-    let name: String
-    let url: RedisURL
+    public let name: String
+    public let url: RedisURL
     /// Seconds a command (or a connect, or the handshake) may wait before the connection is declared stalled.
-    let commandTimeout: Double
+    public let commandTimeout: Double
     /// Commands in flight beyond which `send` answers `.overloaded` instead of queueing more.
-    let maxInFlight: Int
+    public let maxInFlight: Int
     /// An idle ready connection sends a `PING` (or, subscribed, re-`SUBSCRIBE`s one channel) this often, so a dead
     /// peer is noticed within about `heartbeatInterval + commandTimeout` even when nothing else is sent.
-    let heartbeatInterval: Double
+    public let heartbeatInterval: Double
 
     /// Called each time the connection becomes ready (first connect and every reconnect), after `SUBSCRIBE` was
     /// re-sent: the storage layer loads its scripts here.
-    var onReady: (() -> Void)?
+    public var onReady: (() -> Void)?
     /// Called when a ready connection is lost (not on `stop()`, not on failed reconnect attempts).
-    var onDown: (() -> Void)?
+    public var onDown: (() -> Void)?
     /// A subscribed client: called each time Redis confirmed every subscription sent again when the connection
     /// became ready (first connect and every reconnect). From then on every message published on them arrives.
-    var onSubscribed: (() -> Void)?
+    public var onSubscribed: (() -> Void)?
 
     /// Commands accepted by `send` and written to the connection.
-    private(set) var commandsSent = 0
+    public private(set) var commandsSent = 0
     /// Commands that got no reply: `.notConnected`, `.overloaded`, `.timeout`, `.disconnected`.
-    private(set) var errors = 0
+    public private(set) var errors = 0
     /// Error replies (`-ERR…`, `NOSCRIPT…`); these are replies, not in `errors`.
-    private(set) var errorReplies = 0
+    public private(set) var errorReplies = 0
     /// Times the connection became ready again after being down.
-    private(set) var reconnects = 0
+    public private(set) var reconnects = 0
     /// Every round-trip time since start, bucketed (`pushgw_redis_latency_seconds`).
-    private(set) var latencyHistogram = Histogram()
+    public private(set) var latencyHistogram = Histogram()
 
-    var isReady: Bool { state == .ready }
+    public var isReady: Bool { state == .ready }
     /// Commands (including the client's own handshake and heartbeat) waiting for their reply.
-    var inFlight: Int { sendTimes.count }
+    public var inFlight: Int { sendTimes.count }
 
     private let loop: EventLoop
     private let logger: Logger
@@ -120,7 +120,7 @@ final class RedisClient {
     private var argumentLengths: UnsafeMutablePointer<Int>
     private var argumentCapacity = 16
 
-    init(
+    public init(
         loop: EventLoop, url: RedisURL, name: String, logger: Logger, commandTimeout: Double = 2.0,
         maxInFlight: Int = 10_000, heartbeatInterval: Double = 1.0
     ) {
@@ -159,7 +159,7 @@ final class RedisClient {
     // MARK: - Public API
 
     /// Connects (in the background: this returns at once). Also restarts a stopped client.
-    func start() {
+    public func start() {
         guard state == .idle || state == .stopped else { return }
         state = .waiting
         backoffAttempt = 0
@@ -168,7 +168,7 @@ final class RedisClient {
 
     /// Closes the connection and stops reconnecting. Commands in flight fail with `.disconnected`; later ones
     /// with `.notConnected`.
-    func stop() {
+    public func stop() {
         guard state != .stopped else { return }
         state = .stopped
         ev_timer_stop(loop.loop, reconnectTimer)
@@ -186,7 +186,7 @@ final class RedisClient {
     ///
     /// SUBSCRIBE, PSUBSCRIBE, (P)UNSUBSCRIBE and MONITOR are refused (they trap): hiredis answers them with many
     /// replies or none, not one. Use `subscribe(channels:onMessage:)` on a dedicated client.
-    func send(_ args: [[UInt8]], _ completion: @escaping Completion) {
+    public func send(_ args: [[UInt8]], _ completion: @escaping Completion) {
         precondition(!args.isEmpty && !Self.isMultiReplyCommand(args[0]), "RedisClient.send: not a one-reply command")
         precondition(subscriptions.isEmpty, "RedisClient.send on a client dedicated to pub/sub")
         guard state == .ready, let context else { return failLater(completion, .notConnected) }
@@ -200,25 +200,25 @@ final class RedisClient {
     /// connection was down are lost, as pub/sub always loses them). Call before or after `start()`.
     ///
     /// A client that subscribes must not be used for anything else (see the type's documentation).
-    func subscribe(channels: [[UInt8]], onMessage: @escaping MessageHandler) {
+    public func subscribe(channels: [[UInt8]], onMessage: @escaping MessageHandler) {
         for channel in channels { subscriptions[channel] = onMessage }
         if state == .ready, let context { sendSubscribe(context, channels) }
     }
 
     /// Stops listening on `channels` (those not subscribed are ignored).
-    func unsubscribe(channels: [[UInt8]]) {
+    public func unsubscribe(channels: [[UInt8]]) {
         let present = channels.filter { subscriptions.removeValue(forKey: $0) != nil }
         guard !present.isEmpty, state == .ready, let context else { return }
         guard write(context, [Array("UNSUBSCRIBE".utf8)] + present, callback: redisClientMessage, privdata: nil) else {
             return
         }
-        let now = monotonicSeconds()
+        let now = Posix.monotonicSeconds()
         for _ in present { sendTimes.append(now) }
         lastSentAt = now
     }
 
     /// The `p`th percentile (0–100) of the last 1,024 round-trip times in seconds, or nil before the first reply.
-    func latencyPercentile(_ p: Double) -> Double? {
+    public func latencyPercentile(_ p: Double) -> Double? {
         latencies.percentile(p)
     }
 
@@ -227,7 +227,7 @@ final class RedisClient {
     private func connect() {
         guard state == .waiting else { return }
         generation += 1
-        phaseStartedAt = monotonicSeconds()
+        phaseStartedAt = Posix.monotonicSeconds()
         // Note: hiredis resolves a host name with a blocking getaddrinfo; an address literal does not block.
         guard let context = redisAsyncConnect(url.host, Int32(url.port)) else {
             return lost(reason: "redisAsyncConnect: out of memory")
@@ -262,7 +262,7 @@ final class RedisClient {
     /// error.
     private func handshake(_ context: UnsafeMutablePointer<redisAsyncContext>) {
         state = .handshaking
-        phaseStartedAt = monotonicSeconds()
+        phaseStartedAt = Posix.monotonicSeconds()
         var steps: [(name: String, args: [[UInt8]])] = []
         if let password = url.password {
             // `AUTH password` for the default user, `AUTH username password` for an ACL user (Redis 6+).
@@ -298,7 +298,7 @@ final class RedisClient {
         if let since = downSince {
             downSince = nil
             reconnects += 1
-            let seconds = ((monotonicSeconds() - since) * 1000).rounded() / 1000
+            let seconds = ((Posix.monotonicSeconds() - since) * 1000).rounded() / 1000
             logger.info("Redis connection back", metadata: ["url": "\(url)", "down_seconds": "\(seconds)"])
         } else {
             logger.info("Redis connected", metadata: ["url": "\(url)"])
@@ -341,7 +341,7 @@ final class RedisClient {
         let wasReady = state == .ready
         sendTimes.removeAll()
         if downSince == nil {
-            downSince = monotonicSeconds()
+            downSince = Posix.monotonicSeconds()
             logger.warning("Redis connection down", metadata: ["url": "\(url)", "reason": "\(reason)"])
         } else {
             // Every failed attempt while down: useful when debugging, noise otherwise.
@@ -368,7 +368,7 @@ final class RedisClient {
 
     /// Every loop tick (0.1 s): abandon a stalled connect, handshake or command; keep an idle connection checked.
     private func tick() {
-        let now = monotonicSeconds()
+        let now = Posix.monotonicSeconds()
         switch state {
         case .connecting, .handshaking:
             if now - phaseStartedAt > commandTimeout {
@@ -409,7 +409,7 @@ final class RedisClient {
             command.release()
             return false
         }
-        let now = monotonicSeconds()
+        let now = Posix.monotonicSeconds()
         sendTimes.append(now)
         lastSentAt = now
         return true
@@ -422,7 +422,7 @@ final class RedisClient {
         guard write(context, [Array("SUBSCRIBE".utf8)] + channels, callback: redisClientMessage, privdata: nil) else {
             return
         }
-        let now = monotonicSeconds()
+        let now = Posix.monotonicSeconds()
         for _ in channels { sendTimes.append(now) }
         lastSentAt = now
     }
@@ -486,7 +486,7 @@ final class RedisClient {
             return completion(.failure(lostReplyError(ac)))
         }
         if context == ac, let sentAt = sendTimes.popOldest() {
-            lastReplyAt = monotonicSeconds()
+            lastReplyAt = Posix.monotonicSeconds()
             let seconds = lastReplyAt - sentAt
             latencies.record(seconds)
             latencyHistogram.observe(seconds)
@@ -516,7 +516,7 @@ final class RedisClient {
             }
             return
         }
-        if context == ac { lastReplyAt = monotonicSeconds() }
+        if context == ac { lastReplyAt = Posix.monotonicSeconds() }
         let message = reply.assumingMemoryBound(to: redisReply.self).pointee
         guard message.type == REDIS_REPLY_ARRAY, message.elements >= 3, let parts = message.element,
             let kind = parts[0], let channel = parts[1], let payload = parts[2]
@@ -527,7 +527,7 @@ final class RedisClient {
         } else if kind.pointee.equals("subscribe") || kind.pointee.equals("unsubscribe"), context == ac,
             let sentAt = sendTimes.popOldest()
         {
-            latencies.record(monotonicSeconds() - sentAt)
+            latencies.record(Posix.monotonicSeconds() - sentAt)
             if kind.pointee.equals("subscribe"), subscribeConfirmationsPending > 0 {
                 subscribeConfirmationsPending -= 1
                 if subscribeConfirmationsPending == 0 { onSubscribed?() }

@@ -1,30 +1,21 @@
-import Glibc
-
-/// Seconds on the monotonic clock: command timeouts and round-trip times must not jump with the wall clock.
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}
-
 /// The send times of the commands in flight on one connection, oldest first. Redis answers in order, so each
 /// reply pops the head, and the head alone says whether the connection is stalled. A growable ring: appending
 /// and popping never move the other entries.
-struct SendTimes {
+public struct SendTimes {
     private var storage = [Double](repeating: 0, count: 64)
     private var head = 0
     private(set) var count = 0
 
-    var oldest: Double? { count == 0 ? nil : storage[head] }
+    public var oldest: Double? { count == 0 ? nil : storage[head] }
 
-    mutating func append(_ time: Double) {
+    public mutating func append(_ time: Double) {
         if count == storage.count { grow() }
         storage[(head + count) & (storage.count - 1)] = time
         count += 1
     }
 
     /// Removes and returns the oldest send time.
-    mutating func popOldest() -> Double? {
+    public mutating func popOldest() -> Double? {
         guard count > 0 else { return nil }
         let time = storage[head]
         head = (head + 1) & (storage.count - 1)
@@ -32,7 +23,7 @@ struct SendTimes {
         return time
     }
 
-    mutating func removeAll() {
+    public mutating func removeAll() {
         head = 0
         count = 0
     }
@@ -47,16 +38,16 @@ struct SendTimes {
 }
 
 /// The last `capacity` round-trip times, in seconds, for percentiles on demand (metrics, the admin socket).
-struct LatencyRing {
+public struct LatencyRing {
     private var samples: [Double]
     private var next = 0
     private var filled = false
 
-    init(capacity: Int = 1024) {
+    public init(capacity: Int = 1024) {
         samples = [Double](repeating: 0, count: capacity)
     }
 
-    mutating func record(_ seconds: Double) {
+    public mutating func record(_ seconds: Double) {
         samples[next] = seconds
         next += 1
         if next == samples.count {
@@ -66,7 +57,7 @@ struct LatencyRing {
     }
 
     /// The `p`th percentile (0–100, nearest rank) of the recorded samples, or nil before the first one.
-    func percentile(_ p: Double) -> Double? {
+    public func percentile(_ p: Double) -> Double? {
         let count = filled ? samples.count : next
         guard count > 0 else { return nil }
         let sorted = samples[..<count].sorted()

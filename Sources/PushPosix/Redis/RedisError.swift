@@ -2,7 +2,7 @@
 /// of these: it is a reply, `RedisValue.error`.
 ///
 /// A struct over a private enum, so cases can be added without breaking callers' switches; compare with `==`.
-struct RedisError: Error, Equatable, CustomStringConvertible {
+public struct RedisError: Error, Equatable, CustomStringConvertible {
     private enum Code: Equatable {
         case notConnected, timeout, disconnected, overloaded
     }
@@ -11,20 +11,20 @@ struct RedisError: Error, Equatable, CustomStringConvertible {
 
     /// The connection is down (or still being set up): the command was not sent. Fails fast, so a push can answer
     /// 503 at once instead of waiting for the reconnect.
-    static let notConnected = RedisError(code: .notConnected)
+    public static let notConnected = RedisError(code: .notConnected)
     /// Commands were waiting and no reply at all came within the command timeout; the connection was dropped, so
     /// the command may or may not have run.
-    static let timeout = RedisError(code: .timeout)
+    public static let timeout = RedisError(code: .timeout)
     /// The connection was lost (or the client stopped) while the command was in flight: it may or may not have run.
-    static let disconnected = RedisError(code: .disconnected)
+    public static let disconnected = RedisError(code: .disconnected)
     /// `maxInFlight` commands are already waiting for their replies: the command was not sent.
-    static let overloaded = RedisError(code: .overloaded)
+    public static let overloaded = RedisError(code: .overloaded)
 
     /// Whether the command may have run: it was sent and no reply came. `.notConnected` and `.overloaded` were
     /// never sent.
-    var mayHaveRun: Bool { code == .timeout || code == .disconnected }
+    public var mayHaveRun: Bool { code == .timeout || code == .disconnected }
 
-    var description: String {
+    public var description: String {
         switch code {
         case .notConnected: "Redis not connected"
         case .timeout: "Redis command timed out"

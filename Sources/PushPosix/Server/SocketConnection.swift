@@ -1,14 +1,13 @@
-import CLibev
 import Glibc
 import PushCore
 
 /// The I/O half shared by client and HTTP connections: reads into the loop's scratch buffer, a bounded
-/// output queue flushed before the loop sleeps (writes batch up per iteration), partial writes resumed on
-/// EV_WRITE, and one close path. A connection that must close after a last message (ERROR, DISCONNECT, an
+/// output queue flushed before the loop sleeps (writes batch up per iteration), partial writes resumed when
+/// writable, and one close path. A connection that must close after a last message (ERROR, DISCONNECT, an
 /// HTTP error) flushes it, half-closes, and drains input until the peer closes or a short linger ends, so
 /// the peer reads the message instead of a reset.
-class SocketConnection: LoopHandler {
-    enum Phase: UInt8 {
+open class SocketConnection: LoopHandler {
+    public enum Phase: UInt8 {
         case open
         /// Flushing the last output before closing.
         case draining
@@ -18,28 +17,28 @@ class SocketConnection: LoopHandler {
     }
 
     /// How long a closing connection may take to read its last message.
-    static let lingerTicks = EventLoop.ticks(2)
+    public static let lingerTicks = EventLoop.ticks(2)
 
     // Stored properties are laid out in this order, one object per connection: 4-byte fields in pairs and the
     // 1-byte ones last, so no padding is wasted (the idle-connection memory target is counted in bytes).
-    final let fd: Int32
-    final let generation: UInt32
-    final unowned(unsafe) let loop: EventLoop
+    public final let fd: Int32
+    public final let generation: UInt32
+    public final unowned(unsafe) let loop: EventLoop
     /// Ticks: when the last bytes arrived.
-    final var lastActive: UInt32
+    public final var lastActive: UInt32
     /// Ticks: when the connection opened, or started closing.
-    final private(set) var since: UInt32
+    public final private(set) var since: UInt32
     private final var output: [UInt8] = []
     private final var outputOffset = 0
-    final private(set) var phase = Phase.open
+    public final private(set) var phase = Phase.open
     fileprivate final var queuedForFlush = false
     private final var closeReason = CloseReason.peerClosed
-    /// The last write found the socket full: EV_WRITE is watched until it drains.
+    /// The last write found the socket full: `.write` is watched until it drains.
     private final var writeBlocked = false
     /// Input is not read (`pauseReads`) until `resumeReads`; output still flows.
-    final private(set) var readsPaused = false
+    public final private(set) var readsPaused = false
 
-    init(fd: Int32, loop: EventLoop) {
+    public init(fd: Int32, loop: EventLoop) {
         self.fd = fd
         self.loop = loop
         generation = loop.makeGeneration()
@@ -51,40 +50,40 @@ class SocketConnection: LoopHandler {
 
     /// Bytes arrived: a slice of the loop's scratch buffer, valid during the call only (the WebSocket connection
     /// unmasks them in place).
-    func received(_ bytes: UnsafeRawBufferPointer) {}
+    open func received(_ bytes: UnsafeRawBufferPointer) {}
 
     /// The tick at which an open connection times out.
-    var openDeadline: UInt32 { .max }
+    open var openDeadline: UInt32 { .max }
 
     /// An open connection reached `openDeadline`.
-    func openTimedOut() {}
+    open func openTimedOut() {}
 
     /// The connection starts closing (a last message is on its way, or it is closed now): called once, before
     /// `didClose`, so indexes stop counting it at once rather than after the linger.
-    func willClose() {}
+    open func willClose() {}
 
     /// The connection closed; its descriptor is gone.
-    func didClose(_ reason: CloseReason) {}
+    open func didClose(_ reason: CloseReason) {}
 
     /// All queued output was written (the queue is empty) while the connection is open.
-    func outputDrained() {}
+    open func outputDrained() {}
 
     /// Most bytes that may wait in the output queue.
-    var maxOutput: Int { .max }
+    open var maxOutput: Int { .max }
 
     /// Whether this connection's output skips ahead of a fan-out being written in slices: few connections, each
     /// waiting for an answer (the HTTP API's backends), where the fan-out's receivers are many.
-    var flushesFirst: Bool { false }
+    open var flushesFirst: Bool { false }
 
     // MARK: - Output
 
     /// Bytes waiting to be written.
-    final var pendingOutput: Int { output.count - outputOffset }
+    public final var pendingOutput: Int { output.count - outputOffset }
 
     /// Appends to the output queue through `write`; the queue is flushed before the loop sleeps. Past
     /// `maxOutput` the connection is closed (`write_queue_full`) and false is returned.
     @discardableResult
-    final func enqueue(_ write: (inout [UInt8]) -> Void) -> Bool {
+    public final func enqueue(_ write: (inout [UInt8]) -> Void) -> Bool {
         guard phase == .open || phase == .draining else { return false }
         let before = output.count
         write(&output)
@@ -101,7 +100,7 @@ class SocketConnection: LoopHandler {
     }
 
     /// Sends what is queued, then closes with `reason` (see the type's comment).
-    final func closeAfterOutput(_ reason: CloseReason) {
+    public final func closeAfterOutput(_ reason: CloseReason) {
         guard phase == .open else { return }
         willClose()
         closeReason = reason
@@ -113,7 +112,7 @@ class SocketConnection: LoopHandler {
     }
 
     /// Writes as much queued output as the socket takes now.
-    final func flush() {
+    public final func flush() {
         queuedForFlush = false
         guard phase == .open || phase == .draining else { return }
         while outputOffset < output.count {
@@ -138,7 +137,7 @@ class SocketConnection: LoopHandler {
                     outputOffset = 0
                 }
                 writeBlocked = true
-                loop.setEvents(fd, phase == .open ? openEvents : Int32(EV_WRITE))
+                loop.setEvents(fd, phase == .open ? openEvents : .write)
                 return
             }
         }
@@ -149,7 +148,7 @@ class SocketConnection: LoopHandler {
         if phase == .draining {
             Posix.shutdownWrite(fd)
             phase = .lingering
-            loop.setEvents(fd, Int32(EV_READ))
+            loop.setEvents(fd, .read)
         } else {
             loop.setEvents(fd, openEvents)
             outputDrained()
@@ -157,18 +156,18 @@ class SocketConnection: LoopHandler {
     }
 
     /// The events an open connection watches: reads unless paused, writes while the socket is full.
-    private final var openEvents: Int32 {
-        (readsPaused ? 0 : Int32(EV_READ)) | (writeBlocked ? Int32(EV_WRITE) : 0)
+    private final var openEvents: IOEvents {
+        IOEvents(rawValue: (readsPaused ? 0 : IOEvents.read.rawValue) | (writeBlocked ? IOEvents.write.rawValue : 0))
     }
 
     /// Stops reading input until `resumeReads` (the peer's bytes wait in the kernel, which then stops the peer).
-    final func pauseReads() {
+    public final func pauseReads() {
         guard !readsPaused else { return }
         readsPaused = true
         if phase == .open { loop.setEvents(fd, openEvents) }
     }
 
-    final func resumeReads() {
+    public final func resumeReads() {
         guard readsPaused else { return }
         readsPaused = false
         if phase == .open { loop.setEvents(fd, openEvents) }
@@ -176,9 +175,9 @@ class SocketConnection: LoopHandler {
 
     // MARK: - Events
 
-    final func handleEvents(_ events: Int32) {
-        if events & Int32(EV_WRITE) != 0 { flush() }
-        if events & Int32(EV_READ) != 0 { readAvailable() }
+    public final func handleEvents(_ events: IOEvents) {
+        if events.contains(.write) { flush() }
+        if events.contains(.read) { readAvailable() }
     }
 
     private final func readAvailable() {
@@ -207,7 +206,7 @@ class SocketConnection: LoopHandler {
         }
     }
 
-    final var deadline: UInt32 {
+    public final var deadline: UInt32 {
         switch phase {
         case .open: openDeadline
         case .draining, .lingering: since &+ Self.lingerTicks
@@ -215,7 +214,7 @@ class SocketConnection: LoopHandler {
         }
     }
 
-    final func timedOut() {
+    public final func timedOut() {
         switch phase {
         case .open: openTimedOut()
         case .draining, .lingering: close(closeReason)
@@ -226,7 +225,7 @@ class SocketConnection: LoopHandler {
     // MARK: - Close
 
     /// The one close path: forgets the descriptor, closes it, tells the subclass once.
-    final func close(_ reason: CloseReason) {
+    public final func close(_ reason: CloseReason) {
         guard phase != .closed else { return }
         if phase == .open { willClose() }
         phase = .closed
@@ -238,15 +237,15 @@ class SocketConnection: LoopHandler {
         didClose(reason)
     }
 
-    final var isOpen: Bool { phase == .open }
+    public final var isOpen: Bool { phase == .open }
 }
 
 extension EventLoop {
     /// Takes a freshly accepted socket: no Nagle delay (output is batched per loop iteration already), watched
     /// for reads, on the timer wheel. Closes it and returns false when the descriptor table has no room.
-    func adopt(_ fd: Int32, _ connection: SocketConnection) -> Bool {
+    public func adopt(_ fd: Int32, _ connection: SocketConnection) -> Bool {
         try? Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-        guard register(fd, connection, events: Int32(EV_READ)) else {
+        guard register(fd, connection, events: .read) else {
             Posix.close(fd)
             return false
         }
@@ -257,7 +256,7 @@ extension EventLoop {
     /// Most connections flushed per loop iteration. A fan-out to 20,000 connections is 20,000 writes: done in
     /// one go it would stall the loop for a good part of a second; in slices, the loop reads (heartbeats, other
     /// requests, Redis replies) between them. Each connection's output stays in order: it is one queue.
-    static let flushSlice = 1024
+    public static let flushSlice = 1024
 
     /// Queues `connection` to be flushed before the loop sleeps.
     func scheduleFlush(_ connection: SocketConnection) {

@@ -1,4 +1,3 @@
-import CLibev
 import Glibc
 import Logging
 import PushCore
@@ -6,15 +5,15 @@ import PushCore
 /// A listening socket on the loop. Accepts many connections per wakeup and hands each to `onAccept`.
 /// At the descriptor limit (EMFILE) it stops watching until a tick later, so the loop does not spin on a
 /// socket that stays readable.
-final class Listener: LoopHandler {
+public final class Listener: LoopHandler {
     /// Most connections accepted per wakeup, so one busy port cannot starve the rest of the loop.
-    static let acceptBatch = 256
+    public static let acceptBatch = 256
 
-    let fd: Int32
-    let name: String
-    let port: UInt16
-    let generation: UInt32
-    var deadline: UInt32 { .max }
+    public let fd: Int32
+    public let name: String
+    public let port: UInt16
+    public let generation: UInt32
+    public var deadline: UInt32 { .max }
 
     private unowned(unsafe) let loop: EventLoop
     private let logger: Logger
@@ -24,7 +23,7 @@ final class Listener: LoopHandler {
     private var held: Bool
 
     /// Binds and listens at once (so a taken port fails the start); accepts only after `open()` when `held`.
-    init(
+    public init(
         name: String, address: ListenAddress, loop: EventLoop, logger: Logger, held: Bool = false,
         onAccept: @escaping (Int32) -> Void
     ) throws {
@@ -36,14 +35,14 @@ final class Listener: LoopHandler {
         self.logger = logger
         self.onAccept = onAccept
         self.held = held
-        guard loop.register(fd, self, events: held ? 0 : Int32(EV_READ)) else {
+        guard loop.register(fd, self, events: held ? [] : .read) else {
             Posix.close(fd)
             throw SystemError(call: "register listener", errno: EMFILE)
         }
         loop.addTick { [weak self] in self?.resumeIfPaused() }
     }
 
-    func handleEvents(_ events: Int32) {
+    public func handleEvents(_ events: IOEvents) {
         for _ in 0..<Self.acceptBatch {
             do {
                 switch try Posix.accept(fd) {
@@ -60,35 +59,35 @@ final class Listener: LoopHandler {
         }
     }
 
-    func timedOut() {}
+    public func timedOut() {}
 
     private func pause(_ error: SystemError) {
         guard !paused else { return }
         paused = true
-        loop.setEvents(fd, 0)
+        loop.setEvents(fd, [])
         logger.warning(
             "out of file descriptors, pausing accepts",
             metadata: ["listener": "\(name)", "error": "\(error)"])
     }
 
     /// Starts accepting a listener created `held`.
-    func open() {
+    public func open() {
         guard held else { return }
         held = false
-        if !paused { loop.setEvents(fd, Int32(EV_READ)) }
+        if !paused { loop.setEvents(fd, .read) }
     }
 
     private func resumeIfPaused() {
         guard paused, !held else { return }
         paused = false
-        loop.setEvents(fd, Int32(EV_READ))
+        loop.setEvents(fd, .read)
     }
 
     /// Stops listening. What the kernel already queued on this socket is accepted first (then served and
     /// drained like every other connection): closing an `SO_REUSEPORT` listener resets the connections in its
     /// queue, which the other workers' listeners never get.
-    func close() {
-        if !held && !paused { handleEvents(Int32(EV_READ)) }
+    public func close() {
+        if !held && !paused { handleEvents(.read) }
         loop.unregister(fd)
         Posix.close(fd)
     }

@@ -2,13 +2,13 @@ import CLibev
 
 /// A one-shot `ev_timer` for the rare deadline that needs better than the wheel's 100 ms (gap fills), or a
 /// repeating one for periodic work. The watcher is allocated once and never moves.
-final class LoopTimer {
+public final class LoopTimer {
     /// Strong: the loop must outlive the watcher, which is stopped in `deinit`.
     private let loop: EventLoop
     private let watcher = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
     private let action: () -> Void
 
-    init(loop: EventLoop, _ action: @escaping () -> Void) {
+    public init(loop: EventLoop, _ action: @escaping () -> Void) {
         self.loop = loop
         self.action = action
         clibev_timer_init(watcher, loopTimerFired, 0, 0)
@@ -20,19 +20,19 @@ final class LoopTimer {
         watcher.deallocate()
     }
 
-    var isActive: Bool {
+    public var isActive: Bool {
         clibev_is_active(UnsafeRawPointer(watcher).assumingMemoryBound(to: ev_watcher.self)) != 0
     }
 
     /// Fires once after `seconds` (then every `repeat` seconds when > 0); restarts a running timer.
-    func start(after seconds: Double, repeat interval: Double = 0) {
+    public func start(after seconds: Double, repeat interval: Double = 0) {
         ev_timer_stop(loop.loop, watcher)
         clibev_timer_init(watcher, loopTimerFired, seconds, interval)
         watcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         ev_timer_start(loop.loop, watcher)
     }
 
-    func stop() { ev_timer_stop(loop.loop, watcher) }
+    public func stop() { ev_timer_stop(loop.loop, watcher) }
 
     fileprivate func fire() { action() }
 }

@@ -3,10 +3,10 @@ import Glibc
 /// Unix-domain sockets for the admin socket, its client and the master ⇄ worker control pipes.
 extension Posix {
     /// The descriptor a worker finds its control pipe on.
-    static let controlDescriptor: Int32 = 3
+    public static let controlDescriptor: Int32 = 3
 
     /// A connected pair of non-blocking, close-on-exec stream sockets.
-    static func socketPair() throws -> (Int32, Int32) {
+    public static func socketPair() throws -> (Int32, Int32) {
         var fds: [Int32] = [-1, -1]
         let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         guard socketpair(AF_UNIX, type, 0, &fds) == 0 else { throw SystemError(call: "socketpair", errno: errno) }
@@ -17,7 +17,7 @@ extension Posix {
     /// umask at bind so there is no moment with wider rights). Creates missing parent directories (mode 0750).
     /// A socket file nobody listens on (left by a killed gateway) is replaced; one that answers, or a file that
     /// is not a socket, is an error. Returns the non-blocking, close-on-exec descriptor and the file's inode.
-    static func listenUnix(path: String, backlog: Int32 = 16) throws -> (fd: Int32, inode: UInt64) {
+    public static func listenUnix(path: String, backlog: Int32 = 16) throws -> (fd: Int32, inode: UInt64) {
         try makeDirectories(parentOf: path)
         var info = stat()
         if Glibc.lstat(path, &info) == 0 {
@@ -50,13 +50,13 @@ extension Posix {
     }
 
     /// Removes the socket file at `path` if it is still the one created with `inode` (not a successor's).
-    static func removeUnixSocket(path: String, inode: UInt64) {
+    public static func removeUnixSocket(path: String, inode: UInt64) {
         var info = stat()
         if Glibc.lstat(path, &info) == 0, UInt64(info.st_ino) == inode { unlink(path) }
     }
 
     /// A blocking connection to the Unix socket at `path`, with `timeout` seconds for each send and receive.
-    static func connectUnix(path: String, timeout: Double) throws -> Int32 {
+    public static func connectUnix(path: String, timeout: Double) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError(call: "socket(AF_UNIX)", errno: errno) }
         var time = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
@@ -64,7 +64,7 @@ extension Posix {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
         do {
             try withUnixAddress(path) { address, length in
-                guard connect(fd, address, length) == 0 else {
+                guard Glibc.connect(fd, address, length) == 0 else {
                     throw SystemError(call: "connect \(path)", errno: errno)
                 }
             }
