@@ -1,5 +1,6 @@
 import Logging
 import PushCore
+import PushPosix
 
 /// This node's subscription connection to Redis: its own channel (`pg:node:<id>`, stored deliveries and routed
 /// pushes from other nodes), `pg:all`, and the topics it has members of. A connection of its own, because a

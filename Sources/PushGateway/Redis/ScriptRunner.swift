@@ -1,5 +1,6 @@
 import Logging
 import PushCore
+import PushPosix
 
 /// Why storage gave no result.
 enum StoreFailure: Error, CustomStringConvertible {
