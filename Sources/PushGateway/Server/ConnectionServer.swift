@@ -34,18 +34,13 @@ final class ConnectionServer {
     /// carries the room's whole online count); a room not in it yet counts its local members.
     var roomCountsAcrossNodes: [String: Int] = [:]
     /// Authenticated connections by device key, for goim's pushes by key (goim keys are unique across users).
-    private var byKey: [String: ClientConnection] = [:]
-    /// goim room messages queued this loop iteration, per room and operation, sent as one RAW frame each.
-    private var roomBatches: [RoomBatchKey: [UInt8]] = [:]
-
-    private struct RoomBatchKey: Hashable {
-        let room: String
-        let op: UInt32
-    }
+    private(set) var byKey: [String: ClientConnection] = [:]
     /// Local users known to hold a session on another node too (from the AUTH script's answer, or told by the
     /// other node's): their transient pushes go through Redis. Every other user with local connections and no
     /// AUTH in flight has sessions here only, and a transient push to it needs no round trip.
     private var remoteUsers: Set<String> = []
+    /// Frames to this worker's connections: transient, stored in seq order, goim room batches.
+    private(set) var delivery: LocalDelivery!
     /// Frames a connection pipelined behind its AUTH while Redis answers it (a side table: few connections
     /// ever have any, and a field would cost every connection 8 bytes).
     private var deferred: [ObjectIdentifier: [Frame]] = [:]
@@ -53,20 +48,6 @@ final class ConnectionServer {
     private var topicsOf: [ObjectIdentifier: [String]] = [:]
     /// Connections accepted and not yet closed, authenticated or not.
     private(set) var connectionCount = 0
-    /// Connections holding messages behind a gap, filled a few milliseconds after it opened.
-    private var gapped: [ObjectIdentifier: ClientConnection] = [:]
-    private var gapTimer: LoopTimer!
-    /// Users whose catch-up or gap fill could not ask Redis; asked again every `catchUpRetry` seconds.
-    private var catchUpPending: Set<String> = []
-    private var catchUpTimer: LoopTimer!
-    /// Called after a stored message for a user reached this node (long-polls wait on it).
-    var onStored: ((String) -> Void)?
-
-    /// How long a gap may stay open before it is pulled from Redis: enough for a message that is merely
-    /// overtaken on another path to arrive.
-    static let gapWait = 0.005
-    /// Seconds between attempts to catch up users whose inbox could not be read.
-    static let catchUpRetry = 1.0
     /// Frames a client may pipeline behind its AUTH while Redis answers it.
     static let maxDeferred = 32
 
@@ -84,18 +65,7 @@ final class ConnectionServer {
         sessionTTL = Int((config.limits.idleTimeout * 2).rounded(.up)) + 60
         sessionRefreshTicks = EventLoop.ticks(Double(sessionTTL) / 2)
         tokens = config.auth.required ? config.auth.secret.map { TokenSigner(authenticator: OpenSSLHMAC(secret: $0)) } : nil
-        gapTimer = LoopTimer(loop: loop) { [unowned self] in self.fillGaps() }
-        loop.addBeforeSleep { [unowned self] in self.flushRoomBatches() }
-        catchUpTimer = LoopTimer(loop: loop) { [unowned self] in self.retryCatchUps() }
-        store.onNodeMessage = { [unowned self] in self.received($0) }
-        store.whenNodeChannelReady { [unowned self] in
-            // A presence note published while the node channel was down is lost: every user connected now is
-            // routed through Redis until its last connection here leaves (a new AUTH learns where the user is).
-            remoteUsers.formUnion(users.users)
-            // So may a stored message have been: every connection re-reads its inbox (once commands work again).
-            if store.isAvailable { catchUpAll() }
-        }
-        store.whenReady { [unowned self] in self.catchUpAll() }
+        delivery = LocalDelivery(hub: self, store: store, stats: stats, inboxMax: config.inbox.max)
     }
 
     /// Takes a freshly accepted client socket from the TCP listener.
@@ -220,9 +190,7 @@ final class ConnectionServer {
         // A device that gave no last_seq starts with the next message.
         var start = session.seq
         if request.lastSeq != nil, let first = session.messages.first { start = first.seq - 1 }
-        for message in session.messages { _ = connection.delivery.offer(message) }
-        sendStored(connection.delivery.resume(after: start), to: connection)
-        noteGap(connection)
+        delivery.resume(connection, with: session.messages, after: start)
         logger.debug("authenticated", metadata: ["fd": "\(connection.fd)", "uid": "\(request.user)", "key": "\(key)"])
 
         let frames = deferred.removeValue(forKey: ObjectIdentifier(connection)) ?? []
@@ -283,9 +251,7 @@ final class ConnectionServer {
                 switch result {
                 case .success(let sync):
                     var batch: [UInt8] = []
-                    for message in sync.messages {
-                        Frame.encode(operation: Operation(message.op), sequence: UInt32(truncatingIfNeeded: message.seq), body: message.payload, into: &batch)
-                    }
+                    for message in sync.messages { Frame.encode(message, into: &batch) }
                     connection.send(Frame(.syncReply, sequence: frame.sequence, body: batch))
                 case .failure(let error):
                     connection.fail(.unavailable(frame.operation, "storage: \(error)"), operation: frame.operation, sequence: frame.sequence)
@@ -372,7 +338,7 @@ final class ConnectionServer {
     /// Takes a connection that starts closing out of every index, so it no longer counts as online nor gets
     /// pushes, and ends its session in Redis.
     func retire(_ connection: ClientConnection) {
-        gapped[ObjectIdentifier(connection)] = nil
+        delivery.forget(connection)
         deferred[ObjectIdentifier(connection)] = nil
         let user = connection.session.user
         guard !user.isEmpty else { return }
@@ -435,218 +401,16 @@ final class ConnectionServer {
         }
     }
 
-    // MARK: - Delivery
+    // MARK: - Where users' sessions are
 
-    /// Delivers an application message to every local connection of `user` that accepts `operation`;
-    /// returns how many connections the user has here and how many got it.
-    func deliver(_ encoded: [UInt8], operation: Operation, toUser user: String, device: String? = nil) -> (online: Int, delivered: Int) {
-        var online = 0
-        var delivered = 0
-        users.forEach(of: user) { connection in
-            if let device, connection.session.key != device { return }
-            online += 1
-            guard connection.session.accepts(operation), connection.isOpen else { return }
-            if connection.send(encoded: encoded) { delivered += 1 }
-        }
-        stats.delivered += delivered
-        return (online, delivered)
+    /// Another node told of a session of `user`: its transient pushes go through Redis from now on (a user with no
+    /// connection here any more learns anew at its next AUTH here).
+    func noteSessionElsewhere(_ user: String) {
+        if users.count(of: user) > 0 { remoteUsers.insert(user) }
     }
 
-    /// Delivers to every authenticated local connection that accepts `operation`.
-    func deliverToAll(_ encoded: [UInt8], operation: Operation) -> Int {
-        var delivered = 0
-        users.forEachConnection { connection in
-            guard connection.session.accepts(operation), connection.isOpen else { return }
-            if connection.send(encoded: encoded) { delivered += 1 }
-        }
-        stats.delivered += delivered
-        return delivered
-    }
-
-    /// Delivers to the local members of a topic, or of a goim room; the frame is encoded once.
-    func deliver(_ encoded: [UInt8], operation: Operation, toMembersOf group: GroupIndex<ClientConnection>, _ name: String) -> Int {
-        var delivered = 0
-        for connection in group.members(name) where connection.isOpen && connection.session.accepts(operation) {
-            if connection.send(encoded: encoded) { delivered += 1 }
-        }
-        stats.delivered += delivered
-        return delivered
-    }
-
-    /// Delivers to the local connection with goim device key `key`; returns whether one got it.
-    func deliver(toKey key: String, _ encoded: [UInt8], operation: Operation) -> Bool {
-        guard let connection = byKey[key], connection.isOpen, connection.session.accepts(operation) else { return false }
-        guard connection.send(encoded: encoded) else { return false }
-        stats.delivered += 1
-        return true
-    }
-
-    /// Queues a goim room message: the room's messages of one loop iteration go out together, as goim's comet
-    /// batches them into one RAW frame (op 9, whole frames concatenated); returns the room's members here.
-    @discardableResult
-    func queueRoomMessage(_ room: String, op: UInt32, payload: [UInt8]) -> Int {
-        Frame.encode(operation: Operation(op), sequence: 0, body: payload, into: &roomBatches[RoomBatchKey(room: room, op: op), default: []])
-        return rooms.count(room)
-    }
-
-    private func flushRoomBatches() {
-        guard !roomBatches.isEmpty else { return }
-        let batches = roomBatches
-        roomBatches = [:]
-        for (key, frames) in batches {
-            // Encoded once: a TCP member gets the RAW's body (the frames themselves), a WebSocket member the whole RAW
-            // frame in one message, both appended from these bytes.
-            var raw: [UInt8] = []
-            raw.reserveCapacity(FrameLayout.headerLength + frames.count)
-            Frame.encode(operation: .raw, sequence: 0, body: frames, into: &raw)
-            var delivered = 0
-            for connection in rooms.members(key.room)
-            where connection.isOpen && connection.session.accepts(Operation(key.op)) {
-                if connection.send(roomBatch: raw) { delivered += 1 }
-            }
-            stats.delivered += delivered
-        }
-    }
-
-    /// A message from another node.
-    private func received(_ message: NodeMessage) {
-        switch message {
-        case .stored(let delivery):
-            deliverStored(delivery.message, toUser: delivery.uid)
-        case .transient(let user, let device, let op, let payload):
-            _ = deliver(Self.encode(op, payload), operation: Operation(op), toUser: user, device: device)
-        case .kick(let user, let device):
-            _ = kick(user: user, key: device)
-        case .presence(let user):
-            // A user with no connection here any more learns anew at its next AUTH here.
-            if users.count(of: user) > 0 { remoteUsers.insert(user) }
-        case .topic(let origin, let topic, let op, let payload) where origin != store.node:
-            _ = deliver(Self.encode(op, payload), operation: Operation(op), toMembersOf: topics, topic)
-        case .broadcast(let origin, let room, let op, let payload) where origin != store.node:
-            if let room {
-                queueRoomMessage(room, op: op, payload: payload)
-            } else {
-                _ = deliverToAll(Self.encode(op, payload), operation: Operation(op))
-            }
-        case .keyed(let origin, let key, let op, let payload) where origin != store.node:
-            _ = deliver(toKey: key, Self.encode(op, payload), operation: Operation(op))
-        case .topic, .broadcast, .keyed:
-            break  // our own, already delivered here
-        }
-    }
-
-    /// One application frame (seq 0: transient), encoded once for every receiver.
-    static func encode(_ op: UInt32, _ payload: [UInt8]) -> [UInt8] {
-        var encoded: [UInt8] = []
-        encoded.reserveCapacity(FrameLayout.headerLength + payload.count)
-        Frame.encode(operation: Operation(op), sequence: 0, body: payload, into: &encoded)
-        return encoded
-    }
-
-    /// Offers a stored message to every local connection of `user`, each in its own seq order.
-    func deliverStored(_ message: StoredMessage, toUser user: String) {
-        users.forEach(of: user) { connection in
-            guard connection.isOpen else { return }
-            sendStored(connection.delivery.offer(message), to: connection)
-            noteGap(connection)
-        }
-        onStored?(user)
-    }
-
-    private func sendStored(_ messages: [StoredMessage], to connection: ClientConnection) {
-        for message in messages where connection.session.accepts(Operation(message.op)) {
-            let sent = connection.enqueueFrame(length: FrameLayout.headerLength + message.payload.count) {
-                Frame.encode(
-                    operation: Operation(message.op), sequence: UInt32(truncatingIfNeeded: message.seq),
-                    body: message.payload, into: &$0)
-            }
-            if sent { stats.deliveredStored(pushedAtMillis: message.timestampMillis) }
-        }
-    }
-
-    private func noteGap(_ connection: ClientConnection) {
-        guard connection.delivery.missing != nil else { return }
-        gapped[ObjectIdentifier(connection)] = connection
-        if !gapTimer.isActive { gapTimer.start(after: Self.gapWait) }
-    }
-
-    /// Pulls every open gap from Redis. A gap Redis answered it no longer has (trimmed, expired) is skipped: the
-    /// client sees the jump in seq and can SYNC what is left. A gap Redis could not be asked about is kept, and
-    /// asked about again (the user's catch-up) until Redis answers.
-    private func fillGaps() {
-        let connections = gapped.values
-        gapped = [:]
-        for connection in connections {
-            guard connection.isOpen, let missing = connection.delivery.missing else { continue }
-            stats.gapFills += 1
-            let user = connection.session.user
-            let call = SyncCall(
-                uid: user, after: missing.lowerBound - 1,
-                limit: Int(min(missing.upperBound - missing.lowerBound + 1, UInt64(config.inbox.max))),
-                nowSeconds: UInt64(time(nil)))
-            store.run(call) { [weak self] result in
-                guard let self, connection.isOpen else { return }
-                guard case .success(let sync) = result else { return self.catchUpLater(user) }
-                var ready: [StoredMessage] = []
-                for message in sync.messages { ready += connection.delivery.offer(message) }
-                if let still = connection.delivery.missing, still.lowerBound <= missing.upperBound {
-                    ready += connection.delivery.skipGap()
-                }
-                self.sendStored(ready, to: connection)
-                self.noteGap(connection)
-            }
-        }
-    }
-
-    // MARK: - Catching up after Redis was away
-
-    /// Every local user re-reads its inbox after its last delivered seq: called when the command connection is
-    /// ready again, and when the node channel is subscribed again, since a stored message may have been
-    /// published to this node while either was down (and then nothing would deliver it until the user's next
-    /// message). Catch-ups go through the bounded session-script queue, so a worker with many users does not
-    /// flood Redis as it comes back.
-    private func catchUpAll() {
-        catchUpPending = []
-        catchUpTimer.stop()
-        for user in users.users { catchUp(user) }
-    }
-
-    /// Reads `user`'s inbox after the lowest seq its connections here have delivered and offers what comes back
-    /// to each of them; a connection still missing messages then fills its gap as usual.
-    private func catchUp(_ user: String) {
-        var after = UInt64.max
-        users.forEach(of: user) { connection in
-            guard connection.isOpen, !connection.awaitingAuth else { return }
-            after = min(after, connection.delivery.lastSeq)
-        }
-        guard after != .max else { return }
-        stats.catchUps += 1
-        let call = SyncCall(uid: user, after: after, limit: config.inbox.max, nowSeconds: UInt64(time(nil)))
-        store.runSessionScript(call) { [weak self] result in
-            guard let self else { return }
-            guard case .success(let sync) = result else { return self.catchUpLater(user) }
-            self.users.forEach(of: user) { connection in
-                guard connection.isOpen, !connection.awaitingAuth else { return }
-                var ready: [StoredMessage] = []
-                for message in sync.messages { ready += connection.delivery.offer(message) }
-                self.sendStored(ready, to: connection)
-                self.noteGap(connection)
-            }
-            if !sync.messages.isEmpty { self.onStored?(user) }
-        }
-    }
-
-    /// Redis could not be asked about `user`'s inbox: ask again in a second (or at the reconnect, when all
-    /// users catch up anyway). Nothing is skipped meanwhile.
-    private func catchUpLater(_ user: String) {
-        catchUpPending.insert(user)
-        if !catchUpTimer.isActive { catchUpTimer.start(after: Self.catchUpRetry) }
-    }
-
-    private func retryCatchUps() {
-        guard store.isAvailable else { return catchUpTimer.start(after: Self.catchUpRetry) }
-        let users = catchUpPending
-        catchUpPending = []
-        for user in users { catchUp(user) }
+    /// Every user connected now may hold sessions elsewhere (a presence note may have been lost).
+    func noteAllSessionsElsewhere() {
+        remoteUsers.formUnion(users.users)
     }
 }

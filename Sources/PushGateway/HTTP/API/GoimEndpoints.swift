@@ -166,7 +166,6 @@ extension PushAPI {
 
     private func goimPush(_ route: APIRoute.GoimRoute, _ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) throws(APIError) {
         let operation = try Self.goimOperation(request)
-        let op = operation.rawValue
         let payload = request.body
         let done = { respond(Self.goimReply(nil as ((inout JSONWriter) -> Void)?)) }
         switch route {
@@ -175,33 +174,21 @@ extension PushAPI {
             guard !keys.isEmpty, keys.allSatisfy(AuthRequest.isValidIdentifier) else {
                 throw APIError.badRequest("keys is required: device keys, no control characters")
             }
-            stats.pushes += 1
-            let encoded = ConnectionServer.encode(op, payload)
-            for key in keys {
-                _ = connections.deliver(toKey: key, encoded, operation: operation)
-                store.publish(RedisKeys.broadcastChannel, .keyed(origin: store.node, key: key, op: op, payload: payload))
-            }
+            pipeline.push(toKeys: keys, op: operation, payload: payload)
             done()
         case .pushMids:
             let mids = request.queryValues("mids")
             guard !mids.isEmpty, mids.allSatisfy(AuthRequest.isValidIdentifier) else {
                 throw APIError.badRequest("mids is required: user ids, no control characters")
             }
-            stats.pushes += 1
-            let encoded = ConnectionServer.encode(op, payload)
-            self.route(mids.map { ($0, nil) }, op: operation, payload: payload, encoded: encoded) { _ in done() }
+            pipeline.push(toUsers: mids, op: operation, payload: payload, done)
         case .pushRoom:
             let type = try Self.goimRequired(request, "type")
             let room = try Self.goimRequired(request, "room")
-            let id = Self.roomID(type: type, room: room)
-            stats.pushes += 1
-            connections.queueRoomMessage(id, op: op, payload: payload)
-            store.publish(RedisKeys.broadcastChannel, .broadcast(origin: store.node, room: id, op: op, payload: payload))
+            pipeline.push(toRoom: Self.roomID(type: type, room: room), op: operation, payload: payload)
             done()
         default:
-            stats.pushes += 1
-            _ = connections.deliverToAll(ConnectionServer.encode(op, payload), operation: operation)
-            store.publish(RedisKeys.broadcastChannel, .broadcast(origin: store.node, room: nil, op: op, payload: payload))
+            pipeline.pushToAll(op: operation, payload: payload)
             done()
         }
     }
