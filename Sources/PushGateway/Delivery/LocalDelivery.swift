@@ -200,7 +200,7 @@ final class LocalDelivery {
     private func catchUp(_ user: String) {
         var after = UInt64.max
         hub.users.forEach(of: user) { connection in
-            guard connection.isOpen, !connection.awaitingAuth else { return }
+            guard connection.isOpen, !connection.session.isAuthenticating else { return }
             after = min(after, connection.delivery.lastSeq)
         }
         guard after != .max else { return }
@@ -210,7 +210,7 @@ final class LocalDelivery {
             guard let self else { return }
             guard case .success(let sync) = result else { return self.catchUpLater(user) }
             self.hub.users.forEach(of: user) { connection in
-                guard connection.isOpen, !connection.awaitingAuth else { return }
+                guard connection.isOpen, !connection.session.isAuthenticating else { return }
                 var ready: [StoredMessage] = []
                 for message in sync.messages { ready += connection.delivery.offer(message) }
                 self.send(ready, to: connection)
