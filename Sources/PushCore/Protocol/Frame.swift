@@ -40,7 +40,9 @@ public struct Frame: Equatable, Sendable {
     }
 
     /// One frame's wire form as a new array, `body` copied once: a push is encoded once for all its receivers.
-    public static func encoded<Body: Collection<UInt8>>(operation: Operation, sequence: UInt32 = 0, body: Body) -> [UInt8] {
+    public static func encoded<Body: Collection<UInt8>>(
+        operation: Operation, sequence: UInt32 = 0, body: Body
+    ) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(FrameLayout.headerLength + body.count)
         encode(operation: operation, sequence: sequence, body: body, into: &out)
@@ -56,7 +58,9 @@ public struct Frame: Equatable, Sendable {
     }
 
     /// The length on the wire of `message` as a frame.
-    public static func encodedLength(of message: StoredMessage) -> Int { FrameLayout.headerLength + message.payload.count }
+    public static func encodedLength(of message: StoredMessage) -> Int {
+        FrameLayout.headerLength + message.payload.count
+    }
 
     /// Appends only the 16-byte header of a frame whose body of `bodyLength` bytes follows.
     public static func encodeHeader(operation: Operation, sequence: UInt32, bodyLength: Int, into buffer: inout [UInt8]) {

@@ -1,6 +1,6 @@
 /// One client connection's protocol state (SPEC §2): handshake → authenticating → online → closing. It decides
-/// what each incoming frame means, its body parsed, and returns an action; the connection server does the I/O. It is a value stored
-/// inline in each connection, so it is kept small.
+/// what each incoming frame means, its body parsed, and returns an action; the connection server does the I/O.
+/// It is a value stored inline in each connection, so it is kept small.
 public struct ClientSession: Sendable {
     public enum State: UInt8, Sendable {
         /// Waiting for AUTH.
@@ -29,7 +29,8 @@ public struct ClientSession: Sendable {
         case roomChanged(from: String?, to: String?, reply: Frame)
         /// ACK `{"seq":N}`: the device has everything up to `seq`.
         case ack(UInt64)
-        /// SYNC `{"after":N,"limit":L}`: answer SYNC_REPLY with up to `limit` (at least 1) stored messages after `after`.
+        /// SYNC `{"after":N,"limit":L}`: answer SYNC_REPLY with up to `limit` (at least 1) stored messages after
+        /// `after`.
         case sync(after: UInt64, limit: Int, sequence: UInt32)
         /// READ `{"seq":N}`: the user read up to `seq`; answer READ_REPLY with the unread count.
         case read(UInt64, sequence: UInt32)
@@ -160,7 +161,8 @@ public struct ClientSession: Sendable {
             guard let topics = Self.topicList(frame.body) else {
                 return fail(.badBody(frame.operation, "expected {\"topics\":[\"name\",…]}"), frame)
             }
-            return frame.operation == .sub ? .join(topics, sequence: frame.sequence) : .leave(topics, sequence: frame.sequence)
+            if frame.operation == .sub { return .join(topics, sequence: frame.sequence) }
+            return .leave(topics, sequence: frame.sequence)
         default:
             return fail(.unknownOperation(frame.operation), frame)
         }

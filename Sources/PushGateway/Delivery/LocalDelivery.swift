@@ -47,7 +47,9 @@ final class LocalDelivery {
 
     /// Delivers a framed application message to every local connection of `user` (on device `device`, if given)
     /// that accepts `operation`; returns how many connections the user has here and how many got it.
-    func deliver(_ encoded: [UInt8], operation: Operation, toUser user: String, device: String? = nil) -> (online: Int, delivered: Int) {
+    func deliver(
+        _ encoded: [UInt8], operation: Operation, toUser user: String, device: String? = nil
+    ) -> (online: Int, delivered: Int) {
         var online = 0
         var delivered = 0
         hub.users.forEach(of: user) { connection in
@@ -83,7 +85,9 @@ final class LocalDelivery {
 
     /// Delivers to the local connection with goim device key `key`; returns whether one got it.
     func deliver(_ encoded: [UInt8], operation: Operation, toKey key: String) -> Bool {
-        guard let connection = hub.byKey[key], connection.isOpen, connection.session.accepts(operation) else { return false }
+        guard let connection = hub.byKey[key], connection.isOpen, connection.session.accepts(operation) else {
+            return false
+        }
         guard connection.send(encoded: encoded) else { return false }
         stats.delivered += 1
         return true
@@ -94,7 +98,8 @@ final class LocalDelivery {
     @discardableResult
     func queueRoomMessage(_ room: String, op: UInt32, payload: [UInt8]) -> Int {
         Frame.encode(
-            operation: Operation(op), sequence: 0, body: payload, into: &roomBatches[RoomBatchKey(room: room, op: op), default: []])
+            operation: Operation(op), sequence: 0, body: payload,
+            into: &roomBatches[RoomBatchKey(room: room, op: op), default: []])
         return hub.rooms.count(room)
     }
 
@@ -143,7 +148,9 @@ final class LocalDelivery {
 
     private func send(_ messages: [StoredMessage], to connection: ClientConnection) {
         for message in messages where connection.session.accepts(Operation(message.op)) {
-            let sent = connection.enqueueFrame(length: Frame.encodedLength(of: message)) { Frame.encode(message, into: &$0) }
+            let sent = connection.enqueueFrame(length: Frame.encodedLength(of: message)) {
+                Frame.encode(message, into: &$0)
+            }
             if sent { stats.deliveredStored(pushedAtMillis: message.timestampMillis) }
         }
     }

@@ -28,12 +28,14 @@ final class NodeMessages {
 
     /// Sends a topic message to every node listening on the topic; `done` gets how many other nodes heard it.
     func publish(topic: String, op: UInt32, payload: [UInt8], _ done: @escaping (Int) -> Void) {
-        store.publish(RedisKeys.topicChannel(topic), .topic(origin: store.node, topic: topic, op: op, payload: payload), done)
+        let message = NodeMessage.topic(origin: store.node, topic: topic, op: op, payload: payload)
+        store.publish(RedisKeys.topicChannel(topic), message, done)
     }
 
     /// Sends a broadcast (to every connection, or to goim room `room`) to every node.
     func broadcast(room: String?, op: UInt32, payload: [UInt8], _ done: ((Int) -> Void)? = nil) {
-        store.publish(RedisKeys.broadcastChannel, .broadcast(origin: store.node, room: room, op: op, payload: payload), done)
+        let message = NodeMessage.broadcast(origin: store.node, room: room, op: op, payload: payload)
+        store.publish(RedisKeys.broadcastChannel, message, done)
     }
 
     /// Sends a goim push by device key to every node (keys are not routed: the node holding one is not known).
@@ -55,24 +57,29 @@ final class NodeMessages {
         case .stored(let stored):
             delivery.deliverStored(stored.message, toUser: stored.uid)
         case .transient(let user, let device, let op, let payload):
-            _ = delivery.deliver(Frame.encoded(operation: Operation(op), body: payload), operation: Operation(op), toUser: user, device: device)
+            _ = delivery.deliver(Self.frame(op, payload), operation: Operation(op), toUser: user, device: device)
         case .kick(let user, let device):
             _ = hub.kick(user: user, key: device)
         case .presence(let user):
             hub.noteSessionElsewhere(user)
         case .topic(let origin, let topic, let op, let payload) where origin != store.node:
-            _ = delivery.deliver(Frame.encoded(operation: Operation(op), body: payload), operation: Operation(op), toTopic: topic)
+            _ = delivery.deliver(Self.frame(op, payload), operation: Operation(op), toTopic: topic)
         case .broadcast(let origin, let room, let op, let payload) where origin != store.node:
             if let room {
                 delivery.queueRoomMessage(room, op: op, payload: payload)
             } else {
-                _ = delivery.deliverToAll(Frame.encoded(operation: Operation(op), body: payload), operation: Operation(op))
+                _ = delivery.deliverToAll(Self.frame(op, payload), operation: Operation(op))
             }
         case .keyed(let origin, let key, let op, let payload) where origin != store.node:
-            _ = delivery.deliver(Frame.encoded(operation: Operation(op), body: payload), operation: Operation(op), toKey: key)
+            _ = delivery.deliver(Self.frame(op, payload), operation: Operation(op), toKey: key)
         case .topic, .broadcast, .keyed:
             break  // our own, already delivered here
         }
+    }
+
+    /// A transient application frame (seq 0), encoded once for every receiver here.
+    private static func frame(_ op: UInt32, _ payload: [UInt8]) -> [UInt8] {
+        Frame.encoded(operation: Operation(op), body: payload)
     }
 
     /// The node channel is subscribed (again). A presence note published while it was down is lost: every user

@@ -62,8 +62,8 @@ final class PushPipeline {
         var remaining = users.count
         for (index, user) in users.enumerated() {
             let call = StoreCall(
-                uid: user, op: push.operation.rawValue, payload: push.payload, nowMillis: now, ttl: push.ttl ?? inbox.ttl,
-                inboxMax: inbox.max, inboxTTL: inbox.ttl, node: store.node, idempotency: (id, push.bodyHash),
+                uid: user, op: push.operation.rawValue, payload: push.payload, nowMillis: now,
+                ttl: push.ttl ?? inbox.ttl, inboxMax: inbox.max, inboxTTL: inbox.ttl, node: store.node, idempotency: (id, push.bodyHash),
                 idemTTL: generated ? Self.generatedIdempotencyTTL : Self.idempotencyTTL, freshID: generated)
             // The script published the message to the user's other nodes; it is delivered here as it stored it.
             store.run(call) { [self] result in
@@ -87,7 +87,8 @@ final class PushPipeline {
 
     private func receipt(id: String, users: [String], outcomes: [StoreOutcome], failure: StoreFailure?) -> PushOutcome {
         if let failure {
-            return .failure(.notStored(id: id, users: users, outcomes: outcomes, reason: "Redis did not store the push (\(failure))"))
+            let reason = "Redis did not store the push (\(failure))"
+            return .failure(.notStored(id: id, users: users, outcomes: outcomes, reason: reason))
         }
         if outcomes.contains(where: { if case .answered(.conflict) = $0 { true } else { false } }) {
             return .failure(.conflict(id: id))
@@ -170,9 +171,8 @@ final class PushPipeline {
     /// goim's push by user ids.
     func push(toUsers users: [String], op: Operation, payload: [UInt8], _ done: @escaping () -> Void) {
         stats.pushes += 1
-        route(users.map { ($0, nil) }, op: op, payload: payload, encoded: Frame.encoded(operation: op, body: payload)) { _ in
-            done()
-        }
+        let encoded = Frame.encoded(operation: op, body: payload)
+        route(users.map { ($0, nil) }, op: op, payload: payload, encoded: encoded) { _ in done() }
     }
 
     /// goim's push by device keys: delivered to the key here, and told to every node.

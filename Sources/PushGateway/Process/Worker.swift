@@ -74,7 +74,9 @@ final class Worker {
     }
 
     /// The callbacks between the parts of a worker, all in one place, in the order they run.
-    private static func wire(loop: EventLoop, store: MessageStore, delivery: LocalDelivery, nodes: NodeMessages, api: PushAPI) {
+    private static func wire(
+        loop: EventLoop, store: MessageStore, delivery: LocalDelivery, nodes: NodeMessages, api: PushAPI
+    ) {
         // goim room messages of one loop iteration go out as one RAW frame per room.
         loop.addBeforeSleep { [unowned delivery] in delivery.flushRoomBatches() }
         store.onNodeMessage = { [unowned nodes] in nodes.received($0) }

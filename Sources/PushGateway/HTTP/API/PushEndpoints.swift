@@ -77,7 +77,8 @@ extension PushAPI {
     static func error(_ failure: PushFailure) -> APIError {
         switch failure {
         case .conflict(let id): .conflict("id \(id) was already used for a different push")
-        case .notStored(let id, let users, let outcomes, let reason): notStored(id: id, users: users, outcomes: outcomes, reason)
+        case .notStored(let id, let users, let outcomes, let reason):
+            notStored(id: id, users: users, outcomes: outcomes, reason)
         }
     }
 

@@ -5,7 +5,8 @@ extension ConnectionServer {
     func ack(_ connection: ClientConnection, seq: UInt64) {
         let user = connection.session.user
         store.run(AckCall(uid: user, device: connection.session.key, seq: seq)) { [logger] result in
-            if case .failure(let error) = result { logger.debug("ACK not stored", metadata: ["uid": "\(user)", "error": "\(error)"]) }
+            guard case .failure(let error) = result else { return }
+            logger.debug("ACK not stored", metadata: ["uid": "\(user)", "error": "\(error)"])
         }
     }
 }
