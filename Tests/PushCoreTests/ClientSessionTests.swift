@@ -10,7 +10,8 @@ private func online(_ json: String = #"{"mid":"u1","key":"k1","accepts":[1000,10
         Issue.record("AUTH not accepted")
         return session
     }
-    session.online(request, key: request.key ?? "generated")
+    session.authenticating(request, key: request.key ?? "generated")
+    session.authenticated()
     return session
 }
 
@@ -62,7 +63,7 @@ private func online(_ json: String = #"{"mid":"u1","key":"k1","accepts":[1000,10
     @Test func onlineFrames() {
         var session = online()
         #expect(session.receive(Frame(.heartbeat, sequence: 4)) == .heartbeat(sequence: 4))
-        #expect(session.receive(Frame(.ack, text: #"{"seq":1}"#)) == .forward(Frame(.ack, text: #"{"seq":1}"#)))
+        #expect(session.receive(Frame(.ack, text: #"{"seq":1}"#)) == .ack(1))
         if case .fail(let error, _, _) = session.receive(Frame(Operation(1000))) {
             #expect(error.code == "unknown_op")
         } else {
@@ -73,6 +74,73 @@ private func online(_ json: String = #"{"mid":"u1","key":"k1","accepts":[1000,10
             #expect(error.code == "already_authenticated")
         } else {
             Issue.record("second AUTH accepted")
+        }
+    }
+
+    /// While AUTH waits for Redis, every frame is held (the session is already the user's); once Redis answered,
+    /// held frames are received as usual.
+    @Test func authenticatingHoldsFrames() {
+        var session = ClientSession()
+        guard case .authenticate(let request, _) = session.receive(authFrame(#"{"mid":"u1","key":"k1"}"#)) else {
+            Issue.record("AUTH not accepted")
+            return
+        }
+        session.authenticating(request, key: "k1")
+        #expect(session.state == .authenticating && session.isAuthenticating)
+        #expect(session.user == "u1" && session.key == "k1")
+        let heartbeat = Frame(.heartbeat, sequence: 2)
+        #expect(session.receive(heartbeat) == .hold(heartbeat))
+        #expect(session.receive(authFrame(#"{"mid":"u1"}"#)) == .hold(authFrame(#"{"mid":"u1"}"#)))
+        session.authenticated()
+        #expect(session.state == .online && !session.isAuthenticating)
+        #expect(session.receive(heartbeat) == .heartbeat(sequence: 2))
+    }
+
+    /// A session that closed while AUTH waited stays closed when Redis answers.
+    @Test func closedWhileAuthenticating() {
+        var session = ClientSession()
+        session.authenticating(AuthRequest(user: "u"), key: "k")
+        session.closing()
+        session.authenticated()
+        #expect(session.state == .closing)
+    }
+
+    /// ACK, SYNC and READ bodies become their numbers; SYNC's limit defaults to 100 and is at least 1.
+    @Test func storageOperations() {
+        var session = online()
+        #expect(session.receive(Frame(.ack, sequence: 1, text: #"{"seq":12}"#)) == .ack(12))
+        #expect(session.receive(Frame(.sync, sequence: 2, text: #"{"after":3,"limit":5}"#)) == .sync(after: 3, limit: 5, sequence: 2))
+        #expect(session.receive(Frame(.sync, sequence: 3, text: #"{"after":0}"#)) == .sync(after: 0, limit: 100, sequence: 3))
+        #expect(session.receive(Frame(.sync, sequence: 4, text: #"{"after":1,"limit":0}"#)) == .sync(after: 1, limit: 1, sequence: 4))
+        #expect(session.receive(Frame(.read, sequence: 5, text: #"{"seq":7}"#)) == .read(7, sequence: 5))
+    }
+
+    /// Malformed ACK, SYNC and READ bodies are bad_body, with the frame's op and seq; the session stays online.
+    @Test(arguments: [
+        (Operation.ack, "{}"), (.ack, #"{"seq":-1}"#), (.ack, #"{"seq":"1"}"#), (.ack, "not json"), (.ack, "[1]"),
+        (.sync, #"{"limit":5}"#), (.sync, #"{"after":-2}"#), (.read, #"{"seq":1.5}"#), (.read, ""),
+    ])
+    func badStorageBodies(operation: Operation, body: String) {
+        var session = online()
+        guard case .fail(let error, let op, let seq) = session.receive(Frame(operation, sequence: 8, text: body)) else {
+            Issue.record("\(operation) \(body) accepted")
+            return
+        }
+        #expect(error.code == "bad_body" && op == operation && seq == 8)
+        #expect(session.state == .online)
+    }
+
+    /// SUB and UNSUB bodies become topic lists, as given; anything but a list of valid names is bad_body.
+    @Test func topicOperations() {
+        var session = online()
+        #expect(session.receive(Frame(.sub, sequence: 1, text: #"{"topics":["a","b","a"]}"#)) == .join(["a", "b", "a"], sequence: 1))
+        #expect(session.receive(Frame(.unsub, sequence: 2, text: #"{"topics":[]}"#)) == .leave([], sequence: 2))
+        for bad in [#"{"topics":"a"}"#, #"{"topics":["a",1]}"#, #"{"topics":[""]}"#, #"{"topics":["a\nb"]}"#, "{}", "x"] {
+            guard case .fail(let error, let op, _) = session.receive(Frame(.sub, text: bad)) else {
+                Issue.record("SUB \(bad) accepted")
+                continue
+            }
+            #expect(error.code == "bad_body" && op == .sub, "\(bad)")
         }
     }
 

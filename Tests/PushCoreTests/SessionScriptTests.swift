@@ -51,9 +51,9 @@ import Testing
         try redis.store(uid, ttl: 1000)  // 2
         try redis.store(uid, ttl: 1)  // 3
         try redis.store(uid, ttl: 0)  // 4
-        #expect(try redis.store(uid, now: T + 5) == .stored(seq: 5, unread: 4, published: 0, devices: 0))
+        #expect(try redis.store(uid, now: T + 5) .counts == StoreCounts(seq: 5, unread: 4, published: 0, devices: 0))
         #expect(try redis.user(uid).kept == 4)  // 1 popped; 2 is alive and stops the popping; unread capped to 4
-        #expect(try redis.store(uid, now: T + 2000) == .stored(seq: 6, unread: 3, published: 0, devices: 0))
+        #expect(try redis.store(uid, now: T + 2000) .counts == StoreCounts(seq: 6, unread: 3, published: 0, devices: 0))
         #expect(try redis.user(uid).kept == 3)  // 2 and 3 popped; 4 never expires and stops the popping
         #expect(seqs(try redis.sync(uid, after: 0, now: T + 2000).messages) == [4, 5, 6])
     }
@@ -65,11 +65,11 @@ import Testing
         let redis = try RedisTestClient()
         let (uid, other, id) = (unique("idem"), unique("idem-other"), unique("key"))
         let hash = bodyHash(Array("{\"op\":1000}".utf8))
-        #expect(try redis.store(uid, idempotency: (id, hash)) == .stored(seq: 1, unread: 1, published: 0, devices: 0))
+        #expect(try redis.store(uid, idempotency: (id, hash)) .counts == StoreCounts(seq: 1, unread: 1, published: 0, devices: 0))
         #expect(try redis.store(uid, idempotency: (id, hash)) == .duplicate(seq: 1, unread: 1))
         #expect(try redis.store(uid, idempotency: (id, bodyHash(Array("other".utf8)))) == .conflict)
-        #expect(try redis.store(other, idempotency: (id, hash)) == .stored(seq: 1, unread: 1, published: 0, devices: 0))
-        #expect(try redis.store(uid) == .stored(seq: 2, unread: 2, published: 0, devices: 0))
+        #expect(try redis.store(other, idempotency: (id, hash)) .counts == StoreCounts(seq: 1, unread: 1, published: 0, devices: 0))
+        #expect(try redis.store(uid) .counts == StoreCounts(seq: 2, unread: 2, published: 0, devices: 0))
         #expect(try redis.store(uid, idempotency: (id, hash)) == .duplicate(seq: 1, unread: 2))
         #expect(try redis.user(uid).kept == 2)
         let ttl = try redis.command("TTL", RedisKeys.idempotency(id)).int ?? -1
@@ -86,7 +86,7 @@ import Testing
                 uid: uid, op: 1000, payload: Array("p".utf8), nowMillis: T * 1000, ttl: 3600, inboxMax: 200,
                 inboxTTL: 3600, node: "n", idempotency: (id, "hash"), idemTTL: 300, freshID: fresh)
         }
-        #expect(try redis.run(call(true)) == .stored(seq: 1, unread: 1, published: 0, devices: 0))
+        #expect(try redis.run(call(true)) .counts == StoreCounts(seq: 1, unread: 1, published: 0, devices: 0))
         #expect(try redis.run(call(false)) == .duplicate(seq: 1, unread: 1))
         #expect(try redis.user(uid).kept == 1)
         let ttl = try redis.command("TTL", RedisKeys.idempotency(id)).int ?? -1
@@ -141,7 +141,7 @@ import Testing
         let redis = try RedisTestClient()
         let id = unique("key-h")
         let first = try redis.store("h", idempotency: (id, "hash"))
-        guard case .stored(let seq, _, _, _) = first else {
+        guard case .stored(let seq, _, _, _, _) = first else {
             Issue.record("expected stored, got \(first)")
             return
         }

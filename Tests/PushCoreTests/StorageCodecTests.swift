@@ -306,11 +306,20 @@ private func decodeRESP(_ chunks: [[UInt8]], decoder: RESPDecoder = RESPDecoder(
         #expect(UserCall(uid: "u").keys == ["pg:{u:u}:meta", "pg:{u:u}:sess", "pg:{u:u}:inbox"].map(bytes))
     }
 
-    /// The three store outcomes.
+    /// The three store outcomes; a stored one carries its element, whose seq must be the reply's.
     @Test func storeDecode() throws {
+        let element = RedisValue.string(Array("5:1000:7:0:hi".utf8))
+        let message = StoredMessage(seq: 5, op: 1000, timestampMillis: 7, expiresAt: 0, payload: Array("hi".utf8))
         #expect(
+            try StoreCall.decode(.array([.integer(5), .integer(0), .integer(3), .integer(2), .integer(4), element]))
+                == .stored(seq: 5, unread: 3, published: 2, devices: 4, message: message))
+        #expect(throws: ScriptError.self) {
             try StoreCall.decode(.array([.integer(5), .integer(0), .integer(3), .integer(2), .integer(4)]))
-                == .stored(seq: 5, unread: 3, published: 2, devices: 4))
+        }
+        #expect(throws: ScriptError.self) {
+            try StoreCall.decode(
+                .array([.integer(6), .integer(0), .integer(3), .integer(2), .integer(4), element]))
+        }
         #expect(try StoreCall.decode(.array([.integer(5), .integer(1), .integer(3)])) == .duplicate(seq: 5, unread: 3))
         #expect(try StoreCall.decode(.array([.integer(-1)])) == .conflict)
     }

@@ -41,14 +41,14 @@ import Testing
     @Test func storeAssignsConsecutiveSeqs() throws {
         let redis = try RedisTestClient()
         let uid = unique("seq")
-        #expect(try redis.store(uid, "a") == .stored(seq: 1, unread: 1, published: 0, devices: 0))
-        #expect(try redis.store(uid, "b") == .stored(seq: 2, unread: 2, published: 0, devices: 0))
+        #expect(try redis.store(uid, "a") .counts == StoreCounts(seq: 1, unread: 1, published: 0, devices: 0))
+        #expect(try redis.store(uid, "b") .counts == StoreCounts(seq: 2, unread: 2, published: 0, devices: 0))
         let binary: [UInt8] = Array("x:1:2\n3:".utf8) + [0, 0xFF, 13, 10]
         let result = try redis.run(
             StoreCall(
                 uid: uid, op: 4242, payload: binary, nowMillis: T * 1000 + 123, ttl: 60, inboxMax: 200, inboxTTL: 3600,
                 node: "n"))
-        #expect(result == .stored(seq: 3, unread: 3, published: 0, devices: 0))
+        #expect(result .counts == StoreCounts(seq: 3, unread: 3, published: 0, devices: 0))
 
         let raw = try redis.command("LRANGE", RedisKeys.inbox(uid), "0", "-1")
         let elements = raw.array?.compactMap(\.bytes) ?? []
@@ -121,7 +121,7 @@ import Testing
         for _ in channels { _ = try subscriber.receive() }
 
         let result = try redis.store(uid, "hello", node: me)
-        #expect(result == .stored(seq: 1, unread: 1, published: 2, devices: 4))
+        #expect(result .counts == StoreCounts(seq: 1, unread: 1, published: 2, devices: 4))
 
         var received: [String: NodeDelivery] = [:]
         for _ in 0..<2 {
@@ -158,7 +158,7 @@ import Testing
         try subscriber.send((["SUBSCRIBE"] + channels).map { Array($0.utf8) })
         for _ in channels { _ = try subscriber.receive() }
 
-        #expect(try redis.store(uid, "hello", node: me) == .stored(seq: 1, unread: 1, published: 2, devices: 1))
+        #expect(try redis.store(uid, "hello", node: me) .counts == StoreCounts(seq: 1, unread: 1, published: 2, devices: 1))
         var channelsSent: [String] = []
         for _ in 0..<2 {
             let push = try subscriber.receive().array ?? []
@@ -202,7 +202,7 @@ import Testing
         #expect(try redis.run(ReadCall(uid: uid, seq: 3)) == ReadResult(unread: 2, read: 6))  // never backwards
         #expect(try redis.run(ReadCall(uid: uid, seq: 100)) == ReadResult(unread: 0, read: 8))  // not past seq
         #expect(try redis.run(ReadCall(uid: uid, seq: 100)) == ReadResult(unread: 0, read: 8))
-        #expect(try redis.store(uid, max: 5) == .stored(seq: 9, unread: 1, published: 0, devices: 0))
+        #expect(try redis.store(uid, max: 5) .counts == StoreCounts(seq: 9, unread: 1, published: 0, devices: 0))
         let user = try redis.user(uid)
         #expect((user.seq, user.unread, user.read) == (9, 1, 8))
     }

@@ -39,6 +39,29 @@ public struct Frame: Equatable, Sendable {
         buffer.append(contentsOf: body)
     }
 
+    /// One frame's wire form as a new array, `body` copied once: a push is encoded once for all its receivers.
+    public static func encoded<Body: Collection<UInt8>>(
+        operation: Operation, sequence: UInt32 = 0, body: Body
+    ) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(FrameLayout.headerLength + body.count)
+        encode(operation: operation, sequence: sequence, body: body, into: &out)
+        return out
+    }
+
+    /// Appends a stored message as the frame a client receives it in: its op, its seq (the low 32 bits) and its
+    /// payload.
+    public static func encode(_ message: StoredMessage, into buffer: inout [UInt8]) {
+        encode(
+            operation: Operation(message.op), sequence: UInt32(truncatingIfNeeded: message.seq), body: message.payload,
+            into: &buffer)
+    }
+
+    /// The length on the wire of `message` as a frame.
+    public static func encodedLength(of message: StoredMessage) -> Int {
+        FrameLayout.headerLength + message.payload.count
+    }
+
     /// Appends only the 16-byte header of a frame whose body of `bodyLength` bytes follows.
     public static func encodeHeader(operation: Operation, sequence: UInt32, bodyLength: Int, into buffer: inout [UInt8]) {
         buffer.appendBigEndian(UInt32(FrameLayout.headerLength + bodyLength))

@@ -1,10 +1,12 @@
-/// One client connection's protocol state (SPEC §2): handshake → online → closing. It decides what each
-/// incoming frame means and returns an action; the connection server does the I/O. It is a value stored
-/// inline in each connection, so it is kept small.
+/// One client connection's protocol state (SPEC §2): handshake → authenticating → online → closing. It decides
+/// what each incoming frame means, its body parsed, and returns an action; the connection server does the I/O.
+/// It is a value stored inline in each connection, so it is kept small.
 public struct ClientSession: Sendable {
     public enum State: UInt8, Sendable {
         /// Waiting for AUTH.
         case handshake
+        /// AUTH was accepted here and waits for Redis (the session script): frames that follow are held.
+        case authenticating
         /// Authenticated.
         case online
         /// A fatal error or DISCONNECT was sent; input is ignored.
@@ -17,14 +19,25 @@ public struct ClientSession: Sendable {
         case none
         /// Send this frame back.
         case reply(Frame)
-        /// AUTH arrived: check it, then call `online(…)` and answer with AUTH_REPLY.
+        /// AUTH arrived: check it, call `authenticating(…)`, then `authenticated()` and answer with AUTH_REPLY.
         case authenticate(AuthRequest, sequence: UInt32)
+        /// A frame that came while AUTH waits for Redis: hold it, and give it to `receive` again once online.
+        case hold(Frame)
         /// HEARTBEAT: answer HEARTBEAT_REPLY with the online count of `room`.
         case heartbeat(sequence: UInt32)
         /// CHANGE_ROOM was applied: move the connection between room counts and send `reply`.
         case roomChanged(from: String?, to: String?, reply: Frame)
-        /// A frame for another server (ACK, SYNC, READ, SUB, UNSUB).
-        case forward(Frame)
+        /// ACK `{"seq":N}`: the device has everything up to `seq`.
+        case ack(UInt64)
+        /// SYNC `{"after":N,"limit":L}`: answer SYNC_REPLY with up to `limit` (at least 1) stored messages after
+        /// `after`.
+        case sync(after: UInt64, limit: Int, sequence: UInt32)
+        /// READ `{"seq":N}`: the user read up to `seq`; answer READ_REPLY with the unread count.
+        case read(UInt64, sequence: UInt32)
+        /// SUB `{"topics":[…]}`: join `topics` (valid names, as given), answer SUB_REPLY.
+        case join([String], sequence: UInt32)
+        /// UNSUB `{"topics":[…]}`: leave `topics`, answer UNSUB_REPLY.
+        case leave([String], sequence: UInt32)
         /// Send ERROR; when `error.isFatal`, close after it.
         case fail(ProtocolError, operation: Operation, sequence: UInt32)
     }
@@ -55,20 +68,31 @@ public struct ClientSession: Sendable {
             } catch {
                 return fail(error, frame)
             }
+        case .authenticating:
+            return .hold(frame)
         case .online:
             return receiveOnline(frame)
         }
     }
 
-    /// Marks the session authenticated as `user` on device `key`.
-    public mutating func online(_ request: AuthRequest, key: String) {
-        state = .online
+    /// AUTH was accepted as `user` on device `key` and waits for Redis: the session counts as this user's (it is
+    /// indexed, and gets pushes) while frames from the client are held.
+    public mutating func authenticating(_ request: AuthRequest, key: String) {
+        state = .authenticating
         user = request.user
         self.key = key
         platform = request.platform
         room = request.room
         accepts = Self.normalized(request.accepts)
     }
+
+    /// Redis answered the AUTH: the session is online and held frames can be received.
+    public mutating func authenticated() {
+        if state == .authenticating { state = .online }
+    }
+
+    /// Whether AUTH is waiting for Redis.
+    public var isAuthenticating: Bool { state == .authenticating }
 
     /// Stops interpreting input: an ERROR or DISCONNECT is on its way and the connection will close.
     public mutating func closing() {
@@ -117,8 +141,28 @@ public struct ClientSession: Sendable {
             // seq and no body (internal/comet/operation.go, Operate's default case). pushgw has no logic to hand it
             // to: the body is dropped.
             return .reply(Frame(.sendMessage, sequence: frame.sequence))
-        case .ack, .sync, .read, .sub, .unsub:
-            return .forward(frame)
+        case .ack:
+            guard let seq = Self.seqField(frame.body, "seq") else {
+                return fail(.badBody(frame.operation, "expected {\"seq\":N}"), frame)
+            }
+            return .ack(seq)
+        case .sync:
+            guard let after = Self.seqField(frame.body, "after") else {
+                return fail(.badBody(frame.operation, "expected {\"after\":N,\"limit\":L}"), frame)
+            }
+            let limit = Self.seqField(frame.body, "limit").map { Int(clamping: max(1, $0)) } ?? Self.defaultSyncLimit
+            return .sync(after: after, limit: limit, sequence: frame.sequence)
+        case .read:
+            guard let seq = Self.seqField(frame.body, "seq") else {
+                return fail(.badBody(frame.operation, "expected {\"seq\":N}"), frame)
+            }
+            return .read(seq, sequence: frame.sequence)
+        case .sub, .unsub:
+            guard let topics = Self.topicList(frame.body) else {
+                return fail(.badBody(frame.operation, "expected {\"topics\":[\"name\",…]}"), frame)
+            }
+            if frame.operation == .sub { return .join(topics, sequence: frame.sequence) }
+            return .leave(topics, sequence: frame.sequence)
         default:
             return fail(.unknownOperation(frame.operation), frame)
         }

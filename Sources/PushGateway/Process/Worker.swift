@@ -49,10 +49,14 @@ final class Worker {
                 connections.topics.counts.map { (RedisKeys.topicCountField($0.0), $0.1) }
                     + connections.rooms.counts.map { (RedisKeys.roomCountField($0.0), $0.1) }
             })
-        http = HTTPServer(
-            loop: loop, config: config,
-            api: PushAPI(connections: connections, store: store, registry: registry, stats: stats, config: config),
-            stats: stats)
+        let delivery: LocalDelivery = connections.delivery
+        let nodes = NodeMessages(hub: connections, delivery: delivery, store: store)
+        let pipeline = PushPipeline(
+            hub: connections, delivery: delivery, nodes: nodes, store: store, stats: stats, inbox: config.inbox)
+        let api = PushAPI(
+            pipeline: pipeline, connections: connections, store: store, registry: registry, stats: stats, config: config)
+        http = HTTPServer(loop: loop, config: config, api: api, stats: stats)
+        Self.wire(loop: loop, store: store, delivery: delivery, nodes: nodes, api: api)
         logger.info("node", metadata: ["id": "\(node)", "redis": "\(config.redis.url)"])
 
         if let address = config.server.tcp {
@@ -75,6 +79,23 @@ final class Worker {
                 drain: { [unowned self] in self.drainClients() }, isDraining: { [unowned self] in self.draining }),
             controlFD: controlFD)
         control.onLost = { [unowned self] in self.stop("control pipe lost") }
+    }
+
+    /// The callbacks between the parts of a worker, all in one place, in the order they run.
+    private static func wire(
+        loop: EventLoop, store: MessageStore, delivery: LocalDelivery, nodes: NodeMessages, api: PushAPI
+    ) {
+        // goim room messages of one loop iteration go out as one RAW frame per room.
+        loop.addBeforeSleep { [unowned delivery] in delivery.flushRoomBatches() }
+        store.onNodeMessage = { [unowned nodes] in nodes.received($0) }
+        store.whenNodeChannelReady { [unowned nodes] in nodes.channelReady() }
+        store.whenReady { [unowned delivery] in delivery.catchUpAll() }
+        // Long-polls wait for a stored message of their user to reach this node.
+        delivery.onStored = { [unowned api] user in api.waiters.wake(user) }
+        // A message published while the node channel was down is lost; one stored while Redis was away from this
+        // worker may have been: every parked poll asks again once both connections are back.
+        store.whenReady { [unowned api] in api.waiters.recheckAll() }
+        store.whenNodeChannelReady { [unowned api, unowned store] in if store.isAvailable { api.waiters.recheckAll() } }
     }
 
     private func listen(_ name: String, _ address: ListenAddress, _ onAccept: @escaping (Int32) -> Void) throws {

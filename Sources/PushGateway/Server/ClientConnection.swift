@@ -12,8 +12,6 @@ class ClientConnection: SocketConnection {
     unowned(unsafe) let server: ConnectionServer
     private var decoder = FrameDecoder()
     var session = ClientSession()
-    /// AUTH is waiting for Redis: later frames wait in the server's deferred table.
-    var awaitingAuth = false
     /// Tick of the last session expiry refresh in Redis.
     var sessionRefreshedAt: UInt32 = 0
     /// Stored messages in seq order; paused until AUTH's replay is in.

@@ -3,9 +3,9 @@ import Logging
 import PushCore
 import PushPosix
 
-/// The connection server of one worker (SPEC §1): accepts client sockets, runs the handshake and heartbeats,
-/// keeps the local user → connections index, and delivers frames to local connections: transient ones as
-/// they come, stored ones in seq order per connection with gaps filled from Redis.
+/// The connection hub of one worker (SPEC §1): accepts client sockets, keeps the indexes of its connections (by
+/// user, device key, room and topic), hands each client frame to its operation (`Operations/`, one file per
+/// group), and retires, kicks and drains connections. Frames to clients go out through `delivery`.
 final class ConnectionServer {
     let loop: EventLoop
     let config: GatewayConfiguration
@@ -17,58 +17,39 @@ final class ConnectionServer {
     let maxWriteQueue: Int
     let handshakeTicks: UInt32
     let idleTicks: UInt32
-    private let heartbeatSeconds: Int
+    let heartbeatSeconds: Int
     /// Seconds a session hash lives in Redis without a refresh; refreshed at heartbeats once half is gone.
     let sessionTTL: Int
-    private let sessionRefreshTicks: UInt32
+    let sessionRefreshTicks: UInt32
     /// Verifies AUTH tokens when `auth.required`; nil in open mode (goim's behaviour: `mid` is trusted).
-    private let tokens: TokenSigner?
+    let tokens: TokenSigner?
 
     /// Authenticated connections by user.
-    private(set) var users = UserIndex<ClientConnection>()
+    var users = UserIndex<ClientConnection>()
     /// Authenticated connections per goim room, for HEARTBEAT_REPLY counts and room pushes.
-    private(set) var rooms = GroupIndex<ClientConnection>()
+    var rooms = GroupIndex<ClientConnection>()
     /// Connections per topic; the node listens on a topic's channel while it has a member here.
-    private(set) var topics = GroupIndex<ClientConnection>()
+    var topics = GroupIndex<ClientConnection>()
     /// Each local room's member count across every node, refreshed every few seconds (goim's HEARTBEAT_REPLY
     /// carries the room's whole online count); a room not in it yet counts its local members.
     var roomCountsAcrossNodes: [String: Int] = [:]
     /// Authenticated connections by device key, for goim's pushes by key (goim keys are unique across users).
-    private var byKey: [String: ClientConnection] = [:]
-    /// goim room messages queued this loop iteration, per room and operation, sent as one RAW frame each.
-    private var roomBatches: [RoomBatchKey: [UInt8]] = [:]
-
-    private struct RoomBatchKey: Hashable {
-        let room: String
-        let op: UInt32
-    }
+    var byKey: [String: ClientConnection] = [:]
     /// Local users known to hold a session on another node too (from the AUTH script's answer, or told by the
     /// other node's): their transient pushes go through Redis. Every other user with local connections and no
     /// AUTH in flight has sessions here only, and a transient push to it needs no round trip.
     private var remoteUsers: Set<String> = []
+    /// Frames to this worker's connections: transient, stored in seq order, goim room batches.
+    private(set) var delivery: LocalDelivery!
     /// Frames a connection pipelined behind its AUTH while Redis answers it (a side table: few connections
     /// ever have any, and a field would cost every connection 8 bytes).
-    private var deferred: [ObjectIdentifier: [Frame]] = [:]
-    /// Topics each connection joined with SUB (a side table, like `deferred`).
-    private var topicsOf: [ObjectIdentifier: [String]] = [:]
+    var held: [ObjectIdentifier: [Frame]] = [:]
+    /// Topics each connection joined with SUB (a side table, like `held`).
+    var topicsOf: [ObjectIdentifier: [String]] = [:]
     /// Connections accepted and not yet closed, authenticated or not.
     private(set) var connectionCount = 0
-    /// Connections holding messages behind a gap, filled a few milliseconds after it opened.
-    private var gapped: [ObjectIdentifier: ClientConnection] = [:]
-    private var gapTimer: LoopTimer!
-    /// Users whose catch-up or gap fill could not ask Redis; asked again every `catchUpRetry` seconds.
-    private var catchUpPending: Set<String> = []
-    private var catchUpTimer: LoopTimer!
-    /// Called after a stored message for a user reached this node (long-polls wait on it).
-    var onStored: ((String) -> Void)?
-
-    /// How long a gap may stay open before it is pulled from Redis: enough for a message that is merely
-    /// overtaken on another path to arrive.
-    static let gapWait = 0.005
-    /// Seconds between attempts to catch up users whose inbox could not be read.
-    static let catchUpRetry = 1.0
     /// Frames a client may pipeline behind its AUTH while Redis answers it.
-    static let maxDeferred = 32
+    static let maxHeld = 32
 
     init(loop: EventLoop, config: GatewayConfiguration, store: MessageStore, stats: WorkerStats, logger: Logger) {
         self.loop = loop
@@ -84,18 +65,7 @@ final class ConnectionServer {
         sessionTTL = Int((config.limits.idleTimeout * 2).rounded(.up)) + 60
         sessionRefreshTicks = EventLoop.ticks(Double(sessionTTL) / 2)
         tokens = config.auth.required ? config.auth.secret.map { TokenSigner(authenticator: OpenSSLHMAC(secret: $0)) } : nil
-        gapTimer = LoopTimer(loop: loop) { [unowned self] in self.fillGaps() }
-        loop.addBeforeSleep { [unowned self] in self.flushRoomBatches() }
-        catchUpTimer = LoopTimer(loop: loop) { [unowned self] in self.retryCatchUps() }
-        store.onNodeMessage = { [unowned self] in self.received($0) }
-        store.whenNodeChannelReady { [unowned self] in
-            // A presence note published while the node channel was down is lost: every user connected now is
-            // routed through Redis until its last connection here leaves (a new AUTH learns where the user is).
-            remoteUsers.formUnion(users.users)
-            // So may a stored message have been: every connection re-reads its inbox (once commands work again).
-            if store.isAvailable { catchUpAll() }
-        }
-        store.whenReady { [unowned self] in self.catchUpAll() }
+        delivery = LocalDelivery(hub: self, store: store, stats: stats, inboxMax: config.inbox.max)
     }
 
     /// Takes a freshly accepted client socket from the TCP listener.
@@ -116,36 +86,21 @@ final class ConnectionServer {
 
     // MARK: - Frames from clients
 
+    /// One frame from a client, to the operation its session says it is.
     func handle(_ frame: Frame, from connection: ClientConnection) {
         stats.framesIn += 1
-        if connection.awaitingAuth {
-            let id = ObjectIdentifier(connection)
-            guard deferred[id, default: []].count < Self.maxDeferred else {
-                connection.fail(.badAuth("too many frames before AUTH_REPLY"), operation: frame.operation, sequence: frame.sequence)
-                return
-            }
-            deferred[id, default: []].append(frame)
-            return
-        }
         switch connection.session.receive(frame) {
-        case .none:
-            break
-        case .reply(let reply):
-            connection.send(reply)
-        case .authenticate(let request, let sequence):
-            authenticate(connection, request, sequence: sequence)
-        case .heartbeat(let sequence):
-            var body: [UInt8] = []
-            let count = connection.session.room.map { max(rooms.count($0), roomCountsAcrossNodes[$0] ?? 0) } ?? 0
-            body.appendBigEndian(UInt32(clamping: count))
-            connection.send(Frame(.heartbeatReply, sequence: sequence, body: body))
-            refreshSession(connection)
-        case .roomChanged(let from, let to, let reply):
-            if let from { rooms.leave(connection, from) }
-            if let to { rooms.join(connection, to) }
-            connection.send(reply)
-        case .forward(let frame):
-            forward(frame, from: connection)
+        case .none: break
+        case .reply(let reply): connection.send(reply)
+        case .authenticate(let request, let sequence): authenticate(connection, request, sequence: sequence)
+        case .hold(let frame): hold(frame, from: connection)
+        case .heartbeat(let sequence): heartbeat(connection, sequence: sequence)
+        case .roomChanged(let from, let to, let reply): changeRoom(connection, from: from, to: to, reply: reply)
+        case .ack(let seq): ack(connection, seq: seq)
+        case .sync(let after, let limit, let sequence): sync(connection, after: after, limit: limit, sequence: sequence)
+        case .read(let seq, let sequence): read(connection, seq: seq, sequence: sequence)
+        case .join(let topics, let sequence): subscribe(connection, topics, sequence: sequence)
+        case .leave(let topics, let sequence): unsubscribe(connection, topics, sequence: sequence)
         case .fail(let error, let operation, let sequence):
             logger.debug(
                 "protocol error", metadata: ["fd": "\(connection.fd)", "code": "\(error.code)", "op": "\(operation)"])
@@ -153,81 +108,7 @@ final class ConnectionServer {
         }
     }
 
-    // MARK: - AUTH
-
-    private func authenticate(_ connection: ClientConnection, _ request: AuthRequest, sequence: UInt32) {
-        var tokenDevice: String?
-        if let tokens {
-            do {
-                let claims = try tokens.verify(
-                    request.token ?? "", user: request.user, device: request.key, now: UInt64(time(nil)))
-                tokenDevice = claims.device
-            } catch {
-                logger.debug("token refused", metadata: ["fd": "\(connection.fd)", "uid": "\(request.user)", "code": "\(error.code)"])
-                connection.fail(.authFailed("\(error.code): \(error.message)"), operation: .auth, sequence: sequence)
-                return
-            }
-        }
-        let key = request.key ?? tokenDevice ?? Self.makeDeviceKey()
-        connection.session.online(request, key: key)
-        users.add(connection, user: request.user)
-        byKey[key] = connection
-        if let room = request.room { rooms.join(connection, room) }
-        connection.awaitingAuth = true
-
-        // One round trip: register the session, read the counters, and fetch what the device missed.
-        let call = SessionCall(
-            uid: request.user, device: key, node: store.node, platform: request.platform,
-            nowSeconds: UInt64(time(nil)), ttl: sessionTTL, lastSeq: request.lastSeq, limit: config.inbox.max)
-        // Connections are captured strongly (until the reply, at most the Redis timeout): a weak reference would
-        // give every connection object a side table for the rest of its life (memory, and slower retains).
-        store.runSessionScript(call) { [weak self] result in
-            guard let self else { return }
-            // Unknown (Redis did not answer) counts as remote: routing through Redis is never wrong.
-            if (try? result.get())?.remote ?? true, self.users.count(of: request.user) > 0 {
-                self.remoteUsers.insert(request.user)
-            }
-            guard connection.isOpen else { return }
-            connection.awaitingAuth = false
-            switch result {
-            case .success(let session):
-                self.online(connection, request, key: key, session: session, sequence: sequence)
-            case .failure(let error):
-                self.logger.warning("AUTH could not reach storage", metadata: ["uid": "\(request.user)", "error": "\(error)"])
-                connection.disconnect(
-                    reason: "storage_unavailable", reconnect: true, afterMillis: Int.random(in: 1000...5000),
-                    closeReason: .protocolError)
-            }
-        }
-    }
-
-    private func online(
-        _ connection: ClientConnection, _ request: AuthRequest, key: String, session: SessionResult, sequence: UInt32
-    ) {
-        stats.authenticated += 1
-        connection.sessionRefreshedAt = loop.now
-        var reply = JSONWriter()
-        reply.object {
-            $0.field("code", 0)
-            $0.field("key", key)
-            $0.field("heartbeat", heartbeatSeconds)
-            $0.field("unread", session.unread)
-            $0.field("last_seq", session.seq)
-        }
-        connection.send(Frame(.authReply, sequence: sequence, body: reply.bytes))
-
-        // Replay from the device's last_seq (what Redis still keeps), then whatever arrived meanwhile, in order.
-        // A device that gave no last_seq starts with the next message.
-        var start = session.seq
-        if request.lastSeq != nil, let first = session.messages.first { start = first.seq - 1 }
-        for message in session.messages { _ = connection.delivery.offer(message) }
-        sendStored(connection.delivery.resume(after: start), to: connection)
-        noteGap(connection)
-        logger.debug("authenticated", metadata: ["fd": "\(connection.fd)", "uid": "\(request.user)", "key": "\(key)"])
-
-        let frames = deferred.removeValue(forKey: ObjectIdentifier(connection)) ?? []
-        for frame in frames where connection.isOpen { handle(frame, from: connection) }
-    }
+    // MARK: - Where users' sessions are
 
     /// Whether every session of `user` is known to be on this node: it has connections here, none waiting for
     /// AUTH's answer, and no other node has told of a session of its own. Then a transient push to the user is
@@ -238,133 +119,20 @@ final class ConnectionServer {
         var authenticating = false
         users.forEach(of: user) { connection in
             connected = true
-            if connection.awaitingAuth { authenticating = true }
+            if connection.session.isAuthenticating { authenticating = true }
         }
         return connected && !authenticating
     }
 
-    /// Pushes the session hash's expiry forward once half of it is gone (at most once per connection per
-    /// half-TTL, piggybacking on heartbeats).
-    private func refreshSession(_ connection: ClientConnection) {
-        let now = loop.now
-        guard now &- connection.sessionRefreshedAt >= sessionRefreshTicks else { return }
-        connection.sessionRefreshedAt = now
-        store.command(["EXPIRE", RedisKeys.sessions(connection.session.user), String(sessionTTL)])
+    /// Another node told of a session of `user`: its transient pushes go through Redis from now on (a user with no
+    /// connection here any more learns anew at its next AUTH here).
+    func noteSessionElsewhere(_ user: String) {
+        if users.count(of: user) > 0 { remoteUsers.insert(user) }
     }
 
-    /// A device key for a client that gave none: 15 random base32 characters, short enough to be stored
-    /// inline in a Swift string.
-    static func makeDeviceKey() -> String {
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
-        var random = SystemRandomNumberGenerator()
-        return String(decoding: (0..<15).map { _ in alphabet[Int(random.next() & 31)] }, as: UTF8.self)
-    }
-
-    // MARK: - ACK, SYNC, READ
-
-    private func forward(_ frame: Frame, from connection: ClientConnection) {
-        let user = connection.session.user
-        switch frame.operation {
-        case .ack:
-            guard let seq = Self.seqField(frame.body, "seq") else {
-                return connection.fail(.badBody(frame.operation, "expected {\"seq\":N}"), operation: frame.operation, sequence: frame.sequence)
-            }
-            store.run(AckCall(uid: user, device: connection.session.key, seq: seq)) { [logger] result in
-                if case .failure(let error) = result { logger.debug("ACK not stored", metadata: ["uid": "\(user)", "error": "\(error)"]) }
-            }
-        case .sync:
-            guard let after = Self.seqField(frame.body, "after") else {
-                return connection.fail(.badBody(frame.operation, "expected {\"after\":N,\"limit\":L}"), operation: frame.operation, sequence: frame.sequence)
-            }
-            let limit = Self.seqField(frame.body, "limit").map { Int(clamping: max(1, $0)) } ?? 100
-            let call = SyncCall(uid: user, after: after, limit: min(limit, config.inbox.max), nowSeconds: UInt64(time(nil)))
-            store.run(call) { result in
-                guard connection.isOpen else { return }
-                switch result {
-                case .success(let sync):
-                    var batch: [UInt8] = []
-                    for message in sync.messages {
-                        Frame.encode(operation: Operation(message.op), sequence: UInt32(truncatingIfNeeded: message.seq), body: message.payload, into: &batch)
-                    }
-                    connection.send(Frame(.syncReply, sequence: frame.sequence, body: batch))
-                case .failure(let error):
-                    connection.fail(.unavailable(frame.operation, "storage: \(error)"), operation: frame.operation, sequence: frame.sequence)
-                }
-            }
-        case .read:
-            guard let seq = Self.seqField(frame.body, "seq") else {
-                return connection.fail(.badBody(frame.operation, "expected {\"seq\":N}"), operation: frame.operation, sequence: frame.sequence)
-            }
-            store.run(ReadCall(uid: user, seq: seq)) { result in
-                guard connection.isOpen else { return }
-                switch result {
-                case .success(let read):
-                    var body = JSONWriter()
-                    body.object { $0.field("unread", read.unread) }
-                    connection.send(Frame(.readReply, sequence: frame.sequence, body: body.bytes))
-                case .failure(let error):
-                    connection.fail(.unavailable(frame.operation, "storage: \(error)"), operation: frame.operation, sequence: frame.sequence)
-                }
-            }
-        case .sub, .unsub:
-            guard let json = try? JSONParser.parse(frame.body), let list = json["topics"]?.arrayValue,
-                case let names = list.compactMap(\.stringValue), names.count == list.count,
-                names.allSatisfy(AuthRequest.isValidIdentifier)
-            else {
-                return connection.fail(
-                    .badBody(frame.operation, "expected {\"topics\":[\"name\",…]}"), operation: frame.operation,
-                    sequence: frame.sequence)
-            }
-            let changed = frame.operation == .sub ? join(connection, topics: names) : leave(connection, topics: names)
-            guard let changed else {
-                return connection.fail(
-                    .badBody(frame.operation, "at most \(Self.maxTopics) topics per connection"),
-                    operation: frame.operation, sequence: frame.sequence)
-            }
-            var body = JSONWriter()
-            body.object {
-                $0.key("topics")
-                $0.array { writer in changed.forEach { writer.value($0) } }
-            }
-            connection.send(Frame(frame.operation == .sub ? .subReply : .unsubReply, sequence: frame.sequence, body: body.bytes))
-        default:
-            connection.fail(.unknownOperation(frame.operation), operation: frame.operation, sequence: frame.sequence)
-        }
-    }
-
-    /// Most topics one connection may join.
-    static let maxTopics = 64
-
-    /// Joins `names`; returns the connection's topics among them (nil when past `maxTopics`).
-    private func join(_ connection: ClientConnection, topics names: [String]) -> [String]? {
-        let id = ObjectIdentifier(connection)
-        let joined = topicsOf[id] ?? []
-        let new = Array(Set(names).subtracting(joined)).sorted()
-        guard joined.count + new.count <= Self.maxTopics else { return nil }
-        for topic in new where topics.join(connection, topic) { store.subscribe(topic: topic) }
-        let now = joined + new
-        if !now.isEmpty { topicsOf[id] = now }
-        return names.filter { now.contains($0) }
-    }
-
-    /// Leaves `names`; returns those that were left.
-    private func leave(_ connection: ClientConnection, topics names: [String]) -> [String]? {
-        let id = ObjectIdentifier(connection)
-        let joined = topicsOf[id] ?? []
-        let left = names.filter { joined.contains($0) }
-        for topic in Set(left) where topics.leave(connection, topic) { store.unsubscribe(topic: topic) }
-        let remaining = joined.filter { !left.contains($0) }
-        topicsOf[id] = remaining.isEmpty ? nil : remaining
-        return left
-    }
-
-    /// The topics `connection` joined with SUB.
-    func topics(of connection: ClientConnection) -> [String] { topicsOf[ObjectIdentifier(connection)] ?? [] }
-
-    /// A non-negative integer member of a JSON object body.
-    private static func seqField(_ body: [UInt8], _ name: String) -> UInt64? {
-        guard let json = try? JSONParser.parse(body), let value = json[name]?.int64Value, value >= 0 else { return nil }
-        return UInt64(value)
+    /// Every user connected now may hold sessions elsewhere (a presence note may have been lost).
+    func noteAllSessionsElsewhere() {
+        remoteUsers.formUnion(users.users)
     }
 
     // MARK: - Closes
@@ -372,15 +140,15 @@ final class ConnectionServer {
     /// Takes a connection that starts closing out of every index, so it no longer counts as online nor gets
     /// pushes, and ends its session in Redis.
     func retire(_ connection: ClientConnection) {
-        gapped[ObjectIdentifier(connection)] = nil
-        deferred[ObjectIdentifier(connection)] = nil
+        delivery.forget(connection)
+        held[ObjectIdentifier(connection)] = nil
         let user = connection.session.user
         guard !user.isEmpty else { return }
         users.remove(connection, user: user)
         if users.count(of: user) == 0 { remoteUsers.remove(user) }
         if byKey[connection.session.key] === connection { byKey[connection.session.key] = nil }
         if let room = connection.session.room { rooms.leave(connection, room) }
-        _ = leave(connection, topics: topics(of: connection))
+        leaveAllTopics(connection)
         // Sent after the AUTH's session script on the same connection, so it never overtakes it.
         store.runSessionScript(LeaveCall(uid: user, device: connection.session.key, node: store.node)) { _ in }
     }
@@ -433,220 +201,5 @@ final class ConnectionServer {
                 done()
             }
         }
-    }
-
-    // MARK: - Delivery
-
-    /// Delivers an application message to every local connection of `user` that accepts `operation`;
-    /// returns how many connections the user has here and how many got it.
-    func deliver(_ encoded: [UInt8], operation: Operation, toUser user: String, device: String? = nil) -> (online: Int, delivered: Int) {
-        var online = 0
-        var delivered = 0
-        users.forEach(of: user) { connection in
-            if let device, connection.session.key != device { return }
-            online += 1
-            guard connection.session.accepts(operation), connection.isOpen else { return }
-            if connection.send(encoded: encoded) { delivered += 1 }
-        }
-        stats.delivered += delivered
-        return (online, delivered)
-    }
-
-    /// Delivers to every authenticated local connection that accepts `operation`.
-    func deliverToAll(_ encoded: [UInt8], operation: Operation) -> Int {
-        var delivered = 0
-        users.forEachConnection { connection in
-            guard connection.session.accepts(operation), connection.isOpen else { return }
-            if connection.send(encoded: encoded) { delivered += 1 }
-        }
-        stats.delivered += delivered
-        return delivered
-    }
-
-    /// Delivers to the local members of a topic, or of a goim room; the frame is encoded once.
-    func deliver(_ encoded: [UInt8], operation: Operation, toMembersOf group: GroupIndex<ClientConnection>, _ name: String) -> Int {
-        var delivered = 0
-        for connection in group.members(name) where connection.isOpen && connection.session.accepts(operation) {
-            if connection.send(encoded: encoded) { delivered += 1 }
-        }
-        stats.delivered += delivered
-        return delivered
-    }
-
-    /// Delivers to the local connection with goim device key `key`; returns whether one got it.
-    func deliver(toKey key: String, _ encoded: [UInt8], operation: Operation) -> Bool {
-        guard let connection = byKey[key], connection.isOpen, connection.session.accepts(operation) else { return false }
-        guard connection.send(encoded: encoded) else { return false }
-        stats.delivered += 1
-        return true
-    }
-
-    /// Queues a goim room message: the room's messages of one loop iteration go out together, as goim's comet
-    /// batches them into one RAW frame (op 9, whole frames concatenated); returns the room's members here.
-    @discardableResult
-    func queueRoomMessage(_ room: String, op: UInt32, payload: [UInt8]) -> Int {
-        Frame.encode(operation: Operation(op), sequence: 0, body: payload, into: &roomBatches[RoomBatchKey(room: room, op: op), default: []])
-        return rooms.count(room)
-    }
-
-    private func flushRoomBatches() {
-        guard !roomBatches.isEmpty else { return }
-        let batches = roomBatches
-        roomBatches = [:]
-        for (key, frames) in batches {
-            // Encoded once: a TCP member gets the RAW's body (the frames themselves), a WebSocket member the whole RAW
-            // frame in one message, both appended from these bytes.
-            var raw: [UInt8] = []
-            raw.reserveCapacity(FrameLayout.headerLength + frames.count)
-            Frame.encode(operation: .raw, sequence: 0, body: frames, into: &raw)
-            var delivered = 0
-            for connection in rooms.members(key.room)
-            where connection.isOpen && connection.session.accepts(Operation(key.op)) {
-                if connection.send(roomBatch: raw) { delivered += 1 }
-            }
-            stats.delivered += delivered
-        }
-    }
-
-    /// A message from another node.
-    private func received(_ message: NodeMessage) {
-        switch message {
-        case .stored(let delivery):
-            deliverStored(delivery.message, toUser: delivery.uid)
-        case .transient(let user, let device, let op, let payload):
-            _ = deliver(Self.encode(op, payload), operation: Operation(op), toUser: user, device: device)
-        case .kick(let user, let device):
-            _ = kick(user: user, key: device)
-        case .presence(let user):
-            // A user with no connection here any more learns anew at its next AUTH here.
-            if users.count(of: user) > 0 { remoteUsers.insert(user) }
-        case .topic(let origin, let topic, let op, let payload) where origin != store.node:
-            _ = deliver(Self.encode(op, payload), operation: Operation(op), toMembersOf: topics, topic)
-        case .broadcast(let origin, let room, let op, let payload) where origin != store.node:
-            if let room {
-                queueRoomMessage(room, op: op, payload: payload)
-            } else {
-                _ = deliverToAll(Self.encode(op, payload), operation: Operation(op))
-            }
-        case .keyed(let origin, let key, let op, let payload) where origin != store.node:
-            _ = deliver(toKey: key, Self.encode(op, payload), operation: Operation(op))
-        case .topic, .broadcast, .keyed:
-            break  // our own, already delivered here
-        }
-    }
-
-    /// One application frame (seq 0: transient), encoded once for every receiver.
-    static func encode(_ op: UInt32, _ payload: [UInt8]) -> [UInt8] {
-        var encoded: [UInt8] = []
-        encoded.reserveCapacity(FrameLayout.headerLength + payload.count)
-        Frame.encode(operation: Operation(op), sequence: 0, body: payload, into: &encoded)
-        return encoded
-    }
-
-    /// Offers a stored message to every local connection of `user`, each in its own seq order.
-    func deliverStored(_ message: StoredMessage, toUser user: String) {
-        users.forEach(of: user) { connection in
-            guard connection.isOpen else { return }
-            sendStored(connection.delivery.offer(message), to: connection)
-            noteGap(connection)
-        }
-        onStored?(user)
-    }
-
-    private func sendStored(_ messages: [StoredMessage], to connection: ClientConnection) {
-        for message in messages where connection.session.accepts(Operation(message.op)) {
-            let sent = connection.enqueueFrame(length: FrameLayout.headerLength + message.payload.count) {
-                Frame.encode(
-                    operation: Operation(message.op), sequence: UInt32(truncatingIfNeeded: message.seq),
-                    body: message.payload, into: &$0)
-            }
-            if sent { stats.deliveredStored(pushedAtMillis: message.timestampMillis) }
-        }
-    }
-
-    private func noteGap(_ connection: ClientConnection) {
-        guard connection.delivery.missing != nil else { return }
-        gapped[ObjectIdentifier(connection)] = connection
-        if !gapTimer.isActive { gapTimer.start(after: Self.gapWait) }
-    }
-
-    /// Pulls every open gap from Redis. A gap Redis answered it no longer has (trimmed, expired) is skipped: the
-    /// client sees the jump in seq and can SYNC what is left. A gap Redis could not be asked about is kept, and
-    /// asked about again (the user's catch-up) until Redis answers.
-    private func fillGaps() {
-        let connections = gapped.values
-        gapped = [:]
-        for connection in connections {
-            guard connection.isOpen, let missing = connection.delivery.missing else { continue }
-            stats.gapFills += 1
-            let user = connection.session.user
-            let call = SyncCall(
-                uid: user, after: missing.lowerBound - 1,
-                limit: Int(min(missing.upperBound - missing.lowerBound + 1, UInt64(config.inbox.max))),
-                nowSeconds: UInt64(time(nil)))
-            store.run(call) { [weak self] result in
-                guard let self, connection.isOpen else { return }
-                guard case .success(let sync) = result else { return self.catchUpLater(user) }
-                var ready: [StoredMessage] = []
-                for message in sync.messages { ready += connection.delivery.offer(message) }
-                if let still = connection.delivery.missing, still.lowerBound <= missing.upperBound {
-                    ready += connection.delivery.skipGap()
-                }
-                self.sendStored(ready, to: connection)
-                self.noteGap(connection)
-            }
-        }
-    }
-
-    // MARK: - Catching up after Redis was away
-
-    /// Every local user re-reads its inbox after its last delivered seq: called when the command connection is
-    /// ready again, and when the node channel is subscribed again, since a stored message may have been
-    /// published to this node while either was down (and then nothing would deliver it until the user's next
-    /// message). Catch-ups go through the bounded session-script queue, so a worker with many users does not
-    /// flood Redis as it comes back.
-    private func catchUpAll() {
-        catchUpPending = []
-        catchUpTimer.stop()
-        for user in users.users { catchUp(user) }
-    }
-
-    /// Reads `user`'s inbox after the lowest seq its connections here have delivered and offers what comes back
-    /// to each of them; a connection still missing messages then fills its gap as usual.
-    private func catchUp(_ user: String) {
-        var after = UInt64.max
-        users.forEach(of: user) { connection in
-            guard connection.isOpen, !connection.awaitingAuth else { return }
-            after = min(after, connection.delivery.lastSeq)
-        }
-        guard after != .max else { return }
-        stats.catchUps += 1
-        let call = SyncCall(uid: user, after: after, limit: config.inbox.max, nowSeconds: UInt64(time(nil)))
-        store.runSessionScript(call) { [weak self] result in
-            guard let self else { return }
-            guard case .success(let sync) = result else { return self.catchUpLater(user) }
-            self.users.forEach(of: user) { connection in
-                guard connection.isOpen, !connection.awaitingAuth else { return }
-                var ready: [StoredMessage] = []
-                for message in sync.messages { ready += connection.delivery.offer(message) }
-                self.sendStored(ready, to: connection)
-                self.noteGap(connection)
-            }
-            if !sync.messages.isEmpty { self.onStored?(user) }
-        }
-    }
-
-    /// Redis could not be asked about `user`'s inbox: ask again in a second (or at the reconnect, when all
-    /// users catch up anyway). Nothing is skipped meanwhile.
-    private func catchUpLater(_ user: String) {
-        catchUpPending.insert(user)
-        if !catchUpTimer.isActive { catchUpTimer.start(after: Self.catchUpRetry) }
-    }
-
-    private func retryCatchUps() {
-        guard store.isAvailable else { return catchUpTimer.start(after: Self.catchUpRetry) }
-        let users = catchUpPending
-        catchUpPending = []
-        for user in users { catchUp(user) }
     }
 }

@@ -46,3 +46,23 @@ extension RedisTestClient {
 
 /// The seqs of some messages, for compact expectations.
 func seqs(_ messages: [StoredMessage]) -> [UInt64] { messages.map(\.seq) }
+
+/// A store result without its element, as most tests compare it (`storeAssignsConsecutiveSeqs` checks the element).
+struct StoreCounts: Equatable {
+    var seq: UInt64
+    var unread: UInt64
+    var published: Int
+    var devices: Int
+}
+
+extension StoreResult {
+    var counts: StoreCounts? {
+        guard case .stored(let seq, let unread, let published, let devices, _) = self else { return nil }
+        return StoreCounts(seq: seq, unread: unread, published: published, devices: devices)
+    }
+
+    var message: StoredMessage? {
+        guard case .stored(_, _, _, _, let message) = self else { return nil }
+        return message
+    }
+}

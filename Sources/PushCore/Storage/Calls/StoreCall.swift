@@ -1,8 +1,8 @@
 /// What `store.lua` did with a push for one user.
 public enum StoreResult: Equatable, Sendable {
     /// Stored as `seq`; `unread` is the user's count after it; `published` other nodes were sent it; the user
-    /// has `devices` sessions (on any node).
-    case stored(seq: UInt64, unread: UInt64, published: Int, devices: Int)
+    /// has `devices` sessions (on any node); `message` is the element as the script stored it.
+    case stored(seq: UInt64, unread: UInt64, published: Int, devices: Int, message: StoredMessage)
     /// The idempotency key already stored this push for this user as `seq`; nothing was stored again.
     case duplicate(seq: UInt64, unread: UInt64)
     /// The idempotency key was used before with a different body (HTTP 409).
@@ -11,7 +11,7 @@ public enum StoreResult: Equatable, Sendable {
     /// The user's seq for this push, nil on conflict.
     public var seq: UInt64? {
         switch self {
-        case .stored(let seq, _, _, _), .duplicate(let seq, _): seq
+        case .stored(let seq, _, _, _, _), .duplicate(let seq, _): seq
         case .conflict: nil
         }
     }
@@ -77,21 +77,24 @@ public struct StoreCall: ScriptCall {
         ]
     }
 
-    /// `{seq, 0, unread, published, devices}` stored, `{seq, 1, unread}` duplicate, `{-1}` conflict.
+    /// `{seq, 0, unread, published, devices, element}` stored, `{seq, 1, unread}` duplicate, `{-1}` conflict.
     public static func decode(_ reply: RedisValue) throws -> StoreResult {
         let reader = try ReplyReader(script.name, reply)
         let first = try reader.int(0, "seq")
         if first == -1, reader.count == 1 { return .conflict }
         guard first >= 1 else { throw reader.unexpected("seq \(first) is not positive") }
         switch try reader.int(1, "duplicate flag") {
-        case 0 where reader.count == 5:
+        case 0 where reader.count == 6:
+            guard let message = StoredMessage(encoded: try reader.bytes(5, "element")), message.seq == UInt64(first) else {
+                throw reader.unexpected("element 5 is not the stored message")
+            }
             return .stored(
                 seq: UInt64(first), unread: try reader.count(2, "unread"), published: Int(try reader.count(3, "published")),
-                devices: Int(try reader.count(4, "devices")))
+                devices: Int(try reader.count(4, "devices")), message: message)
         case 1 where reader.count == 3:
             return .duplicate(seq: UInt64(first), unread: try reader.count(2, "unread"))
         default:
-            throw reader.unexpected("expected {seq, 0, unread, published, devices}, {seq, 1, unread} or {-1}")
+            throw reader.unexpected("expected {seq, 0, unread, published, devices, element}, {seq, 1, unread} or {-1}")
         }
     }
 }

@@ -39,7 +39,7 @@ extension PushAPI {
             guard !rooms.isEmpty else { throw APIError.badRequest("rooms is required") }
             let ids = rooms.map { Self.roomID(type: type, room: $0) }
             let locals = ids.map { connections.rooms.count($0) }
-            registry.groupCounts(zip(ids, locals).map { ("r:" + $0, $1) }) { result in
+            registry.groupCounts(zip(ids, locals).map { (RedisKeys.roomCountField($0), $1) }) { result in
                 switch result {
                 case .failure(let error): respond(Self.goimError(Self.storageError(error)))
                 case .success(let counts):
@@ -55,8 +55,8 @@ extension PushAPI {
             guard let text = request.queryParameter("limit"), let limit = Int(text), limit > 0 else {
                 throw APIError.badRequest("limit must be a positive integer")
             }
-            let prefix = "r:" + type + "://"
-            let local = connections.rooms.counts.map { ("r:" + $0.0, $0.1) }
+            let prefix = RedisKeys.roomCountField(type + "://")
+            let local = connections.rooms.counts.map { (RedisKeys.roomCountField($0.0), $0.1) }
             registry.groupCounts(prefix: prefix, local: local) { result in
                 switch result {
                 case .failure(let error): respond(Self.goimError(Self.storageError(error)))
@@ -166,7 +166,6 @@ extension PushAPI {
 
     private func goimPush(_ route: APIRoute.GoimRoute, _ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) throws(APIError) {
         let operation = try Self.goimOperation(request)
-        let op = operation.rawValue
         let payload = request.body
         let done = { respond(Self.goimReply(nil as ((inout JSONWriter) -> Void)?)) }
         switch route {
@@ -175,33 +174,21 @@ extension PushAPI {
             guard !keys.isEmpty, keys.allSatisfy(AuthRequest.isValidIdentifier) else {
                 throw APIError.badRequest("keys is required: device keys, no control characters")
             }
-            stats.pushes += 1
-            let encoded = ConnectionServer.encode(op, payload)
-            for key in keys {
-                _ = connections.deliver(toKey: key, encoded, operation: operation)
-                store.publish(RedisKeys.broadcastChannel, .keyed(origin: store.node, key: key, op: op, payload: payload))
-            }
+            pipeline.push(toKeys: keys, op: operation, payload: payload)
             done()
         case .pushMids:
             let mids = request.queryValues("mids")
             guard !mids.isEmpty, mids.allSatisfy(AuthRequest.isValidIdentifier) else {
                 throw APIError.badRequest("mids is required: user ids, no control characters")
             }
-            stats.pushes += 1
-            let encoded = ConnectionServer.encode(op, payload)
-            self.route(mids.map { ($0, nil) }, op: operation, payload: payload, encoded: encoded) { _ in done() }
+            pipeline.push(toUsers: mids, op: operation, payload: payload, done)
         case .pushRoom:
             let type = try Self.goimRequired(request, "type")
             let room = try Self.goimRequired(request, "room")
-            let id = Self.roomID(type: type, room: room)
-            stats.pushes += 1
-            connections.queueRoomMessage(id, op: op, payload: payload)
-            store.publish(RedisKeys.broadcastChannel, .broadcast(origin: store.node, room: id, op: op, payload: payload))
+            pipeline.push(toRoom: Self.roomID(type: type, room: room), op: operation, payload: payload)
             done()
         default:
-            stats.pushes += 1
-            _ = connections.deliverToAll(ConnectionServer.encode(op, payload), operation: operation)
-            store.publish(RedisKeys.broadcastChannel, .broadcast(origin: store.node, room: nil, op: op, payload: payload))
+            pipeline.pushToAll(op: operation, payload: payload)
             done()
         }
     }

@@ -1,0 +1,72 @@
+import Glibc
+import PushCore
+import PushPosix
+
+/// `POST /v1/register` (SPEC §3): a device's token and the gateways to dial, least loaded first.
+extension PushAPI {
+    /// `POST /v1/register`: a signed token for a user's device and the gateway addresses to connect to.
+    func register(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) throws(APIError) {
+        try requireJSON(request)
+        guard let tokens else {
+            throw .notImplemented("token signing is not configured: set auth.secret")
+        }
+        let body: JSONValue
+        do {
+            body = try JSONParser.parse(request.body)
+        } catch {
+            throw .badRequest("body is not JSON: \(error)")
+        }
+        guard let user = body["user"]?.identifier, AuthRequest.isValidIdentifier(user),
+            let device = body["device"]?.identifier, AuthRequest.isValidIdentifier(device)
+        else {
+            throw .badRequest("user and device are required: non-empty, at most 256 bytes, no control characters")
+        }
+        let expiresAt = UInt64(time(nil)) + UInt64(config.auth.tokenTTL)
+        let token = tokens.issue(user: user, device: device, expiresAt: expiresAt)
+        let host = request.header("host")
+        registry.fetch { [self] result in
+            // Addresses least loaded first; workers of one host share an address, so their loads add up.
+            // Browsers get the WebSocket addresses of the same hosts, in the same order.
+            var load: [String: Int] = [:]
+            var order: [String] = []
+            var webSocketOf: [String: String] = [:]
+            for node in (try? result.get()) ?? [] where !node.address.isEmpty {
+                let address = dialable(node.address, host: host)
+                if load[address] == nil { order.append(address) }
+                load[address, default: 0] += node.connections
+                if !node.webSocketAddress.isEmpty { webSocketOf[address] = dialable(node.webSocketAddress, host: host) }
+            }
+            var gateways = order.sorted { (load[$0]!, $0) < (load[$1]!, $1) }
+            var webSockets = gateways.compactMap { webSocketOf[$0] }
+            if gateways.isEmpty {
+                gateways = config.server.tcp.map { [dialable($0.description, host: host)] } ?? []
+                webSockets = config.server.websocket.map { [dialable($0.description, host: host)] } ?? []
+            }
+            respond(.json {
+                $0.object {
+                    $0.field("token", token)
+                    $0.field("expires_at", expiresAt)
+                    $0.key("gateways")
+                    $0.array { writer in gateways.forEach { writer.value($0) } }
+                    $0.key("websockets")
+                    $0.array { writer in webSockets.forEach { writer.value($0) } }
+                }
+            })
+        }
+    }
+
+    /// An address as a device should dial it: a wildcard host (`0.0.0.0`, `[::]`) becomes the host name the
+    /// backend used to reach this API.
+    func dialable(_ address: String, host: String?) -> String {
+        guard let colon = address.lastIndex(of: ":") else { return address }
+        let listenHost = address[..<colon]
+        guard listenHost == "0.0.0.0" || listenHost == "[::]" else { return address }
+        var name = host ?? "127.0.0.1"
+        if name.hasPrefix("[") {
+            name = String(name.prefix(through: name.firstIndex(of: "]") ?? name.endIndex))
+        } else if let hostColon = name.lastIndex(of: ":") {
+            name = String(name[..<hostColon])
+        }
+        return name + address[colon...]
+    }
+}
