@@ -92,7 +92,7 @@ final class Receivers {
         if plan.ackInterval > 0 { loop.every(0.05) { [unowned self] in self.sendAcks() } }
         ParentLink.send {
             $0.field("type", "started")
-            $0.field("pid", Int(getpid()))
+            $0.field("pid", Int(Posix.pid()))
         }
         loop.run()
     }
