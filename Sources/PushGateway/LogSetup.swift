@@ -154,11 +154,10 @@ struct JSONLineLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         var writer = JSONWriter()
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
+        let now = Posix.wallMillis()
         writer.object {
             $0.key("ts")
-            $0.value(Double(now.tv_sec) + Double(now.tv_nsec / 1_000_000) / 1000)
+            $0.value(Double(now / 1000) + Double(now % 1000) / 1000)
             $0.field("level", event.level.rawValue)
             $0.field("msg", "\(event.message)")
             for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
@@ -167,6 +166,6 @@ struct JSONLineLogHandler: LogHandler {
         }
         var line = writer.bytes
         line.append(UInt8(ascii: "\n"))
-        line.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+        line.withUnsafeBytes { _ = Posix.writeAll(2, $0) }
     }
 }

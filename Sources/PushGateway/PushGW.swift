@@ -23,12 +23,11 @@ struct ConfigOption: ParsableArguments {
 
     /// The file that will be read, made absolute so workers find it whatever their directory.
     var resolvedPath: String? {
-        guard let path = config ?? (access("Config/pushgw.toml", R_OK) == 0 ? "Config/pushgw.toml" : nil) else {
+        guard let path = config ?? (Posix.isReadable("Config/pushgw.toml") ? "Config/pushgw.toml" : nil) else {
             return nil
         }
-        guard !path.hasPrefix("/"), let cwd = getcwd(nil, 0) else { return path }
-        defer { free(cwd) }
-        return String(cString: cwd) + "/" + path
+        guard !path.hasPrefix("/"), let cwd = Posix.currentDirectory() else { return path }
+        return cwd + "/" + path
     }
 
     func load() throws -> (GatewayConfiguration, warnings: [String]) {
@@ -36,7 +35,7 @@ struct ConfigOption: ParsableArguments {
             return try GatewayConfiguration.load(path: resolvedPath, environment: Posix.environment(), cores: Posix.cores())
         } catch {
             let message = "pushgw: configuration error: \(error)\n"
-            _ = message.withCString { Glibc.write(2, $0, strlen($0)) }
+            _ = Array(message.utf8).withUnsafeBytes { Posix.writeAll(2, $0) }
             throw ExitCode(2)
         }
     }
@@ -55,7 +54,7 @@ struct Serve: ParsableCommand {
         logger[metadataKey: "proc"] = "master"
         logger.info("configuration", metadata: ["file": "\(options.resolvedPath ?? "(defaults)")"])
         for warning in warnings { logger.warning("\(warning)") }
-        signal(SIGPIPE, SIG_IGN)
+        Posix.ignore(SIGPIPE)
         Posix.unblockAllSignals()
         do {
             let master = try Master(config: settings, configPath: options.resolvedPath, logger: logger)
@@ -64,7 +63,7 @@ struct Serve: ParsableCommand {
             throw exit
         } catch let error as StartError {
             let message = "pushgw: \(error)\n"
-            _ = message.withCString { Glibc.write(2, $0, strlen($0)) }
+            _ = Array(message.utf8).withUnsafeBytes { Posix.writeAll(2, $0) }
             throw ExitCode(1)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
@@ -89,7 +88,7 @@ struct WorkerCommand: ParsableCommand {
         LogSetup.bootstrap(settings.log)
         var logger = Logger(label: "pushgw")
         logger[metadataKey: "proc"] = "worker-\(index)"
-        signal(SIGPIPE, SIG_IGN)
+        Posix.ignore(SIGPIPE)
         Posix.unblockAllSignals()
         do {
             let worker = try Worker(config: settings, logger: logger, index: index, controlFD: controlFD)

@@ -156,7 +156,7 @@ final class Pusher {
         state = .waiting
         ParentLink.send {
             $0.field("type", "started")
-            $0.field("pid", Int(getpid()))
+            $0.field("pid", Int(Posix.pid()))
             $0.field("connections", connectedCount)
             $0.key("connect_failures")
             $0.object { writer in for (reason, count) in connectFailures { writer.field(reason, count) } }

@@ -134,10 +134,10 @@ final class ChildGroup {
     func poll(_ seconds: Double) {
         var fds = children.filter { !$0.ended }.map { pollfd(fd: $0.reports, events: Int16(POLLIN), revents: 0) }
         if fds.isEmpty {
-            usleep(UInt32(max(0, seconds) * 1e6))
+            Posix.sleep(seconds: seconds)
             return
         }
-        _ = Glibc.poll(&fds, nfds_t(fds.count), Int32(max(0, seconds) * 1000))
+        Posix.poll(&fds, seconds: seconds)
         for child in children where !child.ended { child.readAvailable() }
     }
 
@@ -193,7 +193,7 @@ final class ChildGroup {
         while Posix.monotonicNanos() < deadline {
             for child in children where !child.ended { child.readAvailable() }
             if children.allSatisfy({ $0.reap() }) { return }
-            usleep(20_000)
+            Posix.sleep(seconds: 0.02)
         }
         for child in children where !child.reap() {
             note("\(child.name) (pid \(child.pid)) did not quit: killing it")

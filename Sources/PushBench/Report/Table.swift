@@ -86,11 +86,10 @@ struct Table {
 
 /// Writes `bytes` to `path` (creating or truncating it).
 func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw BenchError("cannot write \(path): \(String(cString: strerror(errno)))") }
+    guard let fd = Posix.createFile(path) else { throw BenchError("cannot write \(path): \(Posix.errorText(errno))") }
     defer { Posix.close(fd) }
     guard bytes.withUnsafeBytes({ Posix.writeAll(fd, $0) }) else {
-        throw BenchError("cannot write \(path): \(String(cString: strerror(errno)))")
+        throw BenchError("cannot write \(path): \(Posix.errorText(errno))")
     }
 }
 

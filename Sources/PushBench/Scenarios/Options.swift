@@ -79,9 +79,7 @@ struct ReportOptions: ParsableArguments {
 
 /// Today's date and time in UTC, ISO 8601, for result files.
 func utcTimestamp() -> String {
-    var now = time(nil)
-    var parts = tm()
-    gmtime_r(&now, &parts)
+    let parts = Posix.calendarTime(utc: true)
     func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
     return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
         + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"

@@ -1,5 +1,6 @@
 import Glibc
 import PushCore
+import PushPosix
 
 /// Writes a scenario's result file: `{"scenario":…,"date":…,"cores":n, …}` plus what `build` adds.
 func writeResults(_ path: String?, scenario: String, startLoad: Double, _ build: (inout JSONWriter) -> Void) throws {
@@ -8,7 +9,7 @@ func writeResults(_ path: String?, scenario: String, startLoad: Double, _ build:
     writer.object {
         $0.field("scenario", scenario)
         $0.field("date", utcTimestamp())
-        $0.field("cores", Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        $0.field("cores", Posix.cores())
         $0.field("loadavg_1m_at_start", startLoad, decimals: 2)
         build(&$0)
     }

@@ -15,7 +15,7 @@ struct Usage {
             wall: Posix.monotonicNanos(),
             gateway: report.gatewayPid.map { ProcessTree.cpuSeconds(of: $0) } ?? 0,
             redis: report.redisPid.map { ProcessTree.cpuSeconds(of: $0) } ?? 0,
-            bench: group.cpuSeconds() + ProcessTree.cpuSeconds(of: getpid(), descendants: false))
+            bench: group.cpuSeconds() + ProcessTree.cpuSeconds(of: Posix.pid(), descendants: false))
     }
 
     /// Cores used between `self` and `later`.

@@ -9,7 +9,7 @@ enum ProcessTree {
         var queue = [pid]
         while let next = queue.popLast() {
             result.append(next)
-            guard let tasks = listDirectory("/proc/\(next)/task") else { continue }
+            guard let tasks = Posix.listDirectory("/proc/\(next)/task") else { continue }
             for task in tasks {
                 let text = readText("/proc/\(next)/task/\(task)/children") ?? ""
                 queue += text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(" \n")) }
@@ -20,7 +20,7 @@ enum ProcessTree {
 
     /// User + system CPU seconds of `pid` (and of its living descendants when asked).
     static func cpuSeconds(of pid: pid_t, descendants: Bool = true) -> Double {
-        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let ticks = Double(Posix.clockTicksPerSecond())
         return (descendants ? members(pid) : [pid]).reduce(0.0) { total, member in
             // Fields after the parenthesised command: state is field 3, utime 14, stime 15.
             guard let text = readText("/proc/\(member)/stat"), let close = text.lastIndex(of: ")") else { return total }
@@ -64,7 +64,7 @@ enum ProcessTree {
                 pages = Int(fields[index + 1]) ?? 0
             }
         }
-        return slab + pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
+        return slab + pages * Posix.pageSize() / 1024
     }
 
     /// The machine's 1-minute load average: other work on the machine competes for the same cores.
@@ -76,8 +76,7 @@ enum ProcessTree {
     static func exists(_ pid: pid_t) -> Bool { Posix.processExists(pid) }
 
     static func readText(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        guard let fd = Posix.openForReading(path) else { return nil }
         defer { Posix.close(fd) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 8192)
@@ -85,19 +84,6 @@ enum ProcessTree {
             bytes += buffer[..<count]
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func listDirectory(_ path: String) -> [String]? {
-        guard let directory = opendir(path) else { return nil }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 }
 

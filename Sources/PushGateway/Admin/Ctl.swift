@@ -32,7 +32,7 @@ struct Ctl: ParsableCommand {
     func run() throws {
         guard !command.isEmpty else { throw ValidationError("name a command, e.g. `pushgw ctl stats` (see --help)") }
         // A gateway or a reader that went away is an error to report, not a signal to die of.
-        signal(SIGPIPE, SIG_IGN)
+        Posix.ignore(SIGPIPE)
         let path = try socket ?? options.load().0.server.adminSocket
         let tail = command[0].lowercased() == "tail"
         let fd: Int32
@@ -40,7 +40,7 @@ struct Ctl: ParsableCommand {
             fd = try Posix.connectUnix(path: path, timeout: tail ? 0 : Self.answerTimeout)
         } catch let error as SystemError {
             throw Self.fail(
-                "cannot reach the gateway's admin socket at \(path): \(String(cString: strerror(error.errno)))"
+                "cannot reach the gateway's admin socket at \(path): \(Posix.errorText(error.errno))"
                     + " (is `pushgw serve` running, with this configuration and working directory?)", status: 3)
         }
         defer { Posix.close(fd) }
@@ -78,7 +78,7 @@ struct Ctl: ParsableCommand {
     /// `tail`: on a terminal, one line rewritten in place (`\r`, then erase to the end of the line); otherwise a
     /// line each second. Returns only by throwing (the gateway went away, or refused).
     private func follow(_ reader: inout LineReader) throws -> Never {
-        let terminal = isatty(1) == 1
+        let terminal = Posix.isTerminal(1)
         var first = true
         while true {
             switch reader.next() {
@@ -116,14 +116,7 @@ struct Ctl: ParsableCommand {
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return false }
-            offset += written
-        }
-        return true
+        bytes.withUnsafeBytes { Posix.writeAll(fd, $0) }
     }
 }
 
@@ -149,15 +142,10 @@ private struct LineReader {
                 return .line(String(decoding: line, as: UTF8.self))
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                buffer += chunk[..<count]
-            } else if count == 0 {
-                return .end
-            } else if errno == EINTR {
-                continue
-            } else {
-                return errno == EAGAIN || errno == EWOULDBLOCK ? .timedOut : .end
+            switch try? chunk.withUnsafeMutableBytes({ try Posix.read(fd, into: $0) }) {
+            case .done(let count)? where count > 0: buffer += chunk[..<count]
+            case .wouldBlock?: return .timedOut
+            case .done?, nil: return .end
             }
         }
     }

@@ -93,7 +93,7 @@ final class Master {
         logger.info(
             "master running",
             metadata: [
-                "pid": "\(getpid())", "workers": "\(config.server.workers)",
+                "pid": "\(Posix.pid())", "workers": "\(config.server.workers)",
                 "admin_socket": "\(config.server.adminSocket)",
             ])
         loop.run()
@@ -172,15 +172,14 @@ final class Master {
         logger.error(
             "lost a worker's control pipe, stopping the worker",
             metadata: ["pid": "\(pid)", "reason": "\(reason.rawValue)"])
-        kill(pid, SIGTERM)
+        Posix.kill(pid, SIGTERM)
     }
 
     /// Collects every exited child; restarts a worker of the current generation that was not asked to stop.
     private func reap() {
-        while true {
-            var status: Int32 = 0
-            let pid = waitpid(-1, &status, WNOHANG)
-            guard pid > 0 else { break }
+        while let exited = Posix.reap() {
+            let pid = exited.pid
+            let status = exited.status
             guard let child = children.removeValue(forKey: pid) else { continue }
             if let link = links.removeValue(forKey: pid) {
                 // What the worker wrote before it exited (its last snapshot) is read first, so its final counts
@@ -223,7 +222,7 @@ final class Master {
         requests.expire(now: now)
         if stopping && now >= stopDeadline && !children.isEmpty {
             logger.warning("workers did not stop in time, killing them", metadata: ["count": "\(children.count)"])
-            for pid in children.keys { kill(pid, SIGKILL) }
+            for pid in children.keys { Posix.kill(pid, SIGKILL) }
             stopDeadline = now + 5
         }
     }
@@ -272,7 +271,7 @@ final class Master {
         stopping = true
         restarts.removeAll()
         logger.info("stopping: draining workers", metadata: ["signal": "\(signal)", "workers": "\(children.count)"])
-        for pid in children.keys { kill(pid, SIGTERM) }
+        for pid in children.keys { Posix.kill(pid, SIGTERM) }
         stopDeadline = now() + config.server.drainTimeout + 5
         if children.isEmpty { loop.stop() }
     }
@@ -318,7 +317,7 @@ final class Master {
         for entry in pendingDrains where entry.at <= now {
             for pid in entry.pids where children[pid] != nil {
                 children[pid]?.draining = true
-                kill(pid, SIGTERM)
+                Posix.kill(pid, SIGTERM)
             }
         }
         pendingDrains.removeAll { $0.at <= now }
@@ -328,9 +327,7 @@ final class Master {
 
     /// Local wall-clock time, `HH:MM:SS`, for `tail` lines.
     static func clockTime() -> String {
-        var now = time(nil)
-        var parts = tm()
-        localtime_r(&now, &parts)
+        var parts = Posix.calendarTime()
         var buffer = [CChar](repeating: 0, count: 16)
         let count = strftime(&buffer, buffer.count, "%H:%M:%S", &parts)
         return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)

@@ -109,10 +109,8 @@ final class Worker {
     /// A node id unique to this worker process: host name, pid and a random suffix (a restarted worker with a
     /// recycled pid is still a new node).
     static func makeNodeID() -> String {
-        var name = [CChar](repeating: 0, count: 256)
-        gethostname(&name, name.count - 1)
-        let host = String(cString: name).filter { $0 != "|" && $0 != ":" }
-        return "\(host.isEmpty ? "node" : host)-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+        let host = Posix.hostName().filter { $0 != "|" && $0 != ":" }
+        return "\(host.isEmpty ? "node" : host)-\(Posix.pid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
     }
 
     /// Starts accepting: when Redis first answers, or after `openAfter` seconds without it (clients then get
@@ -137,7 +135,7 @@ final class Worker {
         registry.start()
         roomCountTimer.start(after: NodeRegistry.refreshSeconds + 1, repeat: 5)
         control.start()
-        logger.info("worker running", metadata: ["pid": "\(getpid())"])
+        logger.info("worker running", metadata: ["pid": "\(Posix.pid())"])
         loop.run()
         logger.info("worker stopped", metadata: ["connections": "\(connections.connectionCount)"])
     }

@@ -21,6 +21,40 @@ extension Posix {
         Double(monotonicNanos()) / 1e9
     }
 
+    /// Milliseconds since the Unix epoch (CLOCK_REALTIME), for times other processes read: a push's time, a log
+    /// line's. It jumps with the wall clock: never for durations, which take `monotonicNanos`.
+    @inline(__always)
+    public static func wallMillis() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) &* 1000 &+ UInt64(now.tv_nsec) / 1_000_000
+    }
+
+    /// Whole seconds since the Unix epoch, as time(2) gives them: TTLs and expiries kept in Redis.
+    @inline(__always)
+    public static func wallSeconds() -> UInt64 {
+        UInt64(Glibc.time(nil))
+    }
+
+    /// The wall-clock time now, broken down in the local time zone or in UTC, for timestamps people read.
+    public static func calendarTime(utc: Bool = false) -> tm {
+        var now = Glibc.time(nil)
+        var parts = tm()
+        if utc { gmtime_r(&now, &parts) } else { localtime_r(&now, &parts) }
+        return parts
+    }
+
+    /// Sleeps `seconds` (none when ≤ 0), for polling loops outside an event loop (the bench's coordinator).
+    public static func sleep(seconds: Double) {
+        usleep(UInt32(max(0, seconds) * 1e6))
+    }
+
+    /// Waits up to `seconds` for one of `fds` to be ready (poll(2)); returns how many are, 0 on timeout or error.
+    @discardableResult
+    public static func poll(_ fds: inout [pollfd], seconds: Double) -> Int {
+        max(0, Int(Glibc.poll(&fds, nfds_t(fds.count), Int32(max(0, seconds) * 1000))))
+    }
+
     // MARK: - Resources
 
     /// Raises the soft limit on open files to the hard limit; returns (soft, hard) as they are afterwards.
@@ -52,6 +86,12 @@ extension Posix {
     /// Online CPU cores.
     public static func cores() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
+    /// Bytes in a memory page.
+    public static func pageSize() -> Int { Int(sysconf(Int32(_SC_PAGESIZE))) }
+
+    /// Clock ticks per second: the unit of the CPU times in /proc/<pid>/stat.
+    public static func clockTicksPerSecond() -> Int { Int(sysconf(Int32(_SC_CLK_TCK))) }
+
     /// The process environment as a dictionary.
     public static func environment() -> [String: String] {
         var result: [String: String] = [:]
@@ -67,6 +107,29 @@ extension Posix {
     }
 
     // MARK: - Processes
+
+    /// This process's pid.
+    public static func pid() -> pid_t { getpid() }
+
+    /// The machine's host name ("" if it cannot be read).
+    public static func hostName() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The working directory, or nil if it cannot be read (removed, too long).
+    public static func currentDirectory() -> String? {
+        guard let cwd = getcwd(nil, 0) else { return nil }
+        defer { free(cwd) }
+        return String(cString: cwd)
+    }
+
+    /// Whether this process may read the file at `path`.
+    public static func isReadable(_ path: String) -> Bool { access(path, R_OK) == 0 }
+
+    /// Whether `fd` is a terminal.
+    public static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 
     /// A pipe whose two ends (read, write) are close-on-exec.
     public static func pipe() throws -> (read: Int32, write: Int32) {

@@ -199,3 +199,30 @@ func metricValue(_ text: String, _ series: String) -> Double? {
     }
     return nil
 }
+
+/// A gateway with two workers, so that figures and commands have to cross the control pipes, once both
+/// workers have reported with Redis up (the harness waits for one worker's /healthz only).
+func startTwoWorkers(_ overrides: [String: String] = [:]) async throws -> GatewayProcess {
+    let gateway = try await GatewayProcess.start(overrides.merging(["PUSHGW_SERVER_WORKERS": "2"]) { $1 })
+    var workers: [[String: String]] = []
+    let ready = try await eventually(timeout: 5) {
+        workers = try await gateway.stats().workers
+        return workers.count == 2 && workers.allSatisfy { $0["redis"] == "up" }
+    }
+    guard ready else {
+        gateway.stop()
+        throw TestError("two workers with Redis up not reported within 5 s: \(workers)")
+    }
+    return gateway
+}
+
+/// Authenticated clients, the gateway's view of which is checked.
+func connectClients(_ gateway: GatewayProcess, users: [String]) async throws -> [WireClient] {
+    var clients: [WireClient] = []
+    for (index, user) in users.enumerated() {
+        let client = try await WireClient.connect(gateway)
+        try await client.auth(mid: .string(user), key: "key-\(index)")
+        clients.append(client)
+    }
+    return clients
+}

@@ -259,3 +259,38 @@ final class Locked<Value>: @unchecked Sendable {
 
     func update<T>(_ body: (inout Value) -> T) -> T { lock.withLock { body(&value) } }
 }
+
+/// The JSON body of a DISCONNECT frame, if `frame` is one.
+func disconnectBody(_ frame: Frame?) -> [String: Any]? {
+    guard let frame, frame.op == Op.disconnect else { return nil }
+    return frame.json
+}
+
+/// EVALSHA calls the Redis server has run so far (`INFO commandstats`).
+func evalshaCalls(_ redis: RedisServer) throws -> Int {
+    let text = try redisCall(redis, ["INFO", "commandstats"])
+    guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_evalsha:calls=") })
+    else { return 0 }
+    return Int(line.dropFirst("cmdstat_evalsha:calls=".count).prefix { $0.isNumber }) ?? 0
+}
+
+/// One command over a raw RESP connection; the reply's text: an integer's or a simple string's line, or a bulk
+/// string's contents.
+func redisCall(_ redis: RedisServer, _ args: [String]) throws -> String {
+    let socket = try TestSocket(port: redis.port)
+    defer { socket.close() }
+    var request = "*\(args.count)\r\n"
+    for arg in args { request += "$\(arg.utf8.count)\r\n\(arg)\r\n" }
+    try socket.sendAll(Array(request.utf8))
+    let deadline = Date().addingTimeInterval(5)
+    while true {
+        let text = String(decoding: socket.inbound, as: UTF8.self)
+        if let end = text.range(of: "\r\n") {
+            let first = text[..<end.lowerBound]
+            guard first.hasPrefix("$"), let length = Int(first.dropFirst()) else { return String(first.dropFirst()) }
+            let body = Array(socket.inbound.dropFirst(first.utf8.count + 2))
+            if body.count >= length { return String(decoding: body.prefix(length), as: UTF8.self) }
+        }
+        guard try socket.fill(until: deadline) == .data else { throw TestError("no reply from Redis to \(args)") }
+    }
+}
