@@ -1,4 +1,3 @@
-import Glibc
 import Logging
 import PushCore
 import PushPosix
@@ -44,7 +43,7 @@ final class WorkerControl {
     init(_ parts: Parts, controlFD: Int32?) {
         self.parts = parts
         startedAt = Self.wallClock()
-        if let controlFD, fcntl(controlFD, F_GETFD) < 0 {
+        if let controlFD, !Posix.isOpenDescriptor(controlFD) {
             parts.logger.error("no control pipe on the descriptor given, running without a master", metadata: ["fd": "\(controlFD)"])
             channel = nil
         } else if let controlFD {
@@ -95,7 +94,7 @@ final class WorkerControl {
         let stats = parts.stats
         let redis = parts.store.redis
         var snapshot = WorkerSnapshot(
-            pid: Int(getpid()), index: parts.index, node: parts.node, time: Posix.monotonicSeconds(), startedAt: startedAt)
+            pid: Int(Posix.pid()), index: parts.index, node: parts.node, time: Posix.monotonicSeconds(), startedAt: startedAt)
         snapshot.connections = parts.connections.connectionCount
         snapshot.users = parts.connections.users.userCount
         snapshot.httpConnections = parts.http.connectionCount
@@ -160,11 +159,7 @@ final class WorkerControl {
         HTTPResponse(body: text, contentType: PrometheusText.contentType)
     }
 
-    private static func wallClock() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-    }
+    private static func wallClock() -> Double { Posix.wallSecondsPrecise() }
 
     // MARK: - Commands from the master
 
@@ -193,7 +188,7 @@ final class WorkerControl {
             parts.registry.fetch { result in
                 switch result {
                 case .success(let nodes):
-                    let now = UInt64(time(nil))
+                    let now = Posix.wallSeconds()
                     reply(
                         nodes.map {
                             "node \(AdminText.escape($0.id)) addr=\(AdminText.escape($0.address)) conns=\($0.connections) "

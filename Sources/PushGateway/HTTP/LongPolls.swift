@@ -1,4 +1,3 @@
-import Glibc
 import PushCore
 import PushPosix
 
@@ -53,7 +52,7 @@ final class LongPolls {
     /// before the poll's SYNC, on the same connection). Call once per poll; `finish` ends it.
     func watch(_ poll: inout Poll) {
         poll.deadline = loop.now &+ EventLoop.ticks(Double(poll.wait))
-        let until = UInt64(time(nil)) + UInt64(poll.wait) + 2
+        let until = Posix.wallSeconds() + UInt64(poll.wait) + 2
         var entry = watched[poll.user] ?? (0, 0)
         entry.polls += 1
         if until > entry.until {

@@ -1,4 +1,3 @@
-import Glibc
 import Logging
 import PushCore
 import PushPosix
@@ -60,7 +59,7 @@ final class NodeRegistry {
             $0.field("addr", address)
             if !webSocketAddress.isEmpty { $0.field("ws", webSocketAddress) }
             $0.field("conns", connections())
-            $0.field("at", UInt64(time(nil)))
+            $0.field("at", Posix.wallSeconds())
         }
         scripts.command(["HSET", RedisKeys.nodes, node, value.string])
         // `pg:counts:<node>`: rewritten with each refresh, and expiring with the node.
@@ -154,7 +153,7 @@ final class NodeRegistry {
                 if case .failure(let error) = result { return done(.failure(.unavailable(error))) }
                 return done(.success([]))
             }
-            let now = UInt64(time(nil))
+            let now = Posix.wallSeconds()
             var nodes: [Node] = []
             var stale: [String] = []
             for index in stride(from: 0, to: fields.count - 1, by: 2) {

@@ -30,6 +30,16 @@ extension Posix {
         return UInt64(now.tv_sec) &* 1000 &+ UInt64(now.tv_nsec) / 1_000_000
     }
 
+    /// Seconds since the Unix epoch with their fraction (CLOCK_REALTIME), for uptimes other processes compare.
+    public static func wallSecondsPrecise() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    /// Whether `fd` is an open descriptor of this process.
+    public static func isOpenDescriptor(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) >= 0 }
+
     /// Whole seconds since the Unix epoch, as time(2) gives them: TTLs and expiries kept in Redis.
     @inline(__always)
     public static func wallSeconds() -> UInt64 {

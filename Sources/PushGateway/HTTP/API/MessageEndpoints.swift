@@ -25,7 +25,7 @@ extension PushAPI {
 
     /// Answers `poll` now if anything is there (or it does not wait), else parks it until a store or its time.
     func poll(_ poll: LongPolls.Poll) {
-        let call = SyncCall(uid: poll.user, after: poll.after, limit: poll.limit, nowSeconds: UInt64(time(nil)))
+        let call = SyncCall(uid: poll.user, after: poll.after, limit: poll.limit, nowSeconds: Posix.wallSeconds())
         store.run(call) { [self] result in
             switch result {
             case .success(let sync) where sync.messages.isEmpty && poll.wait > 0 && !waiters.expired(poll):

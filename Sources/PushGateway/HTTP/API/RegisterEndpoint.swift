@@ -21,7 +21,7 @@ extension PushAPI {
         else {
             throw .badRequest("user and device are required: non-empty, at most 256 bytes, no control characters")
         }
-        let expiresAt = UInt64(time(nil)) + UInt64(config.auth.tokenTTL)
+        let expiresAt = Posix.wallSeconds() + UInt64(config.auth.tokenTTL)
         let token = tokens.issue(user: user, device: device, expiresAt: expiresAt)
         let host = request.header("host")
         registry.fetch { [self] result in
