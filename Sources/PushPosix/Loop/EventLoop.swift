@@ -136,9 +136,12 @@ public final class EventLoop {
 
     // MARK: - Descriptors
 
-    /// A generation number for a new handler.
+    /// A generation number for a new handler (never 0).
     public func makeGeneration() -> UInt32 {
         nextGeneration &+= 1
+        // 0 is the generation of handlers that are never on the wheel (`LoopHandler`'s default): never handed out,
+        // so a stale wheel entry cannot match one of them after the counter wraps.
+        if nextGeneration == 0 { nextGeneration = 1 }
         return nextGeneration
     }
 
@@ -186,6 +189,7 @@ public final class EventLoop {
     /// Puts `handler` (registered on `fd`) on the timer wheel at its current `deadline`. Call once per
     /// handler: after it fires, the loop reschedules it itself while the handler's deadline is in the future.
     public func scheduleTimeout(_ fd: Int32, _ handler: LoopHandler) {
+        assert(handler.generation != 0, "a handler on the timer wheel needs a generation from makeGeneration()")
         wheel.schedule(UInt64(UInt32(bitPattern: fd)) << 32 | UInt64(handler.generation), at: UInt64(handler.deadline))
     }
 
