@@ -62,6 +62,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PushCoreTests", dependencies: ["PushCore"]),
+        // The engine's loop and connections, in-process over socket pairs.
+        .testTarget(name: "PushPosixTests", dependencies: ["PushPosix", "PushCore"]),
         // Integration tests: start the built `pushgw` binary and talk to it over real sockets.
         .testTarget(name: "PushGatewayTests", dependencies: ["PushCore"]),
     ]

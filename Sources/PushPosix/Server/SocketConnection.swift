@@ -251,11 +251,10 @@ open class SocketConnection: LoopHandler {
         since = loop.now
         // The linger deadline is earlier than the one the wheel holds this connection for: file it again.
         loop.scheduleTimeout(fd, self)
-        // Flushed before the loop sleeps, with the other output of this iteration (never inside a fan-out).
-        if !queuedForFlush {
-            queuedForFlush = true
-            loop.scheduleFlush(self)
-        }
+        // Written now, so a peer that half-closed right after its last frame still reads the answer: the read loop
+        // that follows finds EOF only once it is out. A write that fails ends in `finish` (the descriptor is still
+        // closed later).
+        flush()
     }
 
     private final func finish() {
