@@ -62,8 +62,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PushCoreTests", dependencies: ["PushCore"]),
-        // The engine on its own: the loop's events and ticks, sockets, pipes.
-        .testTarget(name: "PushPosixTests", dependencies: ["PushPosix"]),
+        // The engine on its own: the loop's events and ticks, sockets, pipes, deferred closes.
+        .testTarget(name: "PushPosixTests", dependencies: ["PushPosix", "PushCore"]),
         // Integration tests: start the built `pushgw` binary and talk to it over real sockets.
         .testTarget(name: "PushGatewayTests", dependencies: ["PushCore"]),
     ]

@@ -119,7 +119,7 @@ import Testing
 /// Snapshots as a worker would send them.
 private func snapshot(
     pid: Int, index: Int, time: Double, connections: Int = 0, accepted: Int = 0, pushes: Int = 0,
-    closes: [CloseReason: Int] = [:], delivery: [Double] = []
+    closes: [CloseReason.Kind: Int] = [:], delivery: [Double] = []
 ) -> WorkerSnapshot {
     var snapshot = WorkerSnapshot(pid: pid, index: index, node: "n\(pid)", time: time, startedAt: 1_700_000_000)
     snapshot.connections = connections

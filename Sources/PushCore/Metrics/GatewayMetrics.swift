@@ -9,7 +9,7 @@ public struct GatewayMetrics: Sendable {
         /// The snapshot rates are measured from (at least `minimumInterval` older than the latest).
         var base: WorkerSnapshot
         public var rates: [WorkerCounter: Double] = [:]
-        public var closeRates: [CloseReason: Double] = [:]
+        public var closeRates: [CloseReason.Kind: Double] = [:]
     }
 
     /// Rates are measured over at least this many seconds, so an extra snapshot (a worker's first and last are
@@ -43,7 +43,7 @@ public struct GatewayMetrics: Sendable {
             for counter in WorkerCounter.allCases {
                 worker.rates[counter] = Double(max(0, now[counter] - before[counter])) / elapsed
             }
-            for reason in CloseReason.allCases {
+            for reason in CloseReason.Kind.allCases {
                 worker.closeRates[reason] =
                     Double(max(0, (now.closes[reason] ?? 0) - (before.closes[reason] ?? 0))) / elapsed
             }
@@ -75,8 +75,8 @@ public struct GatewayMetrics: Sendable {
     }
 
     /// Closes per second by reason, summed over the live workers.
-    public var closeRates: [CloseReason: Double] {
-        var sum: [CloseReason: Double] = [:]
+    public var closeRates: [CloseReason.Kind: Double] {
+        var sum: [CloseReason.Kind: Double] = [:]
         for worker in workers.values {
             for (reason, rate) in worker.closeRates { sum[reason, default: 0] += rate }
         }

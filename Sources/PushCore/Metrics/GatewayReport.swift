@@ -75,7 +75,7 @@ public struct GatewayReport: Sendable {
         ]
         lines.append("accepts_per_s \(Figures.decimal(rates[.accepted] ?? 0, 1))")
         lines.append("closes_per_s \(Figures.decimal(closeRates.values.reduce(0, +), 1))")
-        for reason in CloseReason.allCases {
+        for reason in CloseReason.Kind.allCases {
             lines.append("closes_per_s.\(reason.rawValue) \(Figures.decimal(closeRates[reason] ?? 0, 1))")
         }
         for (name, counter) in Self.shownRates.dropFirst() {
@@ -128,7 +128,7 @@ public struct GatewayReport: Sendable {
         let recent = metrics.recent
         func rate(_ counter: WorkerCounter) -> String { Figures.decimal(rates[counter] ?? 0, 1) }
         var closes = "close/s \(Figures.decimal(closeRates.values.reduce(0, +), 1))"
-        let reasons = CloseReason.allCases.compactMap { reason -> String? in
+        let reasons = CloseReason.Kind.allCases.compactMap { reason -> String? in
             guard let value = closeRates[reason], value > 0 else { return nil }
             return "\(reason.rawValue) \(Figures.decimal(value, 1))"
         }
@@ -166,7 +166,7 @@ public struct GatewayReport: Sendable {
             text.single(counter.metricName, .counter, help: counter.help, Double(totals[counter]))
         }
         text.family("pushgw_connections_closed_total", .counter, help: "Client connections closed, by reason.")
-        for reason in CloseReason.allCases {
+        for reason in CloseReason.Kind.allCases {
             text.sample(
                 "pushgw_connections_closed_total", Double(totals.closes[reason] ?? 0),
                 labels: [("reason", reason.rawValue)])

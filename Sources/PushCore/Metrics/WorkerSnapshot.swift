@@ -55,7 +55,7 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
 /// Counters, closes by reason and latency histograms: what adds up across workers and over time.
 public struct MetricTotals: Sendable, Equatable {
     public var counters: [WorkerCounter: Int] = [:]
-    public var closes: [CloseReason: Int] = [:]
+    public var closes: [CloseReason.Kind: Int] = [:]
     /// Seconds from a push's arrival to its frame being queued on a connection (stored pushes delivered live).
     public var pushDelivery = Histogram()
     /// Round-trip seconds of Redis commands.
@@ -146,7 +146,7 @@ public struct WorkerSnapshot: Sendable, Equatable {
             }
             o.key("closes")
             o.object { c in
-                for reason in CloseReason.allCases {
+                for reason in CloseReason.Kind.allCases {
                     if let value = totals.closes[reason], value != 0 { c.field(reason.rawValue, value) }
                 }
             }
@@ -184,7 +184,7 @@ public struct WorkerSnapshot: Sendable, Equatable {
         }
         if case .object(let members) = json["closes"] {
             for (name, value) in members {
-                if let reason = CloseReason(rawValue: name), let number = value.int64Value {
+                if let reason = CloseReason.Kind(rawValue: name), let number = value.int64Value {
                     totals.closes[reason] = Int(number)
                 }
             }

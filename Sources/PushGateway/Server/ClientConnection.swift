@@ -4,8 +4,8 @@ import PushPosix
 /// One phone's or browser's TCP connection: the socket half comes from `SocketConnection`, the protocol
 /// state is a `ClientSession` value, and every decision that needs more than this connection goes to the
 /// `ConnectionServer`. `WebSocketConnection` carries the same protocol in WebSocket binary messages: it
-/// overrides `received`, `enqueueFrame` and `finish`, and keeps its own state, so a TCP connection pays
-/// nothing for it.
+/// overrides `received`, `enqueueFrame` and `say`, and keeps its own state, so a TCP connection pays nothing for
+/// it. Every close goes through `close(_:)` with a `CloseReason`, which says what the client is told last.
 class ClientConnection: SocketConnection {
     // One of these per connection: the order packs the fields without padding (see SocketConnection), and what
     // few connections use (frames behind a pending AUTH, topics) lives in the server's side tables instead.
@@ -29,9 +29,9 @@ class ClientConnection: SocketConnection {
                 return isOpen && session.state != .closing
             }
         } catch let error as ProtocolError {
-            fail(error, operation: Operation(0), sequence: 0)
+            close(.protocolError(error, operation: Operation(0), sequence: 0))
         } catch {
-            close(.protocolError)
+            close(.protocolError)  // `feed` throws only what the closure does, and it does not
         }
     }
 
@@ -42,21 +42,30 @@ class ClientConnection: SocketConnection {
     }
 
     override func openTimedOut() {
-        if session.state == .handshake {
-            fail(.handshakeTimeout, operation: Operation(0), sequence: 0, reason: .handshakeTimeout)
-        } else {
-            fail(.idleTimeout, operation: Operation(0), sequence: 0, reason: .idleTimeout)
-        }
+        close(session.state == .handshake ? .handshakeTimeout : .idleTimeout)
     }
 
     override var maxOutput: Int { server.maxWriteQueue }
 
-    override func willClose() {
+    /// The close path's client half: input is no longer interpreted, the connection leaves every index at once (no
+    /// delivery reaches it any more, even later in the fan-out that is closing it), the close is counted and
+    /// logged, and the reason's last words are queued.
+    override func closing(_ reason: CloseReason) -> Bool {
+        session.closing()
         server.retire(self)
+        let farewell = reason.farewell
+        server.closing(self, reason, farewell)
+        say(farewell)
+        return farewell.flushes
     }
 
     override func didClose(_ reason: CloseReason) {
-        server.connectionClosed(self, reason: reason)
+        server.connectionClosed(self)
+    }
+
+    /// Queues the last words: the ERROR or DISCONNECT frame. `WebSocketConnection` frames them its way.
+    func say(_ farewell: CloseReason.Farewell) {
+        if let frame = farewell.frame { send(frame) }
     }
 
     /// Queues one frame.
@@ -88,33 +97,5 @@ class ClientConnection: SocketConnection {
     /// here, so that a WebSocket connection can put each in a binary message of its own.
     func enqueueFrame(length: Int, _ write: (inout [UInt8]) -> Void) -> Bool {
         enqueue(write)
-    }
-
-    /// Closes after the queued output, the last frame being an ERROR or a DISCONNECT; `status` and `detail` are
-    /// what a WebSocket client's close frame says.
-    func finish(_ reason: CloseReason, status: WebSocketCloseCode, detail: String) {
-        closeAfterOutput(reason)
-    }
-
-    /// Sends DISCONNECT (`{"reason","reconnect","after_ms"}`) and closes after it.
-    final func disconnect(reason: String, reconnect: Bool, afterMillis: Int, closeReason: CloseReason) {
-        var body = JSONWriter()
-        body.object {
-            $0.field("reason", reason)
-            $0.field("reconnect", reconnect)
-            $0.field("after_ms", afterMillis)
-        }
-        send(Frame(.disconnect, body: body.bytes))
-        session.closing()
-        finish(closeReason, status: .normal, detail: reason)
-    }
-
-    /// Sends ERROR for `error`; a fatal one closes the connection after it.
-    final func fail(_ error: ProtocolError, operation: Operation, sequence: UInt32, reason: CloseReason = .protocolError) {
-        send(error.frame(op: operation, sequence: sequence))
-        if error.isFatal {
-            session.closing()
-            finish(reason, status: error.webSocketCloseCode, detail: error.code)
-        }
     }
 }

@@ -102,9 +102,13 @@ final class ConnectionServer {
         case .join(let topics, let sequence): subscribe(connection, topics, sequence: sequence)
         case .leave(let topics, let sequence): unsubscribe(connection, topics, sequence: sequence)
         case .fail(let error, let operation, let sequence):
-            logger.debug(
-                "protocol error", metadata: ["fd": "\(connection.fd)", "code": "\(error.code)", "op": "\(operation)"])
-            connection.fail(error, operation: operation, sequence: sequence)
+            if error.isFatal {
+                connection.close(.protocolError(error, operation: operation, sequence: sequence))
+            } else {
+                logger.debug(
+                    "protocol error", metadata: ["fd": "\(connection.fd)", "code": "\(error.code)", "op": "\(operation)"])
+                connection.send(error.frame(op: operation, sequence: sequence))
+            }
         }
     }
 
@@ -153,19 +157,27 @@ final class ConnectionServer {
         store.runSessionScript(LeaveCall(uid: user, device: connection.session.key, node: store.node)) { _ in }
     }
 
-    func connectionClosed(_ connection: ClientConnection, reason: CloseReason) {
-        connectionCount -= 1
-        stats.closed(reason)
+    /// A connection starts closing: counted and logged here, once, whatever happens while it lingers.
+    func closing(_ connection: ClientConnection, _ reason: CloseReason, _ farewell: CloseReason.Farewell) {
+        stats.closed(reason.kind)
         logger.debug(
             "connection closed",
-            metadata: ["fd": "\(connection.fd)", "uid": "\(connection.session.user)", "reason": "\(reason.rawValue)"])
+            metadata: [
+                "fd": "\(connection.fd)", "uid": "\(connection.session.user)", "reason": "\(reason.kind.rawValue)",
+                "detail": "\(farewell.detail)",
+            ])
+    }
+
+    /// A connection's descriptor was closed.
+    func connectionClosed(_ connection: ClientConnection) {
+        connectionCount -= 1
     }
 
     /// Sends DISCONNECT to the connections of `user` on device `key` here and closes them; returns how many.
     func kick(user: String, key: String) -> Int {
         var kicked = 0
         for connection in users.connections(of: user) where connection.session.key == key && connection.isOpen {
-            connection.disconnect(reason: "kicked", reconnect: false, afterMillis: 0, closeReason: .kicked)
+            connection.close(.kicked)
             kicked += 1
         }
         return kicked
@@ -181,7 +193,7 @@ final class ConnectionServer {
         let ticks = max(1, Int(EventLoop.ticks(seconds)))
         let perTick = max(1, (pending.count + ticks - 1) / ticks)
         let deadline = loop.now &+ EventLoop.ticks(seconds + Double(SocketConnection.lingerTicks) * EventLoop.tickSeconds)
-        let afterLimit = max(1, Int(seconds * 1000))
+        let afterLimit = UInt32(clamping: max(1, Int(seconds * 1000)))
         logger.info("draining clients", metadata: ["count": "\(pending.count)", "seconds": "\(seconds)"])
         var finished = false
         loop.addTick { [unowned self] in
@@ -192,8 +204,7 @@ final class ConnectionServer {
                 users.forEachConnection { if $0.isOpen && $0.session.state != .closing { pending.append($0) } }
             }
             for connection in pending.suffix(perTick) where connection.isOpen {
-                connection.disconnect(
-                    reason: "shutdown", reconnect: true, afterMillis: Int.random(in: 0...afterLimit), closeReason: .shutdown)
+                connection.close(.draining(afterMillis: UInt32.random(in: 0...afterLimit)))
             }
             pending.removeLast(min(perTick, pending.count))
             if (pending.isEmpty && connectionCount == 0) || loop.now >= deadline {

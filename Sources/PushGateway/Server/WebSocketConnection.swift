@@ -29,8 +29,7 @@ final class WebSocketConnection: ClientConnection {
                 "WebSocket upgrade refused",
                 metadata: ["fd": "\(fd)", "status": "\(error.status)", "error": "\(error.message)"])
             enqueue { HTTPResponse(error).encode(into: &$0, close: true) }
-            session.closing()
-            closeAfterOutput(.protocolError)
+            close(.upgradeRefused)
         case .upgrade(let response, var rest):
             handshake = nil
             enqueue { $0.append(contentsOf: response) }
@@ -52,9 +51,7 @@ final class WebSocketConnection: ClientConnection {
                 case .pong:
                     return true
                 case .close(let code, _):
-                    enqueue { WebSocketFrame.encodeClose(code, into: &$0) }
-                    session.closing()
-                    closeAfterOutput(.peerClosed)
+                    close(.webSocketClosed(code))
                     return false
                 }
             }
@@ -62,10 +59,9 @@ final class WebSocketConnection: ClientConnection {
             server.logger.debug(
                 "WebSocket protocol error",
                 metadata: ["fd": "\(fd)", "status": "\(error.code)", "error": "\(error.message)"])
-            session.closing()
-            finish(.protocolError, status: error.code, detail: error.message)
+            close(.webSocketError(error.code, error.message))
         } catch {
-            close(.protocolError)
+            close(.protocolError)  // `feed` throws only what the closure does, and it does not
         }
     }
 
@@ -83,14 +79,18 @@ final class WebSocketConnection: ClientConnection {
         send(encoded: raw)
     }
 
-    override func finish(_ reason: CloseReason, status: WebSocketCloseCode, detail: String) {
-        if handshake == nil { enqueue { WebSocketFrame.encodeClose(status, reason: detail, into: &$0) } }
-        closeAfterOutput(reason)
+    /// The last frame in a binary message, then the close frame; before the upgrade there is no WebSocket to say
+    /// them in.
+    override func say(_ farewell: CloseReason.Farewell) {
+        guard handshake == nil else { return }
+        super.say(farewell)
+        guard farewell.closesWebSocket else { return }
+        enqueue { WebSocketFrame.encodeClose(farewell.webSocketStatus, reason: farewell.detail, into: &$0) }
     }
 
     override func openTimedOut() {
         // No complete upgrade request in time: there is no WebSocket to send ERROR in; just close.
-        guard handshake == nil else { return close(.handshakeTimeout) }
+        guard handshake == nil else { return close(CloseReason(.handshakeTimeout)) }
         super.openTimedOut()
     }
 }

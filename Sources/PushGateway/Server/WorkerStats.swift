@@ -18,7 +18,7 @@ final class WorkerStats {
     var httpRequests = 0
     var httpBackpressure = 0
     var httpClosedOverflow = 0
-    private(set) var closes: [CloseReason: Int] = [:]
+    private(set) var closes: [CloseReason.Kind: Int] = [:]
     /// Push → delivery seconds of stored messages delivered live.
     private(set) var pushDelivery = Histogram()
     /// Serves `GET /metrics`; set by the worker's control channel.
@@ -28,7 +28,7 @@ final class WorkerStats {
     /// (AUTH with `last_seq`, a gap filled late), not a live delivery: it is counted but not timed.
     static let liveDeliveryLimit: UInt64 = 60_000
 
-    func closed(_ reason: CloseReason) {
+    func closed(_ reason: CloseReason.Kind) {
         closes[reason, default: 0] += 1
     }
 

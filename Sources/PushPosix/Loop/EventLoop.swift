@@ -44,7 +44,7 @@ extension LoopHandler {
 
 /// One libev loop (epoll backend) and everything a worker hangs on it: one `ev_io` per descriptor in a table
 /// indexed by fd that never moves, one timer wheel for every connection deadline, and one `ev_prepare` hook
-/// that flushes queued output before the loop sleeps. Single-threaded: nothing here is touched from elsewhere.
+/// that flushes queued output and closes the descriptors of connections closed meanwhile before the loop sleeps. Single-threaded: nothing here is touched from elsewhere.
 /// The gateway's workers and the bench's processes each run one.
 public final class EventLoop {
     /// Tick length of the timer wheel: deadlines are accurate to this.
@@ -78,6 +78,8 @@ public final class EventLoop {
     var flushHead = 0
     /// Connections flushed whole every iteration, ahead of the sliced ones (`SocketConnection.flushesFirst`).
     var pendingFirst: [SocketConnection] = []
+    /// Connections closed since the last `prepare`, whose descriptors it closes (`closeLater`).
+    private var pendingClose: [SocketConnection] = []
     /// Times a loop iteration left queued output for the next one (a fan-out larger than one slice).
     public internal(set) var flushSlicesCut = 0
     /// Bytes waiting in the output queues of every connection on this loop (the write-queue figure of `stats`).
@@ -128,6 +130,7 @@ public final class EventLoop {
     /// Runs until `stop()`.
     public func run() {
         ev_run(loop, 0)
+        closePending()
     }
 
     public func stop() {
@@ -166,6 +169,24 @@ public final class EventLoop {
         if active { ev_io_stop(loop, watcher) }
         clibev_io_set(watcher, fd, bits)
         if bits != 0 { ev_io_start(loop, watcher) }
+    }
+
+    /// Closes `connection`'s descriptor (unregistered already) after the current callback or fan-out, in
+    /// `prepare`: until then its number stays taken, so no connection accepted meanwhile can get it while a stale
+    /// reference to the closed one is on the stack.
+    func closeLater(_ connection: SocketConnection) {
+        pendingClose.append(connection)
+    }
+
+    /// Closes the descriptors `closeLater` collected; a `didClose` that closes others gets them closed too.
+    private func closePending() {
+        while !pendingClose.isEmpty {
+            var closing: [SocketConnection] = []
+            swap(&closing, &pendingClose)
+            for connection in closing { connection.descriptorClosed() }
+            closing.removeAll(keepingCapacity: true)
+            if pendingClose.isEmpty { pendingClose = closing }
+        }
     }
 
     /// Stops watching `fd` and forgets its handler; the caller closes the descriptor.
@@ -225,6 +246,9 @@ public final class EventLoop {
     fileprivate func prepare() {
         beforeSleep.forEach { $0() }
         flushPending()
+        closePending()
+        // A `didClose` that queued output: it goes out next iteration, without sleeping first.
+        if !pendingFirst.isEmpty || flushHead < pendingFlush.count { stayAwake(true) }
     }
 
     /// While `awake`, the loop polls for events without sleeping, so `prepare` comes round again at once.

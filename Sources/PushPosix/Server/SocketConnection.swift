@@ -3,9 +3,14 @@ import PushCore
 
 /// The I/O half shared by client and HTTP connections: reads into the loop's scratch buffer, a bounded
 /// output queue flushed before the loop sleeps (writes batch up per iteration), partial writes resumed when
-/// writable, and one close path. A connection that must close after a last message (ERROR, DISCONNECT, an
-/// HTTP error) flushes it, half-closes, and drains input until the peer closes or a short linger ends, so
+/// writable, and one close path, `close(_:)`. A connection that must close after a last message (ERROR, DISCONNECT,
+/// an HTTP error) flushes it, half-closes, and drains input until the peer closes or a short linger ends, so
 /// the peer reads the message instead of a reset.
+///
+/// The descriptor itself is closed by the loop after the current callback (`EventLoop.closeLater`), as redis's
+/// `freeClientAsync` does: a connection closed inside a fan-out or inside its own read callback stops at once
+/// (no more reads, writes or deliveries: it is not `isOpen`) while its descriptor number stays taken, so no new
+/// connection can reuse it while a stale reference is still on the stack.
 open class SocketConnection: LoopHandler {
     public enum Phase: UInt8 {
         case open
@@ -13,6 +18,7 @@ open class SocketConnection: LoopHandler {
         case draining
         /// Output sent and half-closed; discarding input until EOF or the linger ends.
         case lingering
+        /// Done: no more events or writes; the loop closes the descriptor after the current callback.
         case closed
     }
 
@@ -32,7 +38,8 @@ open class SocketConnection: LoopHandler {
     private final var outputOffset = 0
     public final private(set) var phase = Phase.open
     fileprivate final var queuedForFlush = false
-    private final var closeReason = CloseReason.peerClosed
+    /// What a closing connection is counted as, kept while it lingers (the rest of the reason was said).
+    private final var closeKind = CloseReason.Kind.peerClosed
     /// The last write found the socket full: `.write` is watched until it drains.
     private final var writeBlocked = false
     /// Input is not read (`pauseReads`) until `resumeReads`; output still flows.
@@ -58,11 +65,13 @@ open class SocketConnection: LoopHandler {
     /// An open connection reached `openDeadline`.
     open func openTimedOut() {}
 
-    /// The connection starts closing (a last message is on its way, or it is closed now): called once, before
-    /// `didClose`, so indexes stop counting it at once rather than after the linger.
-    open func willClose() {}
+    /// The connection starts closing for `reason`: called once, before `didClose`, so indexes stop counting it at
+    /// once rather than after the linger. Queues what the peer is told last; returns whether queued output is
+    /// flushed (and the connection lingers) before the descriptor closes, or dropped with it now.
+    open func closing(_ reason: CloseReason) -> Bool { false }
 
-    /// The connection closed; its descriptor is gone.
+    /// The connection closed and its descriptor is gone (after the callback that closed it). `reason` is the
+    /// kind it closed for, without the notice (that was said).
     open func didClose(_ reason: CloseReason) {}
 
     /// All queued output was written (the queue is empty) while the connection is open.
@@ -99,16 +108,12 @@ open class SocketConnection: LoopHandler {
         return true
     }
 
-    /// Sends what is queued, then closes with `reason` (see the type's comment).
+    /// Sends what is queued, then closes with `reason` (see the type's comment), whatever `closing` says: for
+    /// connections whose last message is ordinary output (an HTTP answer). Client connections say theirs in
+    /// `closing`.
     public final func closeAfterOutput(_ reason: CloseReason) {
         guard phase == .open else { return }
-        willClose()
-        closeReason = reason
-        phase = .draining
-        since = loop.now
-        // The linger deadline is earlier than the one the wheel holds this connection for: file it again.
-        loop.scheduleTimeout(fd, self)
-        flush()
+        begin(reason, flushing: true)
     }
 
     /// Writes as much queued output as the socket takes now.
@@ -192,11 +197,11 @@ open class SocketConnection: LoopHandler {
                 case .done(let n): count = n
                 }
             } catch {
-                close(phase == .lingering ? closeReason : .ioError)
+                close(.ioError)  // a closing connection keeps the kind it closes for
                 return
             }
             if count == 0 {
-                close(phase == .open ? .peerClosed : closeReason)
+                close(.peerClosed)
                 return
             }
             guard phase == .open else { continue }  // closing: discard
@@ -217,24 +222,54 @@ open class SocketConnection: LoopHandler {
     public final func timedOut() {
         switch phase {
         case .open: openTimedOut()
-        case .draining, .lingering: close(closeReason)
+        case .draining, .lingering: close(CloseReason(closeKind))
         case .closed: break
         }
     }
 
     // MARK: - Close
 
-    /// The one close path: forgets the descriptor, closes it, tells the subclass once.
+    /// The one close path. An open connection starts closing: `closing` says its last words and leaves the
+    /// indexes, then it lingers or is done. A closing one (EOF or an error while it lingers, the linger's end) is
+    /// done, counted as what it first closed for. Done: no more events, output dropped, and the descriptor closed by
+    /// the loop after the current callback (see the type's comment).
     public final func close(_ reason: CloseReason) {
-        guard phase != .closed else { return }
-        if phase == .open { willClose() }
+        switch phase {
+        case .open: begin(reason, flushing: false)
+        case .draining, .lingering: finish()
+        case .closed: break
+        }
+    }
+
+    private final func begin(_ reason: CloseReason, flushing: Bool) {
+        closeKind = reason.kind
+        // No longer open before the last words are queued: an overflow while queueing them ends in `finish`.
+        phase = .draining
+        let flushes = closing(reason) || flushing
+        guard phase == .draining else { return }
+        guard flushes else { return finish() }
+        since = loop.now
+        // The linger deadline is earlier than the one the wheel holds this connection for: file it again.
+        loop.scheduleTimeout(fd, self)
+        // Written now, so a peer that half-closed right after its last frame still reads the answer: the read loop
+        // that follows finds EOF only once it is out. A write that fails ends in `finish` (the descriptor is still
+        // closed later).
+        flush()
+    }
+
+    private final func finish() {
         phase = .closed
         loop.queuedOutputBytes -= pendingOutput
         output = []
         outputOffset = 0
         loop.unregister(fd)
+        loop.closeLater(self)
+    }
+
+    /// Called by the loop after the callback that closed this connection.
+    final func descriptorClosed() {
         Posix.close(fd)
-        didClose(reason)
+        didClose(CloseReason(closeKind))
     }
 
     public final var isOpen: Bool { phase == .open }

@@ -14,7 +14,8 @@ extension ConnectionServer {
                 tokenDevice = claims.device
             } catch {
                 logger.debug("token refused", metadata: ["fd": "\(connection.fd)", "uid": "\(request.user)", "code": "\(error.code)"])
-                connection.fail(.authFailed("\(error.code): \(error.message)"), operation: .auth, sequence: sequence)
+                connection.close(
+                    .protocolError(.authFailed("\(error.code): \(error.message)"), operation: .auth, sequence: sequence))
                 return
             }
         }
@@ -43,9 +44,7 @@ extension ConnectionServer {
             case .failure(let error):
                 self.held[ObjectIdentifier(connection)] = nil
                 self.logger.warning("AUTH could not reach storage", metadata: ["uid": "\(request.user)", "error": "\(error)"])
-                connection.disconnect(
-                    reason: "storage_unavailable", reconnect: true, afterMillis: Int.random(in: 1000...5000),
-                    closeReason: .protocolError)
+                connection.close(.storageUnavailable(afterMillis: UInt32.random(in: 1000...5000)))
             }
         }
     }
@@ -54,7 +53,9 @@ extension ConnectionServer {
     func hold(_ frame: Frame, from connection: ClientConnection) {
         let id = ObjectIdentifier(connection)
         guard held[id, default: []].count < Self.maxHeld else {
-            connection.fail(.badAuth("too many frames before AUTH_REPLY"), operation: frame.operation, sequence: frame.sequence)
+            connection.close(
+                .protocolError(
+                    .badAuth("too many frames before AUTH_REPLY"), operation: frame.operation, sequence: frame.sequence))
             return
         }
         held[id, default: []].append(frame)

@@ -12,7 +12,7 @@ extension ConnectionServer {
                 body.object { $0.field("unread", read.unread) }
                 connection.send(Frame(.readReply, sequence: sequence, body: body.bytes))
             case .failure(let error):
-                connection.fail(.unavailable(.read, "storage: \(error)"), operation: .read, sequence: sequence)
+                connection.send(ProtocolError.unavailable(.read, "storage: \(error)").frame(op: .read, sequence: sequence))
             }
         }
     }

@@ -15,7 +15,7 @@ extension ConnectionServer {
                 for message in sync.messages { Frame.encode(message, into: &batch) }
                 connection.send(Frame(.syncReply, sequence: sequence, body: batch))
             case .failure(let error):
-                connection.fail(.unavailable(.sync, "storage: \(error)"), operation: .sync, sequence: sequence)
+                connection.send(ProtocolError.unavailable(.sync, "storage: \(error)").frame(op: .sync, sequence: sequence))
             }
         }
     }

@@ -9,8 +9,9 @@ extension ConnectionServer {
 
     func subscribe(_ connection: ClientConnection, _ names: [String], sequence: UInt32) {
         guard let joined = join(connection, topics: names) else {
-            return connection.fail(
-                .badBody(.sub, "at most \(Self.maxTopics) topics per connection"), operation: .sub, sequence: sequence)
+            // Not fatal: the connection stays up.
+            connection.send(ProtocolError.badBody(.sub, "at most \(Self.maxTopics) topics per connection").frame(op: .sub, sequence: sequence))
+            return
         }
         connection.send(Self.topicsReply(.subReply, joined, sequence: sequence))
     }
