@@ -175,7 +175,7 @@ final class LocalDelivery {
             let call = SyncCall(
                 uid: user, after: missing.lowerBound - 1,
                 limit: Int(min(missing.upperBound - missing.lowerBound + 1, UInt64(inboxMax))),
-                nowSeconds: UInt64(time(nil)))
+                nowSeconds: Posix.wallSeconds())
             store.run(call) { [weak self] result in
                 guard let self, connection.isOpen else { return }
                 guard case .success(let sync) = result else { return self.catchUpLater(user) }
@@ -213,7 +213,7 @@ final class LocalDelivery {
         }
         guard after != .max else { return }
         stats.catchUps += 1
-        let call = SyncCall(uid: user, after: after, limit: inboxMax, nowSeconds: UInt64(time(nil)))
+        let call = SyncCall(uid: user, after: after, limit: inboxMax, nowSeconds: Posix.wallSeconds())
         store.runSessionScript(call) { [weak self] result in
             guard let self else { return }
             guard case .success(let sync) = result else { return self.catchUpLater(user) }

@@ -1,5 +1,5 @@
-import Glibc
 import PushCore
+import PushPosix
 
 /// Counters of one worker, plain integers bumped on the loop thread. `/healthz` and the logs read them; once a
 /// second the worker's control channel sends them to the master, which adds up every worker's for the admin
@@ -37,9 +37,7 @@ final class WorkerStats {
     func deliveredStored(pushedAtMillis: UInt64) {
         delivered += 1
         framesOut += 1
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let nowMillis = UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec / 1_000_000)
+        let nowMillis = Posix.wallMillis()
         guard nowMillis >= pushedAtMillis, nowMillis - pushedAtMillis <= Self.liveDeliveryLimit else { return }
         pushDelivery.observe(Double(nowMillis - pushedAtMillis) / 1000)
     }

@@ -6,7 +6,7 @@ import PushPosix
 extension ConnectionServer {
     func sync(_ connection: ClientConnection, after: UInt64, limit: Int, sequence: UInt32) {
         let call = SyncCall(
-            uid: connection.session.user, after: after, limit: min(limit, config.inbox.max), nowSeconds: UInt64(time(nil)))
+            uid: connection.session.user, after: after, limit: min(limit, config.inbox.max), nowSeconds: Posix.wallSeconds())
         store.run(call) { result in
             guard connection.isOpen else { return }
             switch result {
