@@ -6,8 +6,13 @@ import Testing
 @testable import PushCore
 
 @Suite struct StoreBatchScriptTests {
+    /// A meta field; `xt`, `hx`, `xl` and `xs` are the parts of `x` (`<xt>:<hx>:<xl>:<xs>`, see store.lua).
     private func meta(_ redis: RedisTestClient, _ uid: String, _ field: String) throws -> Int64? {
-        try redis.command("HGET", RedisKeys.meta(uid), field).int
+        let parts = ["xt", "hx", "xl", "xs"]
+        guard let part = parts.firstIndex(of: field) else { return try redis.command("HGET", RedisKeys.meta(uid), field).int }
+        let x = try redis.command("HGET", RedisKeys.meta(uid), "x").text ?? ""
+        let values = x.split(separator: ":", omittingEmptySubsequences: false)
+        return values.count == 4 ? Int64(values[part]) : nil
     }
 
     private func call(_ uid: String, _ payload: String = "p", now: UInt64 = T, ttl: Int = 3600) -> StoreCall {
@@ -104,10 +109,24 @@ import Testing
         #expect(try meta(redis, uid, "xt") == Int64(T + 62))
         #expect((3590...3600).contains(try redis.command("TTL", RedisKeys.inbox(uid)).int ?? -1))
         // Meta without the field (written by an older gateway): refreshed.
-        _ = try redis.command("HDEL", RedisKeys.meta(uid), "xt")
+        _ = try redis.command("HDEL", RedisKeys.meta(uid), "x")
         _ = try redis.command("PERSIST", RedisKeys.inbox(uid))
         try redis.store(uid, now: T + 63)
         #expect((3590...3600).contains(try redis.command("TTL", RedisKeys.inbox(uid)).int ?? -1))
+    }
+
+    /// AUTH pops expired heads once the bound says something can have expired, and raises the bound after.
+    @Test func sessionPopsExpiredHeadsWhenDue() throws {
+        let redis = try RedisTestClient()
+        let uid = unique("sessexp")
+        try redis.store(uid, "a", now: T, ttl: 10)
+        try redis.store(uid, "b", now: T, ttl: 3600)
+        let early = try redis.session(uid, device: "d", node: "n", now: T + 5, lastSeq: 0)
+        #expect((early.firstKept, seqs(early.messages)) == (1, [1, 2]))
+        let late = try redis.session(uid, device: "d", node: "n", now: T + 20, lastSeq: 0)
+        #expect((late.firstKept, seqs(late.messages), late.unread) == (2, [2], 1))
+        #expect(try redis.user(uid).kept == 1)
+        #expect(try meta(redis, uid, "hx") == Int64(T + 3600))
     }
 
     // MARK: batches

@@ -21,12 +21,12 @@
 -- Element: `<seq>:<op>:<ts_ms>:<expire_at unix s>:<payload>`; expire_at 0 means it never expires.
 -- Integers are Lua numbers (doubles) here: exact up to 2^53, which no seq or timestamp reaches.
 --
--- Meta fields this script keeps besides seq, read, unread (SPEC §5), so that most stores touch meta twice (one HMGET,
--- one HSET) and skip what is not due:
+-- Meta field this script keeps besides seq, read, unread (SPEC §5), so that each store touches meta twice (one HMGET,
+-- one HSET) and skips what is not due: `x` = `<xt>:<hx>:<xl>:<xs>`, where
 --   xt  unix s when EXPIRE was last set on inbox and meta. They are refreshed only when more than
 --       min(60, inbox ttl / 10) s passed since (or the inbox was just created): the inbox lives between
 --       inbox ttl − min(60, inbox ttl / 10) and inbox ttl seconds after the last store, meta 4 × as long.
---   hx  a lower bound of the expire_at of every element of the inbox ("0": none expires; absent: unknown). While
+--   hx  a lower bound of the expire_at of every element of the inbox (0: none expires; empty: unknown). While
 --       now < hx no element can have expired, so the expired-head check (LINDEX) is skipped. Trims only remove
 --       elements, so the bound stays true through LTRIM and LPOP; an append lowers it to its own expire_at.
 --   xl  the newest element's expire_at, and xs the first seq of the run at the tail whose expire_ats do not
@@ -104,7 +104,7 @@ local function store(m)
     local inbox, meta, idem = m.inbox, m.meta, m.idem
     -- Idempotency: one record per key shared by every user of a push; `u:<uid>` so a uid can never be `h`.
     local idem_field = 'u:' .. m.uid
-    local fields = redis.call('HMGET', meta, 'seq', 'read', 'xt', 'hx', 'xl', 'xs')
+    local fields = redis.call('HMGET', meta, 'seq', 'read', 'x')
     if idem and not m.fresh then
         local recorded = redis.call('HMGET', idem, 'h', idem_field)
         if recorded[1] and recorded[1] ~= m.body_hash then return {-1} end
@@ -117,8 +117,8 @@ local function store(m)
 
     local seq = (tonumber(fields[1]) or 0) + 1
     local read = tonumber(fields[2]) or 0
-    local expiry_set = tonumber(fields[3])
-    local low, last_at, run_start = tonumber(fields[4]), tonumber(fields[5]), tonumber(fields[6])
+    local expiry_set, low, last_at, run_start = string.match(fields[3] or '', '^(%d*):(%d*):(%d*):(%d*)$')
+    expiry_set, low, last_at, run_start = tonumber(expiry_set), tonumber(low), tonumber(last_at), tonumber(run_start)
     local now_s = math.floor(m.now_ms / 1000)
     local at = 0
     if m.ttl > 0 then at = now_s + m.ttl end
@@ -144,20 +144,16 @@ local function store(m)
     end
     -- Unread counts stored messages not read yet; it can never exceed what the inbox still keeps.
     local unread = math.min(math.max(0, seq - read), kept)
-    -- Written with %d: redis.call would write a Lua number of 15 digits or more in exponent form.
-    local update = {'seq', string.format('%d', seq), 'unread', string.format('%d', unread)}
-    local function changed(field, value, before)
-        if value ~= nil and value ~= before then
-            update[#update + 1] = field
-            update[#update + 1] = string.format('%d', value)
-        end
-    end
-    changed('hx', low, tonumber(fields[4]))
-    changed('xl', at, last_at)
-    changed('xs', run_start, tonumber(fields[6]))
     local refresh = expiry_set == nil or now_s - expiry_set > refresh_after or now_s < expiry_set
-    if refresh then changed('xt', now_s, nil) end
-    redis.call('HSET', meta, unpack(update))
+    if refresh then expiry_set = now_s end
+    -- Written with %d: redis.call would write a Lua number of 15 digits or more in exponent form.
+    local x = string.format('%d:', expiry_set) .. (low and string.format('%d', low) or '')
+        .. string.format(':%d:%d', at, run_start)
+    if x ~= fields[3] then
+        redis.call('HSET', meta, 'seq', string.format('%d', seq), 'unread', string.format('%d', unread), 'x', x)
+    else
+        redis.call('HSET', meta, 'seq', string.format('%d', seq), 'unread', string.format('%d', unread))
+    end
     if refresh then
         redis.call('EXPIRE', inbox, inbox_ttl)
         -- meta outlives the inbox so that seq does not restart at 1 soon after a user's messages expire.
@@ -171,24 +167,25 @@ local function store(m)
         end
     end
 
-    -- Publish once per distinct other node holding a session; the message is built only if one does.
+    -- Publish once per distinct other node holding a session (or a long-poll, `GET /v1/users/{uid}/messages?wait=S`:
+    -- node → unix s it waits until). The teller is made only when there is one: most users are on this node.
     local sessions = redis.call('HGETALL', m.sess)
-    local message
-    local tell, published = teller(node, function()
-        message = message or (m.uid .. '\n' .. element)
-        return message
-    end)
-    for i = 2, #sessions, 2 do tell(session_node(sessions[i])) end
-    -- Long-polls parked on other nodes (`GET /v1/users/{uid}/messages?wait=S`): node → unix s it waits until.
     local waiting = redis.call('HGETALL', m.polls)
+    local tell, published
+    local function tell_other(owner)
+        if owner == node then return end
+        if not tell then tell, published = teller(node, m.uid .. '\n' .. element) end
+        tell(owner)
+    end
+    for i = 2, #sessions, 2 do tell_other(session_node(sessions[i])) end
     for i = 1, #waiting, 2 do
         if (tonumber(waiting[i + 1]) or 0) < now_s then
             redis.call('HDEL', m.polls, waiting[i])
         else
-            tell(waiting[i])
+            tell_other(waiting[i])
         end
     end
-    return {seq, 0, unread, published(), #sessions / 2, element}
+    return {seq, 0, unread, published and published() or 0, #sessions / 2, element}
 end
 
 local reply = {}
