@@ -102,7 +102,7 @@ final class ScriptRunner {
     }
 
     private func flushBatches() {
-        pendingAcks.removeAll(keepingCapacity: true)
+        if !pendingAcks.isEmpty { pendingAcks.removeAll(keepingCapacity: true) }
         guard !stores.isEmpty || !acks.isEmpty else { return }
         // Not sent when the connection is down: fail now rather than at the next iteration (a 503 at once).
         guard redis.isReady else {

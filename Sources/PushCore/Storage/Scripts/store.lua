@@ -115,6 +115,10 @@ local function store(m)
         end
     end
 
+    -- Every read before the first write, so that a key of the wrong type fails the message with nothing written.
+    local sessions = redis.call('HGETALL', m.sess)
+    local waiting = redis.call('HGETALL', m.polls)
+
     local seq = (tonumber(fields[1]) or 0) + 1
     local read = tonumber(fields[2]) or 0
     local expiry_set, low, last_at, run_start = string.match(fields[3] or '', '^(%d*):(%d*):(%d*):(%d*)$')
@@ -169,8 +173,6 @@ local function store(m)
 
     -- Publish once per distinct other node holding a session (or a long-poll, `GET /v1/users/{uid}/messages?wait=S`:
     -- node → unix s it waits until). The teller is made only when there is one: most users are on this node.
-    local sessions = redis.call('HGETALL', m.sess)
-    local waiting = redis.call('HGETALL', m.polls)
     local tell, published
     local function tell_other(owner)
         if owner == node then return end
