@@ -100,18 +100,25 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
             node: "n1", idempotency: ("id1", "hash"), idemTTL: 300)
         #expect(
             store.keys == ["pg:{u:u}:inbox", "pg:{u:u}:meta", "pg:{u:u}:sess", "pg:{u:u}:polls", "pg:idem:id1"].map(bytes))
+        // A header (cap, inbox ttl, node, message count), then 8 fields per message.
         #expect(
-            store.args == [bytes("1000"), [0, 1]]
-                + ["1700000000123", "60", "200", "604800", "n1", "u", "hash", "300", "0"].map(bytes))
+            store.args == ["200", "604800", "n1", "1", "1000"].map(bytes) + [[0, 1]]
+                + ["1700000000123", "60", "u", "0", "hash", "300"].map(bytes))
         let plain = StoreCall(
             uid: "u", op: 1000, payload: [], nowMillis: 1, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n")
         #expect(plain.keys.count == 4)
-        #expect(plain.args[8] == [])
+        #expect(plain.args[9] == [] && plain.args[10] == [])
         #expect(plain.evalsha.prefix(3) == [bytes("EVALSHA"), bytes(Scripts.store.sha1), bytes("4")])
         let fresh = StoreCall(
             uid: "u", op: 1000, payload: [], nowMillis: 1, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n",
             idempotency: ("g", "hash"), idemTTL: 300, freshID: true)
-        #expect(fresh.args.last == bytes("1"))
+        #expect(fresh.args[9] == bytes("1"))
+        let batch = StoreBatchCall([store, plain, fresh])
+        #expect(batch.keys == store.keys + plain.keys + fresh.keys)
+        #expect(batch.args == Array(store.args.prefix(3)) + [bytes("3")] + [store, plain, fresh].flatMap { $0.args.dropFirst(4) })
+        let acks = AckBatchCall([AckCall(uid: "u", device: "d", seq: 4), AckCall(uid: "v", device: "e", seq: 5)])
+        #expect(acks.keys == ["pg:{u:u}:meta", "pg:{u:v}:meta"].map(bytes))
+        #expect(acks.args == ["d", "4", "e", "5"].map(bytes))
         #expect(plain.eval[1] == Scripts.store.source)
 
         let session = SessionCall(
@@ -128,21 +135,78 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
     }
 
     /// The three store outcomes; a stored one carries its element, whose seq must be the reply's.
+    /// (A reply has one entry per message: a call of one message answers `[entry]`.)
     @Test func storeDecode() throws {
         let element = RedisValue.string(Array("5:1000:7:0:hi".utf8))
         let message = StoredMessage(seq: 5, op: 1000, timestampMillis: 7, expiresAt: 0, payload: Array("hi".utf8))
-        #expect(
-            try StoreCall.decode(.array([.integer(5), .integer(0), .integer(3), .integer(2), .integer(4), element]))
-                == .stored(seq: 5, unread: 3, published: 2, devices: 4, message: message))
+        let stored = RedisValue.array([.integer(5), .integer(0), .integer(3), .integer(2), .integer(4), element])
+        #expect(try StoreCall.decode(.array([stored])) == .stored(seq: 5, unread: 3, published: 2, devices: 4, message: message))
         #expect(throws: ScriptError.self) {
-            try StoreCall.decode(.array([.integer(5), .integer(0), .integer(3), .integer(2), .integer(4)]))
+            try StoreCall.decode(.array([.array([.integer(5), .integer(0), .integer(3), .integer(2), .integer(4)])]))
         }
         #expect(throws: ScriptError.self) {
             try StoreCall.decode(
-                .array([.integer(6), .integer(0), .integer(3), .integer(2), .integer(4), element]))
+                .array([.array([.integer(6), .integer(0), .integer(3), .integer(2), .integer(4), element])]))
         }
-        #expect(try StoreCall.decode(.array([.integer(5), .integer(1), .integer(3)])) == .duplicate(seq: 5, unread: 3))
-        #expect(try StoreCall.decode(.array([.integer(-1)])) == .conflict)
+        let duplicate = RedisValue.array([.integer(5), .integer(1), .integer(3)])
+        #expect(try StoreCall.decode(.array([duplicate])) == .duplicate(seq: 5, unread: 3))
+        #expect(try StoreCall.decode(.array([.array([.integer(-1)])])) == .conflict)
+        #expect(throws: ScriptError.self) { try StoreCall.decode(.array([stored, stored])) }
+    }
+
+    /// A batch reply: one result per message, an error element failing only its message.
+    @Test func storeBatchDecode() throws {
+        let stored = RedisValue.array([
+            .integer(5), .integer(0), .integer(3), .integer(2), .integer(4), .string(bytes("5:1000:7:0:hi")),
+        ])
+        let entries = try StoreBatchCall.decode(
+            .array([stored, .error("WRONGTYPE Operation against a key"), .array([.integer(-1)]), .integer(7)]))
+        #expect(entries.count == 4)
+        #expect((try? entries[0].get())?.seq == 5)
+        #expect(throws: ScriptError.self) { try entries[1].get() }
+        #expect(try entries[2].get() == .conflict)
+        #expect(throws: ScriptError.self) { try entries[3].get() }
+        #expect(throws: ScriptError.self) { try StoreBatchCall.decode(.error("ERR pushgw store: op")) }
+        let acks = try AckBatchCall.decode(.array([.integer(3), .integer(-1), .error("OOM")]))
+        #expect(try acks[0].get() == 3)
+        #expect(throws: ScriptError.self) { try acks[1].get() }
+        #expect(throws: ScriptError.self) { try acks[2].get() }
+    }
+
+    /// Calls split by slot (Redis Cluster), in order within a slot, and by size; standalone takes any keys.
+    @Test func batchesBySlot() {
+        func call(_ uid: String, _ payload: Int = 0) -> StoreCall {
+            StoreCall(
+                uid: uid, op: 1, payload: [UInt8](repeating: 0, count: payload), nowMillis: 1, ttl: 0, inboxMax: 1,
+                inboxTTL: 1, node: "n")
+        }
+        // {u:a} and {u:b} are in different slots.
+        #expect(RedisSlot.of(key: RedisKeys.meta("a")) != RedisSlot.of(key: RedisKeys.meta("b")))
+        let items = [call("a"), call("b"), call("a"), call("b"), call("a")]
+        #expect(StoreBatchCall.batches(of: items, bySlot: true, maxItems: 10, maxWeight: .max) == [[0, 2, 4], [1, 3]])
+        #expect(StoreBatchCall.batches(of: items, bySlot: false, maxItems: 10, maxWeight: .max) == [[0, 1, 2, 3, 4]])
+        #expect(StoreBatchCall.batches(of: items, bySlot: false, maxItems: 2, maxWeight: .max) == [[0, 1], [2, 3], [4]])
+        #expect(StoreBatchCall.batches(of: items, bySlot: true, maxItems: 2, maxWeight: .max) == [[0, 2], [4], [1, 3]])
+        let heavy = [call("a", 1000), call("a", 1000), call("a"), call("a", 5000)]
+        #expect(StoreBatchCall.batches(of: heavy, bySlot: false, maxItems: 10, maxWeight: 2200) == [[0, 1, 2], [3]])
+        var otherCap = call("c")
+        otherCap.inboxMax = 2
+        #expect(StoreBatchCall.batches(of: [call("a"), otherCap, call("b")], bySlot: false, maxItems: 10, maxWeight: .max) == [[0], [1], [2]])
+    }
+
+    /// Redis Cluster's CRC16 (XMODEM) and key slots, against known values (the cluster specification, CLUSTER KEYSLOT).
+    @Test func clusterSlots() {
+        #expect(RedisSlot.crc16(bytes("123456789")) == 0x31C3)
+        #expect(RedisSlot.crc16([]) == 0)
+        #expect(RedisSlot.of(key: "123456789") == 0x31C3 % 16384)
+        #expect(RedisSlot.of(key: "foo") == 12182)
+        #expect(RedisSlot.of(key: "bar") == 5061)
+        #expect(RedisSlot.of(key: "{user1000}.following") == RedisSlot.of(key: "{user1000}.followers"))
+        #expect(RedisSlot.of(key: "{user1000}.following") == RedisSlot.of(key: "user1000"))
+        // An empty tag is no tag: the whole key is hashed.
+        #expect(RedisSlot.of(key: "foo{}{bar}") == RedisSlot.crc16(bytes("foo{}{bar}")) % 16384)
+        #expect(RedisSlot.of(key: "foo{{bar}}zap") == RedisSlot.of(key: "{bar"))
+        #expect(RedisSlot.of(key: RedisKeys.inbox("42")) == RedisSlot.of(key: RedisKeys.sessions("42")))
     }
 
     /// Replies of the wrong shape throw, naming the script; they never trap.
@@ -187,8 +251,9 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         #expect(throws: ScriptError.self) { try SyncCall.decode(.array([])) }
         #expect(try ReadCall.decode(.array([.integer(0), .integer(8)])) == ReadResult(unread: 0, read: 8))
         #expect(throws: ScriptError.self) { try ReadCall.decode(.array([.integer(0)])) }
-        #expect(try AckCall.decode(.integer(3)) == 3)
-        #expect(throws: ScriptError.self) { try AckCall.decode(.integer(-3)) }
+        #expect(try AckCall.decode(.array([.integer(3)])) == 3)
+        #expect(throws: ScriptError.self) { try AckCall.decode(.array([.integer(-3)])) }
+        #expect(throws: ScriptError.self) { try AckCall.decode(.integer(3)) }
         #expect(try LeaveCall.decode(.integer(1)) == true)
         #expect(try LeaveCall.decode(.integer(0)) == false)
         #expect(throws: ScriptError.self) { try LeaveCall.decode(.integer(2)) }

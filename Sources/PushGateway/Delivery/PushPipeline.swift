@@ -67,7 +67,8 @@ final class PushPipeline {
                 ttl: push.ttl ?? inbox.ttl, inboxMax: inbox.max, inboxTTL: inbox.ttl, node: store.node, idempotency: (id, push.bodyHash),
                 idemTTL: generated ? Self.generatedIdempotencyTTL : Self.idempotencyTTL, freshID: generated)
             // The script published the message to the user's other nodes; it is delivered here as it stored it.
-            store.run(call) { [self] result in
+            // Batched with the other stored messages of this loop iteration: results come back in order.
+            store.store(call) { [self] result in
                 switch result {
                 case .success(let stored):
                     outcomes[index] = .answered(stored)
@@ -212,11 +213,7 @@ final class PushPipeline {
 
     // MARK: - Helpers
 
-    static func nowMillis() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
-    }
+    static func nowMillis() -> UInt64 { Posix.wallMillis() }
 
     /// A push id when the backend gave none: 16 random hex digits (not a secret: a fast generator seeded once).
     private func makeID() -> String {

@@ -52,6 +52,14 @@ final class MessageStore {
         scripts.run(call, done)
     }
 
+    /// Stores one message with the others of this loop iteration (``ScriptRunner/store(_:_:)``).
+    func store(_ call: StoreCall, _ done: @escaping (Result<StoreResult, StoreFailure>) -> Void) {
+        scripts.store(call, done)
+    }
+
+    /// Moves a device's ACK cursor forward with the other ACKs of this loop iteration (``ScriptRunner/ack(_:)``).
+    func ack(_ call: AckCall) { scripts.ack(call) }
+
     /// Runs a session script through ``ScriptRunner``'s bounded queue.
     func runSessionScript<Call: ScriptCall>(
         _ call: Call, _ done: @escaping (Result<Call.Result, StoreFailure>) -> Void

@@ -31,6 +31,18 @@ final class ScriptRunner {
     private let logger: Logger
     private var readyHandlers: [() -> Void] = []
 
+    /// Stored messages of this loop iteration: sent as few `store.lua` calls before the loop sleeps.
+    private let stores = ScriptBatcher<StoreBatchCall>(maxItems: 128, maxWeight: 256 * 1024)
+    /// ACKs of this loop iteration, one per device cursor (the highest seq): as few `ack.lua` calls.
+    private let acks = ScriptBatcher<AckBatchCall>(maxItems: 256)
+    /// The index in `acks` of each device cursor's pending ACK.
+    private var pendingAcks: [DeviceCursor: Int] = [:]
+
+    private struct DeviceCursor: Hashable {
+        var uid: String
+        var device: String
+    }
+
     init(loop: EventLoop, url: RedisURL, logger: Logger) {
         self.logger = logger
         redis = RedisClient(loop: loop, url: url, name: "store", logger: logger)
@@ -38,6 +50,9 @@ final class ScriptRunner {
             self.loadScripts()
             for handler in self.readyHandlers { handler() }
         }
+        // After the client's own hook (registered in its init): a failure found at send is then delivered at the
+        // next iteration, as for any command.
+        loop.addBeforeSleep { [unowned self] in self.flushBatches() }
     }
 
     /// Runs `handler` each time the connection is (again) ready, after the scripts were sent to load.
@@ -62,6 +77,41 @@ final class ScriptRunner {
                 done(other)
             }
         }
+    }
+
+    /// Stores one message (``StoreCall``) with the others of this loop iteration: `store.lua` runs before the loop
+    /// sleeps, for as many messages per call as ``ScriptBatcher`` allows, and `done` gets this message's result.
+    /// Messages of one user are stored in the order of these calls.
+    func store(_ call: StoreCall, _ done: @escaping (Result<StoreResult, StoreFailure>) -> Void) {
+        stores.add(call, done)
+    }
+
+    /// Moves a device's ACK cursor forward, with the other ACKs of this loop iteration (one `ack.lua` call for
+    /// all). Several ACKs of one device in an iteration write its cursor once, to the highest seq. A failure is
+    /// only logged: the device ACKs again with its next message, and a cursor behind only replays a message.
+    func ack(_ call: AckCall) {
+        let cursor = DeviceCursor(uid: call.uid, device: call.device)
+        if let index = pendingAcks[cursor] {
+            acks.update(at: index) { $0.seq = max($0.seq, call.seq) }
+            return
+        }
+        pendingAcks[cursor] = acks.add(call) { [logger] result in
+            guard case .failure(let error) = result else { return }
+            logger.debug("ACK not stored", metadata: ["uid": "\(call.uid)", "error": "\(error)"])
+        }
+    }
+
+    private func flushBatches() {
+        if !pendingAcks.isEmpty { pendingAcks.removeAll(keepingCapacity: true) }
+        guard !stores.isEmpty || !acks.isEmpty else { return }
+        // Not sent when the connection is down: fail now rather than at the next iteration (a 503 at once).
+        guard redis.isReady else {
+            stores.fail(.unavailable(.notConnected))
+            acks.fail(.unavailable(.notConnected))
+            return
+        }
+        stores.flush { call, done in run(call, done) }
+        acks.flush { call, done in run(call, done) }
     }
 
     /// Session scripts (AUTH's `session.lua`, a close's `leave.lua`) in flight at most; more wait here, in order.

@@ -17,7 +17,8 @@ public enum StoreResult: Equatable, Sendable {
     }
 }
 
-/// `store.lua`: store one message for one user and publish it to the other nodes holding the user's sessions.
+/// `store.lua` for one message: store it for one user and publish it to the other nodes holding the user's sessions.
+/// Also an item of a ``StoreBatchCall``.
 public struct StoreCall: ScriptCall {
     public static var script: Script { Scripts.store }
 
@@ -62,23 +63,49 @@ public struct StoreCall: ScriptCall {
         self.freshID = freshID
     }
 
-    public var keys: [[UInt8]] {
-        var keys = [RedisKeys.inbox(uid), RedisKeys.meta(uid), RedisKeys.sessions(uid), RedisKeys.polls(uid)]
-            .map { Array($0.utf8) }
+    /// Its KEYS in a `store.lua` call: inbox, meta, sessions, polls, and the idempotency record if it has one.
+    func appendKeys(to keys: inout [[UInt8]]) {
+        keys.append(Array(RedisKeys.inbox(uid).utf8))
+        keys.append(Array(RedisKeys.meta(uid).utf8))
+        keys.append(Array(RedisKeys.sessions(uid).utf8))
+        keys.append(Array(RedisKeys.polls(uid).utf8))
         if let id = idempotencyID { keys.append(Array(RedisKeys.idempotency(id).utf8)) }
-        return keys
     }
 
-    public var args: [[UInt8]] {
-        [
-            decimal(UInt64(op)), payload, decimal(nowMillis), decimal(ttl), decimal(inboxMax), decimal(inboxTTL),
-            Array(node.utf8), Array(uid.utf8), idempotencyID == nil ? [] : Array(bodyHash.utf8), decimal(idemTTL),
-            freshID ? [UInt8(ascii: "1")] : [UInt8(ascii: "0")],
-        ]
+    /// Its 8 ARGV fields in a `store.lua` call (after the header).
+    func appendArgs(to args: inout [[UInt8]]) {
+        args.append(decimal(UInt64(op)))
+        args.append(payload)
+        args.append(decimal(nowMillis))
+        args.append(decimal(ttl))
+        args.append(Array(uid.utf8))
+        args.append(idempotencyID == nil ? [] : [UInt8(ascii: freshID ? "1" : "0")])
+        args.append(idempotencyID == nil ? [] : Array(bodyHash.utf8))
+        args.append(decimal(idemTTL))
+    }
+
+    /// Whether `other` can go in the same `store.lua` call: the header (cap, inbox ttl, node) is common to all.
+    public func sharesHeader(with other: StoreCall) -> Bool {
+        inboxMax == other.inboxMax && inboxTTL == other.inboxTTL && node == other.node
+    }
+
+    /// The Redis Cluster slot of the user's keys (`{u:<uid>}`).
+    public var slot: UInt16 { RedisSlot.of(key: RedisKeys.meta(uid)) }
+
+    public var keys: [[UInt8]] { StoreBatchCall(self).keys }
+    public var args: [[UInt8]] { StoreBatchCall(self).args }
+
+    /// The reply of a call of one message: its one entry.
+    public static func decode(_ reply: RedisValue) throws -> StoreResult {
+        let entries = try StoreBatchCall.decode(reply)
+        guard entries.count == 1 else {
+            throw ScriptError.unexpectedReply(script: script.name, "expected 1 entry, got \(entries.count)", reply: reply)
+        }
+        return try entries[0].get()
     }
 
     /// `{seq, 0, unread, published, devices, element}` stored, `{seq, 1, unread}` duplicate, `{-1}` conflict.
-    public static func decode(_ reply: RedisValue) throws -> StoreResult {
+    static func decodeEntry(_ reply: RedisValue) throws -> StoreResult {
         let reader = try ReplyReader(script.name, reply)
         let first = try reader.int(0, "seq")
         if first == -1, reader.count == 1 { return .conflict }
@@ -96,5 +123,53 @@ public struct StoreCall: ScriptCall {
         default:
             throw reader.unexpected("expected {seq, 0, unread, published, devices, element}, {seq, 1, unread} or {-1}")
         }
+    }
+}
+
+/// `store.lua` for several messages at once (one push to many users, or the stored pushes of one loop iteration):
+/// one script call instead of one per message. Each message keeps its own result: a message whose keys Redis
+/// refuses fails alone.
+public struct StoreBatchCall: BatchScriptCall {
+    public typealias Item = StoreCall
+    public typealias Entry = StoreResult
+    public static var script: Script { Scripts.store }
+
+    /// The messages, stored in this order; all share ``StoreCall/sharesHeader(with:)`` with the first.
+    public var items: [StoreCall]
+
+    public init(_ items: [StoreCall]) {
+        precondition(!items.isEmpty, "StoreBatchCall of no message")
+        self.items = items
+    }
+
+    public init(_ item: StoreCall) { self.init([item]) }
+
+    public var keys: [[UInt8]] {
+        var keys: [[UInt8]] = []
+        keys.reserveCapacity(items.count * 5)
+        for item in items { item.appendKeys(to: &keys) }
+        return keys
+    }
+
+    public var args: [[UInt8]] {
+        let first = items[0]
+        var args: [[UInt8]] = [
+            decimal(first.inboxMax), decimal(first.inboxTTL), Array(first.node.utf8), decimal(items.count),
+        ]
+        args.reserveCapacity(4 + items.count * 8)
+        for item in items { item.appendArgs(to: &args) }
+        return args
+    }
+
+    public static func slot(of item: StoreCall) -> UInt16 { item.slot }
+
+    public static func canShare(_ item: StoreCall, with first: StoreCall) -> Bool { item.sharesHeader(with: first) }
+
+    /// Payload bytes: a batch is closed at ``BatchScriptCall`` limits so one script never carries megabytes.
+    public static func weight(of item: StoreCall) -> Int { item.payload.count + 64 }
+
+    /// One entry per message, in order.
+    public static func decode(_ reply: RedisValue) throws -> [Result<StoreResult, ScriptError>] {
+        try decodeEntries(reply, StoreCall.decodeEntry)
     }
 }

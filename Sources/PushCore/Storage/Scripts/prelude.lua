@@ -67,12 +67,14 @@ local function session_node(value)
 end
 
 -- Returns tell(owner), which publishes `message` on the channel `pg:node:<owner>` (RedisKeys.nodeChannel) once per
--- distinct owner other than `node`, and published(), how many nodes it published to so far.
+-- distinct owner other than `node`, and published(), how many nodes it published to so far. `message` may be a
+-- function returning it, called only when there is someone to tell (most stores have no other node to tell).
 local function teller(node, message)
     local seen, published = {}, 0
     local function tell(owner)
         if owner ~= node and not seen[owner] then
             seen[owner] = true
+            if type(message) == 'function' then message = message() end
             redis.call('PUBLISH', 'pg:node:' .. owner, message)
             published = published + 1
         end

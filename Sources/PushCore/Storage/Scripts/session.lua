@@ -9,16 +9,20 @@
 --        another node holds a session of the user; each such node is told (`\1S\n<uid>` on its channel) that
 --        this one holds one now, so both route the user's transient pushes through Redis from then on.
 --
--- int_args, is_expired, append_range, session_node and teller come from prelude.lua, which Script.swift puts
+-- int_args, expire_at, append_range, session_node and teller come from prelude.lua, which Script.swift puts
 -- before this text.
 
 local int_arg = int_args('session')
 
 -- Pops expired elements from the head, at most `budget`, so first_kept names a message the client can still get.
+-- Returns the head's expire_at when it stopped at an unexpired head (nil when the list is empty or the budget ran
+-- out).
 local function pop_expired(inbox, now_s, budget)
     for _ = 1, budget do
         local head = redis.call('LINDEX', inbox, 0)
-        if not head or not is_expired(head, now_s) then return end
+        if not head then return nil end
+        local at = expire_at(head) or 0
+        if at == 0 or at > now_s then return at end
         redis.call('LPOP', inbox)
     end
 end
@@ -44,12 +48,22 @@ for i = 2, #sessions, 2 do
     end
 end
 
-pop_expired(inbox, now_s, 100)
-local fields = redis.call('HMGET', meta, 'seq', 'unread', 'read')
+local fields = redis.call('HMGET', meta, 'seq', 'unread', 'read', 'x')
 local seq = tonumber(fields[1]) or 0
 local unread = tonumber(fields[2]) or 0
 local read = tonumber(fields[3]) or 0
+-- store.lua's `x` (`<xt>:<hx>:<xl>:<xs>`): while now < hx (a lower bound of every element's expire_at; 0 none
+-- expires) nothing can have expired and the head is not looked at.
+local xt, low, xl, xs = string.match(fields[4] or '', '^(%d*):(%d*):(%d*):(%d*)$')
+low = tonumber(low)
+local head_at
+if low == nil or (low ~= 0 and low <= now_s) then head_at = pop_expired(inbox, now_s, 100) end
 local kept = redis.call('LLEN', inbox)
+-- Ordered from the head on (xs, the start of the ordered run, at or before the oldest kept): the head's expire_at
+-- is the new bound, so the next stores and AUTHs skip the check again.
+if head_at and tonumber(xs) and tonumber(xs) <= seq - kept + 1 and head_at ~= low then
+    redis.call('HSET', meta, 'x', xt .. ':' .. string.format('%d', head_at) .. ':' .. xl .. ':' .. xs)
+end
 if unread > kept then
     -- Messages expired since the count was made: it can never exceed what the inbox keeps.
     unread = kept

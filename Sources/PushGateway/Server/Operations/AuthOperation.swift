@@ -10,7 +10,7 @@ extension ConnectionServer {
         if let tokens {
             do {
                 let claims = try tokens.verify(
-                    request.token ?? "", user: request.user, device: request.key, now: UInt64(time(nil)))
+                    request.token ?? "", user: request.user, device: request.key, now: Posix.wallSeconds())
                 tokenDevice = claims.device
             } catch {
                 logger.debug("token refused", metadata: ["fd": "\(connection.fd)", "uid": "\(request.user)", "code": "\(error.code)"])
@@ -27,7 +27,7 @@ extension ConnectionServer {
 
         let call = SessionCall(
             uid: request.user, device: key, node: store.node, platform: request.platform,
-            nowSeconds: UInt64(time(nil)), ttl: sessionTTL, lastSeq: request.lastSeq, limit: config.inbox.max)
+            nowSeconds: Posix.wallSeconds(), ttl: sessionTTL, lastSeq: request.lastSeq, limit: config.inbox.max)
         // Connections are captured strongly (until the reply, at most the Redis timeout): a weak reference would
         // give every connection object a side table for the rest of its life (memory, and slower retains).
         store.runSessionScript(call) { [weak self] result in

@@ -1,0 +1,32 @@
+/// Redis Cluster's key → slot mapping (SPEC §9): CRC16 (XMODEM: polynomial 0x1021, initial 0) of the key's hash
+/// tag, or of the whole key when it has none, mod 16384. The hash tag is the text between the first `{` and the
+/// first `}` after it, when that is not empty — `pg:{u:42}:inbox` and `pg:{u:42}:meta` share a slot.
+/// (Redis's `keyHashSlot` in `cluster.c`, and the cluster specification.)
+public enum RedisSlot {
+    /// Slots in a Redis Cluster.
+    public static let count = 16384
+
+    /// The slot of `key`.
+    public static func of(key: String) -> UInt16 {
+        var utf8 = Array(key.utf8)
+        if let open = utf8.firstIndex(of: UInt8(ascii: "{")),
+            let close = utf8[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
+        {
+            utf8 = Array(utf8[(open + 1)..<close])
+        }
+        return crc16(utf8) & UInt16(count - 1)
+    }
+
+    /// CRC16-CCITT (XMODEM), as Redis Cluster uses it: "123456789" → 0x31C3.
+    public static func crc16<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt16 {
+        var crc: UInt16 = 0
+        for byte in bytes { crc = (crc << 8) ^ table[Int(UInt8(crc >> 8) ^ byte)] }
+        return crc
+    }
+
+    private static let table: [UInt16] = (0..<256).map { byte in
+        var crc = UInt16(byte) << 8
+        for _ in 0..<8 { crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1 }
+        return crc
+    }
+}
