@@ -54,8 +54,8 @@ extension RedisURL {
             let credentials = rest[..<at]
             rest = rest[at...].dropFirst()
             guard let colon = credentials.firstIndex(of: ":"),
-                let user = percentDecoded(credentials[..<colon]),
-                let secret = percentDecoded(credentials[colon...].dropFirst())
+                let user = PercentDecoding.decode(credentials[..<colon]),
+                let secret = PercentDecoding.decode(credentials[colon...].dropFirst())
             else { return nil }
             if !secret.isEmpty {
                 username = user.isEmpty ? nil : user
@@ -95,23 +95,6 @@ extension RedisURL {
 private func parsePort(_ text: Substring) -> UInt16? {
     guard !text.isEmpty, text.allSatisfy(\.isASCIIDigit) else { return nil }
     return UInt16(text)
-}
-
-/// `%40` → `@`; nil for a broken escape.
-private func percentDecoded(_ text: Substring) -> String? {
-    var bytes: [UInt8] = []
-    var iterator = text.utf8.makeIterator()
-    while let byte = iterator.next() {
-        guard byte == UInt8(ascii: "%") else {
-            bytes.append(byte)
-            continue
-        }
-        guard let high = iterator.next(), let low = iterator.next(),
-            let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
-        else { return nil }
-        bytes.append(value)
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 extension Character {

@@ -74,7 +74,7 @@ final class HTTPConnection: SocketConnection {
         let bytes = held
         held = []
         bytes.withUnsafeBytes { parse($0) }
-        if held.isEmpty && !closing && isOpen && !isFull { resumeReads() }
+        if held.isEmpty { resumeIfRoom() }
     }
 
     /// Answers owed or bytes queued are at their limit: stop taking requests until they go out.
