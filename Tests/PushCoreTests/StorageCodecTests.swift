@@ -80,7 +80,7 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         #expect(RedisKeys.inbox("42") == "pg:{u:42}:inbox")
         #expect(RedisKeys.meta("42") == "pg:{u:42}:meta")
         #expect(RedisKeys.sessions("42") == "pg:{u:42}:sess")
-        #expect(RedisKeys.idempotency("abc") == "pg:idem:abc")
+        #expect(RedisKeys.idempotency("abc", ttl: 300, generation: 7) == "pg:{u:abc}:idem:300:7")
         #expect(RedisKeys.nodes == "pg:nodes")
         #expect(RedisKeys.nodeChannel("w1") == "pg:node:w1")
         #expect(RedisKeys.topicChannel("news") == "pg:topic:news")
@@ -97,24 +97,42 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         let store = StoreCall(
             uid: "u", op: 1000, payload: [0, 1], nowMillis: 1_700_000_000_123, ttl: 60, inboxMax: 200,
             inboxTTL: 604_800,
-            node: "n1", idempotency: ("id1", "hash"), idemTTL: 300)
+            node: "n1", idempotency: Idempotency(id: "id1", bodyHash: "hash"))
+        // The record in the backend class's current generation (1_700_000_000 / 86_400 = 19_675), looked up there and
+        // in the previous one.
         #expect(
-            store.keys == ["pg:{u:u}:inbox", "pg:{u:u}:meta", "pg:{u:u}:sess", "pg:{u:u}:polls", "pg:idem:id1"].map(bytes))
-        // A header (cap, inbox ttl, node, message count), then 8 fields per message.
+            store.keys == [
+                "pg:{u:u}:inbox", "pg:{u:u}:meta", "pg:{u:u}:sess", "pg:{u:u}:polls", "pg:{u:u}:idem:86400:19675",
+                "pg:{u:u}:idem:86400:19675", "pg:{u:u}:idem:86400:19674",
+            ].map(bytes))
+        // A header (cap, inbox ttl, node, message count), then 10 fields per message; the record expires at the end
+        // of the next generation.
         #expect(
             store.args == ["200", "604800", "n1", "1", "1000"].map(bytes) + [[0, 1]]
-                + ["1700000000123", "60", "u", "0", "hash", "300"].map(bytes))
+                + ["1700000000123", "60", "u", "id1", "2", "hash", "86400", "\((19_675 + 2) * 86_400)"].map(bytes))
         let plain = StoreCall(
             uid: "u", op: 1000, payload: [], nowMillis: 1, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n")
         #expect(plain.keys.count == 4)
-        #expect(plain.args[9] == [] && plain.args[10] == [])
+        #expect(plain.args.count == 14 && plain.args[9...].allSatisfy(\.isEmpty))
         #expect(plain.evalsha.prefix(3) == [bytes("EVALSHA"), bytes(Scripts.store.sha1), bytes("4")])
         let fresh = StoreCall(
             uid: "u", op: 1000, payload: [], nowMillis: 1, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n",
-            idempotency: ("g", "hash"), idemTTL: 300, freshID: true)
-        #expect(fresh.args[9] == bytes("1"))
+            idempotency: Idempotency(id: Idempotency.generatedID(0xabc), bodyHash: "hash", generated: true))
+        // A generated id: written in the generated class, looked up nowhere.
+        #expect(fresh.keys.dropFirst(4) == [bytes("pg:{u:u}:idem:300:0")])
+        #expect(fresh.args[9...] == ["0000000000000abc", "0", "hash", "300", "600"].map(bytes)[...])
+        // A backend's id of a generated id's form (a retry of a 503) is looked up in both classes.
+        let retry = StoreCall(
+            uid: "u", op: 1000, payload: [], nowMillis: 1_700_000_000_000, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n",
+            idempotency: Idempotency(id: Idempotency.generatedID(0xabc), bodyHash: "hash"))
+        #expect(
+            retry.keys.dropFirst(4) == [
+                "pg:{u:u}:idem:86400:19675", "pg:{u:u}:idem:86400:19675", "pg:{u:u}:idem:86400:19674",
+                "pg:{u:u}:idem:300:5666666", "pg:{u:u}:idem:300:5666665",
+            ].map(bytes)[...])
         let batch = StoreBatchCall([store, plain, fresh])
         #expect(batch.keys == store.keys + plain.keys + fresh.keys)
+        #expect(batch.evalsha == Scripts.store.evalsha(keys: batch.keys, args: batch.args))
         #expect(batch.args == Array(store.args.prefix(3)) + [bytes("3")] + [store, plain, fresh].flatMap { $0.args.dropFirst(4) })
         let acks = AckBatchCall([AckCall(uid: "u", device: "d", seq: 4), AckCall(uid: "v", device: "e", seq: 5)])
         #expect(acks.keys == ["pg:{u:u}:meta", "pg:{u:v}:meta"].map(bytes))

@@ -163,29 +163,31 @@ import Testing
         let redis = try RedisTestClient()
         let uid = unique("badbatch")
         var bad = call(uid)
-        bad.idempotencyID = "x"
+        bad.idempotency = Idempotency(id: "x", bodyHash: "h")
         var command = StoreBatchCall([call(uid), bad]).evalsha
-        command[command.count - 1] = Array("0".utf8)  // the second message's idempotency ttl
+        command[command.count - 2] = Array("0".utf8)  // the second message's idempotency ttl class
         let reply = try redis.command(command)
         #expect(throws: ScriptError.self) { try StoreBatchCall.decode(reply) }
         #expect(try redis.command("EXISTS", RedisKeys.inbox(uid)) == .integer(0))
     }
 
-    /// One push to several users shares its idempotency record; a retry of the same batch stores nothing again,
+    /// One push to several users writes its idempotency record for each; a retry of the same batch stores nothing again,
     /// and another body with the same id in the same call conflicts.
     @Test func batchIdempotency() throws {
         let redis = try RedisTestClient()
         let (a, b, id) = (unique("ia"), unique("ib"), unique("id"))
         func idem(_ uid: String, _ hash: String = "h1") -> StoreCall {
             var call = call(uid)
-            call.idempotencyID = id
-            call.bodyHash = hash
-            call.idemTTL = 600
+            call.idempotency = Idempotency(id: id, bodyHash: hash)
             return call
         }
         let first = try redis.run(StoreBatchCall([idem(a), idem(b)])).map { try $0.get() }
         #expect(first.map(\.seq) == [1, 1])
-        #expect((500...600).contains(try redis.command("TTL", RedisKeys.idempotency(id)).int ?? -1))
+        // Each user's record in the user's own slot.
+        for uid in [a, b] {
+            let record = RedisKeys.idempotency(uid, ttl: Idempotency.backendTTL, generation: T / 86_400)
+            #expect(try redis.command("HGET", record, id) == .string(Array("1:h1".utf8)))
+        }
         let again = try redis.run(StoreBatchCall([idem(a), idem(b), idem(a, "h2")])).map { try $0.get() }
         #expect(again == [.duplicate(seq: 1, unread: 1), .duplicate(seq: 1, unread: 1), .conflict])
         #expect(try redis.user(a).seq == 1)

@@ -26,10 +26,13 @@ public enum RedisKeys {
     /// time; a node removes its field when its last poll for the user is answered.
     public static func polls(_ uid: String) -> String { "pg:{u:\(uid)}:polls" }
 
-    /// `pg:idem:<id>`, a hash: `h` → the body hash of the first push with this idempotency key, and `u:<uid>` → the
-    /// seq that push got for that user (the `u:` prefix keeps a user called `h` apart). Expires after the
-    /// idempotency TTL. It is not in a user's slot: one record serves every user of a push.
-    public static func idempotency(_ id: String) -> String { "pg:idem:\(id)" }
+    /// `pg:{u:<uid>}:idem:<ttl>:<generation>`, a hash: the user's idempotency records of one ttl class written
+    /// during one generation (unix seconds / ttl): push `id` → `<seq>:<body hash>`, the seq that push got for the user
+    /// and the ``bodyHash(_:)`` of its body. Expires at the end of the next generation (``Idempotency``); `store.lua`
+    /// keeps the expiry it gave it in meta field `i:<ttl>`.
+    public static func idempotency(_ uid: String, ttl: Int, generation: UInt64) -> String {
+        "pg:{u:\(uid)}:idem:\(ttl):\(generation)"
+    }
 
     /// `pg:nodes`, a hash: node id → its address, connection count and updated-at (`GET /v1/nodes`, register).
     public static let nodes = "pg:nodes"

@@ -45,8 +45,8 @@ public enum SHA1 {
     }
 }
 
-/// The hash of a push body recorded with its idempotency key (`pg:idem:<id>` field `h`): a second push with the
-/// same key and another body is a conflict (409). SHA-1 hex; collisions would need a deliberate attack by the
+/// The hash of a push body recorded with its idempotency key (`<seq>:<hash>` in `pg:{u:<uid>}:idem:…`): a second
+/// push with the same key and another body is a conflict (409). SHA-1 hex; collisions would need a deliberate attack by the
 /// backend against itself.
 public func bodyHash(_ bytes: some Sequence<UInt8>) -> String {
     SHA1.hex(bytes)

@@ -15,13 +15,6 @@ final class PushPipeline {
     private let inbox: GatewayConfiguration.Inbox
     private var idGenerator = SplitMix64()
 
-    /// How long an idempotency key is remembered.
-    static let idempotencyTTL = 86_400
-    /// Seconds the idempotency record of a push without an `id` is kept: long enough for a backend to retry a
-    /// 503 whose outcome was unknown, short enough that Redis does not keep one record per push for a day.
-    /// (Centrifugo keeps its idempotency results 5 minutes.) The time counts from when Redis ran the store.
-    static let generatedIdempotencyTTL = 300
-
     init(
         hub: ConnectionServer, delivery: LocalDelivery, nodes: NodeMessages, store: MessageStore, stats: WorkerStats,
         inbox: GatewayConfiguration.Inbox
@@ -39,7 +32,7 @@ final class PushPipeline {
     /// One push (`POST /v1/push`, or an item of a batch).
     ///
     /// A stored push always carries an idempotency key: the backend's `id`, or one generated here and kept
-    /// `generatedIdempotencyTTL` seconds, so that a push whose outcome is unknown (the connection to Redis was lost
+    /// `Idempotency.generatedTTL` seconds, so that a push whose outcome is unknown (the connection to Redis was lost
     /// or stalled with the script in flight) can be retried with the id its 503 names and is stored exactly once.
     func push(_ push: PushRequest, _ done: @escaping (PushOutcome) -> Void) {
         stats.pushes += 1
@@ -64,8 +57,8 @@ final class PushPipeline {
         for (index, user) in users.enumerated() {
             let call = StoreCall(
                 uid: user, op: push.operation.rawValue, payload: push.payload, nowMillis: now,
-                ttl: push.ttl ?? inbox.ttl, inboxMax: inbox.max, inboxTTL: inbox.ttl, node: store.node, idempotency: (id, push.bodyHash),
-                idemTTL: generated ? Self.generatedIdempotencyTTL : Self.idempotencyTTL, freshID: generated)
+                ttl: push.ttl ?? inbox.ttl, inboxMax: inbox.max, inboxTTL: inbox.ttl, node: store.node,
+                idempotency: Idempotency(id: id, bodyHash: push.bodyHash, generated: generated))
             // The script published the message to the user's other nodes; it is delivered here as it stored it.
             // Batched with the other stored messages of this loop iteration: results come back in order.
             store.store(call) { [self] result in
@@ -216,9 +209,5 @@ final class PushPipeline {
     static func nowMillis() -> UInt64 { Posix.wallMillis() }
 
     /// A push id when the backend gave none: 16 random hex digits (not a secret: a fast generator seeded once).
-    private func makeID() -> String {
-        let value = idGenerator.next()
-        let hex = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
-    }
+    private func makeID() -> String { Idempotency.generatedID(idGenerator.next()) }
 }

@@ -19,12 +19,12 @@ extension RedisTestClient {
     @discardableResult
     func store(
         _ uid: String, _ payload: String = "p", op: UInt32 = 1000, now: UInt64 = T, millis: UInt64 = 0,
-        ttl: Int = 3600, max: Int = 200, node: String = "node-self", idempotency: (id: String, bodyHash: String)? = nil
+        ttl: Int = 3600, max: Int = 200, node: String = "node-self", idempotency: Idempotency? = nil
     ) throws -> StoreResult {
         try run(
             StoreCall(
                 uid: uid, op: op, payload: Array(payload.utf8), nowMillis: now * 1000 + millis, ttl: ttl, inboxMax: max,
-                inboxTTL: 3600, node: node, idempotency: idempotency, idemTTL: 3600))
+                inboxTTL: 3600, node: node, idempotency: idempotency))
     }
 
     func sync(_ uid: String, after: UInt64, limit: Int = 100, now: UInt64 = T) throws -> SyncResult {

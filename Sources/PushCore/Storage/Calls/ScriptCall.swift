@@ -11,6 +11,10 @@ public protocol ScriptCall: Sendable {
     var keys: [[UInt8]] { get }
     /// `ARGV`, integers as decimal strings.
     var args: [[UInt8]] { get }
+    /// The EVALSHA and EVAL commands: requirements so that a call whose KEYS and ARGV come from one pass over its
+    /// items builds them once.
+    var evalsha: [[UInt8]] { get }
+    var eval: [[UInt8]] { get }
     /// Decodes the reply; throws ``ScriptError`` for an error reply or a reply of the wrong shape (never traps).
     static func decode(_ reply: RedisValue) throws -> Result
 }

@@ -3,18 +3,20 @@
 -- The inbox stays contiguous in seq: trimming only removes from the head. Messages are stored in ARGV order, so
 -- two messages for one user get consecutive seqs in that order.
 --
--- KEYS, per message i (4 or 5 keys, in message order): pg:{u:<uid>}:inbox, pg:{u:<uid>}:meta, pg:{u:<uid>}:sess,
---       pg:{u:<uid>}:polls, [pg:idem:<id>] (only when the message's idem flag is not "")
--- ARGV: 1 inbox max, 2 inbox key ttl (s), 3 this node's id, 4 N (messages), then 8 fields per message i from
---       5 + 8 × (i − 1): op, payload (raw bytes), now (unix ms), message ttl (s, 0 = never expires), uid,
---       idem flag ("" no idempotency key, "0" look the key up, "1" the gateway generated it just now: no earlier
---       record to look up), body hash, idempotency ttl (s)
+-- KEYS, per message i (in message order): pg:{u:<uid>}:inbox, pg:{u:<uid>}:meta, pg:{u:<uid>}:sess,
+--       pg:{u:<uid>}:polls, then, only when the message has an idempotency key, the record it is written to and
+--       the L records it is looked up in (pg:{u:<uid>}:idem:<ttl>:<generation>, RedisKeys.idempotency)
+-- ARGV: 1 inbox max, 2 inbox key ttl (s), 3 this node's id, 4 N (messages), then 10 fields per message i from
+--       5 + 10 × (i − 1): op, payload (raw bytes), now (unix ms), message ttl (s, 0 = never expires), uid,
+--       idempotency key ("" none: the last four fields are then ignored), L (records to look the key up in; 0 when
+--       the gateway generated the key just now, so no earlier record can exist), body hash, the record's ttl class
+--       (s), the unix second its record expires at (the end of the generation after its own)
 -- Reply: one entry per message, in order:
 --        {seq, 0, unread, published, devices, element}  stored; published = distinct other nodes sent
 --                                    `<uid>\n<element>` (nodes holding a session or a long-poll of the user),
 --                                    devices = the user's sessions on any node, element = what was stored
 --        {seq, 1, unread}             duplicate: this idempotency key already stored seq for this user
---        {-1}                         conflict: this idempotency key was used with another body
+--        {-1}                         conflict: this idempotency key was used for this user with another body
 --        an error                     this message failed (a wrong type of key, say); the others are not affected
 --        Every argument is checked before anything is written: a bad one is an error reply for the whole call,
 --        and nothing was stored.
@@ -35,6 +37,12 @@
 --       the run: hx is then not raised, and the head is checked on every store until the elements older than the
 --       run are trimmed or expired (or the inbox starts again).
 -- unread is min(seq − read, kept): derived, not counted, and written with seq.
+--
+-- Idempotency records live in the user's slot (SPEC §9), one hash per ttl class and generation: field <key> →
+-- `<seq>:<body hash>`. A generation lasts the class's ttl; the record is written into the current one and looked up
+-- in the current and the previous one, so it is found for at least ttl and at most 2 × ttl seconds, and a push adds a
+-- field to a hash that exists already instead of a key with an expiry of its own. Meta field `i:<ttl>` is the expiry
+-- last given to the current generation's hash, so its EXPIRE runs once per generation and user.
 --
 -- int_args, expire_at, session_node and teller come from prelude.lua, which Script.swift puts before this text.
 
@@ -74,45 +82,47 @@ local refresh_after = math.min(60, math.floor(inbox_ttl / 10))
 local messages = {}
 local key = 1
 for i = 1, count do
-    local base = 4 + 8 * (i - 1)
-    local flag = ARGV[base + 6]
-    if flag ~= '' and flag ~= '0' and flag ~= '1' then
-        error({err = arg_error('store', base + 6, 'idem flag', '"", "0" or "1", got ' .. tostring(flag))})
-    end
+    local base = 4 + 10 * (i - 1)
     local m = {
         op = int_arg(base + 1, 'op', 0), payload = ARGV[base + 2] or '', now_ms = int_arg(base + 3, 'now_ms', 0),
-        ttl = int_arg(base + 4, 'ttl', 0), uid = ARGV[base + 5] or '', fresh = flag == '1',
-        body_hash = ARGV[base + 7] or '',
+        ttl = int_arg(base + 4, 'ttl', 0), uid = ARGV[base + 5] or '',
         inbox = KEYS[key], meta = KEYS[key + 1], sess = KEYS[key + 2], polls = KEYS[key + 3],
     }
     key = key + 4
-    if flag ~= '' then
-        m.idem = KEYS[key]
-        m.idem_ttl = int_arg(base + 8, 'idempotency ttl', 1)
-        key = key + 1
+    local id = ARGV[base + 6] or ''
+    if id ~= '' then
+        local lookups = int_arg(base + 7, 'idempotency lookups', 0)
+        m.id, m.body_hash = id, ARGV[base + 8] or ''
+        m.record_field = 'i:' .. int_arg(base + 9, 'idempotency ttl', 1)
+        m.record_until = string.format('%d', int_arg(base + 10, 'idempotency expiry', 1))
+        m.record = KEYS[key]
+        m.lookups = {}
+        for j = 1, lookups do m.lookups[j] = KEYS[key + j] end
+        key = key + 1 + lookups
     end
-    if not m.polls or (flag ~= '' and not m.idem) then
+    if not m.polls or (m.id and not KEYS[key - 1]) then
         error({err = 'ERR pushgw store: ' .. count .. ' messages need more than ' .. #KEYS .. ' keys'})
     end
     messages[i] = m
 end
 
--- Idempotency records already given their EXPIRE in this call: one per record, however many users it holds.
-local idem_expired = {}
-
 local function store(m)
-    local inbox, meta, idem = m.inbox, m.meta, m.idem
-    -- Idempotency: one record per key shared by every user of a push; `u:<uid>` so a uid can never be `h`.
-    local idem_field = 'u:' .. m.uid
-    local fields = redis.call('HMGET', meta, 'seq', 'read', 'x')
-    if idem and not m.fresh then
-        local recorded = redis.call('HMGET', idem, 'h', idem_field)
-        if recorded[1] and recorded[1] ~= m.body_hash then return {-1} end
-        if recorded[2] then
-            local last = tonumber(fields[1]) or 0
-            local unread = math.max(0, last - (tonumber(fields[2]) or 0))
-            return {tonumber(recorded[2]), 1, math.min(unread, redis.call('LLEN', inbox))}
+    local inbox, meta = m.inbox, m.meta
+    local fields
+    if m.id then
+        fields = redis.call('HMGET', meta, 'seq', 'read', 'x', m.record_field)
+        for _, record in ipairs(m.lookups) do
+            local recorded = redis.call('HGET', record, m.id)
+            if recorded then
+                local seq, hash = string.match(recorded, '^(%d+):(.*)$')
+                if hash ~= m.body_hash then return {-1} end
+                local last = tonumber(fields[1]) or 0
+                local unread = math.max(0, last - (tonumber(fields[2]) or 0))
+                return {tonumber(seq), 1, math.min(unread, redis.call('LLEN', inbox))}
+            end
         end
+    else
+        fields = redis.call('HMGET', meta, 'seq', 'read', 'x')
     end
 
     -- Every read before the first write, so that a key of the wrong type fails the message with nothing written.
@@ -153,22 +163,26 @@ local function store(m)
     -- Written with %d: redis.call would write a Lua number of 15 digits or more in exponent form.
     local x = string.format('%d:', expiry_set) .. (low and string.format('%d', low) or '')
         .. string.format(':%d:%d', at, run_start)
+    local written = {'seq', string.format('%d', seq), 'unread', string.format('%d', unread)}
     if x ~= fields[3] then
-        redis.call('HSET', meta, 'seq', string.format('%d', seq), 'unread', string.format('%d', unread), 'x', x)
-    else
-        redis.call('HSET', meta, 'seq', string.format('%d', seq), 'unread', string.format('%d', unread))
+        written[#written + 1] = 'x'
+        written[#written + 1] = x
     end
+    local record_due = m.id and fields[4] ~= m.record_until
+    if record_due then
+        written[#written + 1] = m.record_field
+        written[#written + 1] = m.record_until
+    end
+    redis.call('HSET', meta, unpack(written))
     if refresh then
         redis.call('EXPIRE', inbox, inbox_ttl)
         -- meta outlives the inbox so that seq does not restart at 1 soon after a user's messages expire.
         redis.call('EXPIRE', meta, 4 * inbox_ttl)
     end
-    if idem then
-        redis.call('HSET', idem, 'h', m.body_hash, idem_field, string.format('%d', seq))
-        if not idem_expired[idem] then
-            idem_expired[idem] = true
-            redis.call('EXPIRE', idem, m.idem_ttl)
-        end
+    if m.id then
+        redis.call('HSET', m.record, m.id, string.format('%d:', seq) .. m.body_hash)
+        -- EXPIRE counted from the message's now rather than EXPIREAT: the gateway's clock, as every time here.
+        if record_due then redis.call('EXPIRE', m.record, tonumber(m.record_until) - now_s) end
     end
 
     -- Publish once per distinct other node holding a session (or a long-poll, `GET /v1/users/{uid}/messages?wait=S`:
