@@ -7,9 +7,10 @@ local function arg_error(script, i, name, rule)
     return 'ERR pushgw ' .. script .. ': ' .. name .. ' (ARGV[' .. i .. ']) must be ' .. rule
 end
 
--- Whether `text` is a decimal integer, possibly negative.
+-- Whether `text` is a decimal integer, possibly negative. string.find rather than string.match: no capture string
+-- is made (this runs for several arguments of every stored message).
 local function is_integer(text)
-    return text ~= nil and string.match(text, '^%-?%d+$') ~= nil
+    return text ~= nil and string.find(text, '^%-?%d+$') ~= nil
 end
 
 -- Returns int_arg(i, name, min) for `script`: ARGV[i] as an integer, at least `min`; anything else is an error

@@ -93,8 +93,15 @@ for i = 1, count do
     if id ~= '' then
         local lookups = int_arg(base + 7, 'idempotency lookups', 0)
         m.id, m.body_hash = id, ARGV[base + 8] or ''
-        m.record_field = 'i:' .. int_arg(base + 9, 'idempotency ttl', 1)
-        m.record_until = string.format('%d', int_arg(base + 10, 'idempotency expiry', 1))
+        -- Both kept as the text they are compared and stored as; only checked to be positive integers.
+        for j = 9, 10 do
+            local text = ARGV[base + j]
+            if not (text and string.find(text, '^[1-9]%d*$')) then
+                error({err = arg_error('store', base + j, 'idempotency ' .. (j == 9 and 'ttl' or 'expiry'),
+                    'a positive integer, got ' .. tostring(text))})
+            end
+        end
+        m.record_field, m.record_until = 'i:' .. ARGV[base + 9], ARGV[base + 10]
         m.record = KEYS[key]
         m.lookups = {}
         for j = 1, lookups do m.lookups[j] = KEYS[key + j] end
