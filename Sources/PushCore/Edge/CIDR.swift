@@ -66,9 +66,14 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
         return address.high & mask.high == network.high && address.low & mask.low == network.low
     }
 
-    /// `203.0.113.0/24`, `2001:db8::/32`; `init(_:)` reads it back to the same range.
+    /// Whether the range is one address (/32, /128).
+    public var isSingleAddress: Bool { bits == 128 }
+
+    /// `203.0.113.0/24`, `2001:db8::/32`, or a single address bare (`203.0.113.7`, `::1`), as a ban is shown;
+    /// `init(_:)` reads it back to the same range.
     public var description: String {
-        isIPv4 ? "\(network)/\(prefixLength)" : "\(network.v6Description)/\(prefixLength)"
+        if isSingleAddress { return network.description }
+        return isIPv4 ? "\(network)/\(prefixLength)" : "\(network.v6Description)/\(prefixLength)"
     }
 
     /// The mask of the first `bits` of 128. Shifts by 64 or more give 0 in Swift, which the edges rely on.
