@@ -34,5 +34,5 @@ public struct KeyedCounter<Key: Hashable> {
     public func count(_ key: Key) -> Int { counts[key] ?? 0 }
 
     /// Keys with connections counted.
-    public var keys: Int { counts.count }
+    public var count: Int { counts.count }
 }

@@ -38,9 +38,7 @@ public struct RouteRules: Equatable, Sendable {
     private var allowed = RouteMatchSet([])
     private var denied = RouteMatchSet([])
 
-    /// The defaults: everyone gets a long connection, no gray group.
-    public init() {}
-
+    /// Rules from their parts; `RouteRules()` is the defaults: everyone gets a long connection, no gray group.
     public init(
         longConnection: Bool = true, percent: Int = 100, gray: Gray? = nil, allow: [RouteMatch] = [],
         deny: [RouteMatch] = []
