@@ -281,4 +281,99 @@ struct ConfigTests {
         #expect(error.key == "auth.secret")
         #expect(try load(toml, environment.merging(["PUSHGW_AUTH_SECRET": "k"]) { $1 }).auth.required)
     }
+
+    // MARK: - The internet edge (SPEC §8; the TLS keys are elsewhere)
+
+    /// The edge keys' defaults: off or generous.
+    @Test func edgeDefaults() throws {
+        let configuration = try load()
+        #expect(configuration.server.proxyProtocol == false && configuration.server.group == "default")
+        #expect(configuration.api.allow.isEmpty)
+        let limits = configuration.limits
+        #expect(limits.apiLimit == .unlimited && limits.connectLimit == .unlimited && limits.maxConnsPerIP == 0)
+        #expect(limits.clientRate == 50 && limits.clientBurst == 200)
+        #expect(limits.clientLimit == RateLimit(rate: 50, burst: 200))
+        #expect(limits.autobanErrors == 50 && limits.autobanWindow == 60 && limits.autobanTTL == 600)
+    }
+
+    /// Every edge key can come from the environment.
+    @Test(arguments: [
+        Override("PUSHGW_SERVER_PROXY_PROTOCOL", "yes") { $0.server.proxyProtocol },
+        Override("PUSHGW_SERVER_GROUP", "gray") { $0.server.group == "gray" },
+        Override("PUSHGW_API_ALLOW", "10.0.0.0/8, 192.0.2.7,2001:db8::/32") {
+            $0.api.allow.map(\.description) == ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"]
+        },
+        Override("PUSHGW_LIMITS_API_RATE", "100") { $0.limits.apiLimit == RateLimit(rate: 100, burst: 100) },
+        Override("PUSHGW_LIMITS_API_BURST", "20") { $0.limits.apiBurst == 20 },
+        Override("PUSHGW_LIMITS_CONNECT_RATE", "0.5") { $0.limits.connectRate == 0.5 },
+        Override("PUSHGW_LIMITS_CONNECT_BURST", "5") { $0.limits.connectBurst == 5 },
+        Override("PUSHGW_LIMITS_MAX_CONNS_PER_IP", "100") { $0.limits.maxConnsPerIP == 100 },
+        Override("PUSHGW_LIMITS_CLIENT_RATE", "0") { $0.limits.clientLimit.isUnlimited },
+        Override("PUSHGW_LIMITS_CLIENT_BURST", "10") { $0.limits.clientBurst == 10 },
+        Override("PUSHGW_LIMITS_AUTOBAN_ERRORS", "0") { $0.limits.autobanErrors == 0 },
+        Override("PUSHGW_LIMITS_AUTOBAN_WINDOW", "2.5") { $0.limits.autobanWindow == 2.5 },
+        Override("PUSHGW_LIMITS_AUTOBAN_TTL", "86400") { $0.limits.autobanTTL == 86400 },
+    ])
+    func edgeEnvironmentOverride(_ override: Override) throws {
+        #expect(override.expect(try load(nil, [override.variable: override.value])))
+    }
+
+    /// The edge keys from the file, with every kind of value.
+    @Test func edgeFromFile() throws {
+        let toml = """
+            [server]
+            proxy_protocol = true
+            group = "canary"
+            [api]
+            allow = ["127.0.0.1", "::1", "10.1.0.0/16"]
+            [limits]
+            api_rate = 2.5
+            connect_rate = 10
+            client_burst = 0
+            """
+        let configuration = try load(toml)
+        #expect(configuration.server.proxyProtocol && configuration.server.group == "canary")
+        #expect(configuration.api.allow == [try CIDR("127.0.0.1"), try CIDR("::1"), try CIDR("10.1.0.0/16")])
+        #expect(configuration.limits.apiRate == 2.5 && configuration.limits.connectRate == 10)
+        #expect(configuration.limits.clientLimit == RateLimit(rate: 50, burst: 50))
+    }
+
+    /// A bad edge value in the file names its key.
+    @Test(arguments: [
+        ("[server]\nproxy_protocol = \"on\"", "server.proxy_protocol"),
+        ("[server]\ngroup = \"\"", "server.group"),
+        ("[api]\nallow = \"10.0.0.0/8\"", "api.allow"),
+        ("[api]\nallow = [\"10.0.0.0/33\"]", "api.allow"),
+        ("[limits]\napi_rate = -1", "limits.api_rate"),
+        ("[limits]\napi_burst = 1.5", "limits.api_burst"),
+        ("[limits]\nconnect_rate = \"fast\"", "limits.connect_rate"),
+        ("[limits]\nconnect_burst = -1", "limits.connect_burst"),
+        ("[limits]\nmax_conns_per_ip = -1", "limits.max_conns_per_ip"),
+        ("[limits]\nclient_rate = nan", "limits.client_rate"),
+        ("[limits]\nclient_burst = -5", "limits.client_burst"),
+        ("[limits]\nautoban_errors = -1", "limits.autoban_errors"),
+        ("[limits]\nautoban_window = 0", "limits.autoban_window"),
+        ("[limits]\nautoban_ttl = 0", "limits.autoban_ttl"),
+    ])
+    func edgeBadFileValueNamesKey(_ toml: String, _ key: String) throws {
+        let error = try #require(loadError(toml))
+        #expect(error.key == key && error.environmentVariable == nil)
+        #expect("\(error)".hasPrefix("\(key): "))
+    }
+
+    /// A bad edge value in the environment names the key and the variable, and says what was wrong.
+    @Test(arguments: [
+        ("PUSHGW_API_ALLOW", "10.0.0.1/8", "api.allow", "\"10.0.0.1/8\" has bits set after the prefix"),
+        ("PUSHGW_API_ALLOW", "10.0.0.0/8,intranet", "api.allow", "\"intranet\" is not an IPv4 or IPv6 address"),
+        ("PUSHGW_LIMITS_API_RATE", "-2", "limits.api_rate", "expected a number per second >= 0"),
+        ("PUSHGW_LIMITS_CLIENT_RATE", "inf", "limits.client_rate", "expected a number per second >= 0"),
+        ("PUSHGW_LIMITS_MAX_CONNS_PER_IP", "many", "limits.max_conns_per_ip", "expected an integer from 0"),
+        ("PUSHGW_SERVER_PROXY_PROTOCOL", "maybe", "server.proxy_protocol", "expected true/false"),
+        ("PUSHGW_LIMITS_AUTOBAN_TTL", "0", "limits.autoban_ttl", "expected an integer from 1"),
+    ])
+    func edgeBadEnvironmentValueNamesKey(_ variable: String, _ value: String, _ key: String, _ message: String) throws {
+        let error = try #require(loadError(nil, [variable: value]))
+        #expect(error.key == key && error.environmentVariable == variable)
+        #expect("\(error)".hasPrefix("\(key) (from \(variable)): \(message)"))
+    }
 }

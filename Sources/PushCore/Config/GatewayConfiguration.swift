@@ -42,6 +42,12 @@ extension GatewayConfiguration {
         /// `server.drain_timeout`: seconds a stopping worker spreads its clients' DISCONNECTs over before it
         /// exits, > 0. Default 10.
         public var drainTimeout: Double = 10
+        /// `server.proxy_protocol`: client listeners expect a PROXY v1/v2 header (HAProxy, cloud load balancers) and
+        /// take the client's address from it; a connection without one is closed. Default `false`.
+        public var proxyProtocol = false
+        /// `server.group`: the group this node's gateways belong to, for the route rules' gray release. Default
+        /// `default`.
+        public var group = "default"
 
         /// The defaults, with `workers` worker processes.
         public init(workers: Int) {
@@ -76,6 +82,9 @@ extension GatewayConfiguration {
     public struct API: Sendable, Equatable {
         /// `api.keys`: accepted API keys. Default empty, which leaves the API open (development only).
         public var keys: [String] = []
+        /// `api.allow`: addresses and ranges allowed to call the HTTP API besides the keys; others get 403
+        /// `forbidden` (`/healthz` stays open). Default empty: any address.
+        public var allow: [CIDR] = []
 
         /// The defaults.
         public init() {}
@@ -95,9 +104,38 @@ extension GatewayConfiguration {
         public var maxBody = 1_048_576
         /// `limits.http_idle_timeout`: seconds an idle HTTP keep-alive connection is kept, > 0. Default 60.
         public var httpIdleTimeout: Double = 60
+        // Rates are per second and ≥ 0, 0 for unlimited; a burst of 0 is one second's worth (`RateLimit`).
+        /// `limits.api_rate`, `limits.api_burst`: HTTP API requests per API key per instance; over it, 429
+        /// `rate_limited` with `Retry-After`. Default 0, 0 (unlimited).
+        public var apiRate: Double = 0
+        public var apiBurst = 0
+        /// `limits.connect_rate`, `limits.connect_burst`: new client connections per client address per instance;
+        /// over it, closed at accept. Default 0, 0 (unlimited).
+        public var connectRate: Double = 0
+        public var connectBurst = 0
+        /// `limits.max_conns_per_ip`: open client connections per address per instance, ≥ 0. Default 0 (no maximum).
+        public var maxConnsPerIP = 0
+        /// `limits.client_rate`, `limits.client_burst`: frames per connection, heartbeats and ACKs excluded; over
+        /// it, ERROR `rate_limited`. Default 50, 200.
+        public var clientRate: Double = 50
+        public var clientBurst = 200
+        /// `limits.autoban_errors`: failed AUTHs or fatal protocol errors from one address within
+        /// `autoban_window` beyond which it is banned for `autoban_ttl`, ≥ 0. Default 50; 0 turns it off.
+        public var autobanErrors = 50
+        /// `limits.autoban_window`: seconds, > 0. Default 60.
+        public var autobanWindow: Double = 60
+        /// `limits.autoban_ttl`: seconds an automatic ban lasts, at least 1. Default 600.
+        public var autobanTTL = 600
 
         /// The defaults.
         public init() {}
+
+        /// `api_rate`/`api_burst` as a policy.
+        public var apiLimit: RateLimit { RateLimit(rate: apiRate, burst: apiBurst) }
+        /// `connect_rate`/`connect_burst` as a policy.
+        public var connectLimit: RateLimit { RateLimit(rate: connectRate, burst: connectBurst) }
+        /// `client_rate`/`client_burst` as a policy.
+        public var clientLimit: RateLimit { RateLimit(rate: clientRate, burst: clientBurst) }
 
         /// Seconds without a frame after which a client is dropped: a heartbeat late by a quarter, plus 10 s of
         /// slack for slow mobile networks.

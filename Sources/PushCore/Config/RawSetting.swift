@@ -69,6 +69,30 @@ struct RawSetting {
         return number
     }
 
+    /// Events per second, ≥ 0 (0 for unlimited): `50`, `0.5`.
+    func rate() throws -> Double {
+        let number: Double?
+        switch value {
+        case .text(let text): number = Double(text.trimmed)
+        case .toml(let value): number = value.double ?? value.int.map(Double.init)
+        }
+        guard let number, number.isFinite, number >= 0, number <= 1e9 else {
+            throw failure(expected: "a number per second >= 0 (0 for unlimited)")
+        }
+        return number
+    }
+
+    /// Addresses and ranges (`203.0.113.7`, `10.0.0.0/8`, `2001:db8::/32`), as `strings()` reads them.
+    func ranges() throws -> [CIDR] {
+        try strings().map { text in
+            do {
+                return try CIDR(text)
+            } catch {
+                throw ConfigError(key: key, message: "\(error)", environmentVariable: variable)
+            }
+        }
+    }
+
     func bool() throws -> Bool {
         switch value {
         case .text(let text):
