@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Release builds skip the run-time exclusivity checks (swift_beginAccess on every access to a class's stored
+// property that the compiler cannot prove exclusive): on the loop's hot path they cost about 5 % of the worker's
+// instructions per transient push (callgrind, BENCHMARKS.md). Debug builds, which the tests run, keep them.
+let releaseSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "pushgw",
     platforms: [.macOS(.v13)],
@@ -32,7 +37,8 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             // The Lua scripts stay .lua files in the repo and are compiled into the binary as byte arrays.
-            resources: [.embedInCode("Storage/Scripts")]
+            resources: [.embedInCode("Storage/Scripts")],
+            swiftSettings: releaseSettings
         ),
         // The engine shared by the daemon and the load generator: the libev loop and timers, every syscall (Posix),
         // one monotonic clock, sockets, listeners, line connections, processes, the Redis client.
@@ -41,7 +47,8 @@ let package = Package(
             dependencies: [
                 "PushCore", "CLibev", "CHiredis", "CSystem",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: releaseSettings
         ),
         // The `pushgw` daemon: servers, HTTP API, admin, processes.
         .executableTarget(
@@ -50,7 +57,8 @@ let package = Package(
                 "PushCore", "PushPosix", "COpenSSL", "CHTTPParser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: releaseSettings
         ),
         // The load generator of Scripts/bench: many connections over several processes and source addresses.
         .executableTarget(
@@ -59,7 +67,8 @@ let package = Package(
                 "PushCore", "PushPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ]
+            ],
+            swiftSettings: releaseSettings
         ),
         .testTarget(name: "PushCoreTests", dependencies: ["PushCore"]),
         // The engine on its own: the loop's events and ticks, sockets, pipes, deferred closes.
