@@ -35,11 +35,11 @@ let package = Package(
             resources: [.embedInCode("Storage/Scripts")]
         ),
         // The engine shared by the daemon and the load generator: the libev loop and timers, every syscall (Posix),
-        // one monotonic clock, sockets, listeners, line connections, processes, the Redis client.
+        // one monotonic clock, sockets, listeners, line connections, processes, the Redis client, TLS (OpenSSL).
         .target(
             name: "PushPosix",
             dependencies: [
-                "PushCore", "CLibev", "CHiredis", "CSystem",
+                "PushCore", "CLibev", "CHiredis", "CSystem", "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -65,6 +65,7 @@ let package = Package(
         // The engine on its own: the loop's events and ticks, sockets, pipes, deferred closes.
         .testTarget(name: "PushPosixTests", dependencies: ["PushPosix", "PushCore"]),
         // Integration tests: start the built `pushgw` binary and talk to it over real sockets.
-        .testTarget(name: "PushGatewayTests", dependencies: ["PushCore"]),
+        // The TLS tests' client is OpenSSL, blocking, over the same test sockets.
+        .testTarget(name: "PushGatewayTests", dependencies: ["PushCore", "COpenSSL"]),
     ]
 )
