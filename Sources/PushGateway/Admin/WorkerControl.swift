@@ -225,7 +225,7 @@ final class WorkerControl {
                     + "platform=\(AdminText.escape(session.platform)) room=\(AdminText.escape(session.room ?? "")) age_s=\(Self.seconds(now &- connection.since)) "
                     + "idle_s=\(Self.seconds(now &- connection.lastActive)) "
                     + "write_queue_bytes=\(connection.pendingOutput) topics=\(parts.connections.topics(of: connection).count) fd=\(connection.fd) "
-                    + "transport=\(connection is WebSocketConnection ? "websocket" : "tcp")")
+                    + "transport=\(connection is WebSocketConnection ? (connection.isTLS ? "wss" : "websocket") : (connection.isTLS ? "tls" : "tcp"))")
         }
         if let user {
             connections.users.forEach(of: user, describe)

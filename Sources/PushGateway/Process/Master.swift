@@ -57,6 +57,7 @@ final class Master {
         self.configPath = configPath
         self.logger = logger
         try Self.checkPortsFree(config)
+        try Self.checkTLS(config)
         loop = try EventLoop(capacity: 1024)
         startedAt = Posix.monotonicSeconds()
         loop.onSignal(SIGCHLD) { [unowned self] in self.reap() }
@@ -75,7 +76,7 @@ final class Master {
     /// gateway of the same user share them silently and split the clients between two gateways.
     static func checkPortsFree(_ config: GatewayConfiguration) throws {
         let listeners = [("server.tcp", config.server.tcp), ("server.websocket", config.server.websocket),
-                         ("server.http", config.server.http)]
+                         ("server.http", config.server.http)] + config.tlsListeners.map { ($0.key, Optional($0.address)) }
         for case let (key, address?) in listeners where address.port != 0 {
             do {
                 try Posix.checkAddressFree(host: address.host, port: address.port, ipv6: address.isIPv6)
@@ -83,6 +84,17 @@ final class Master {
                 throw StartError(
                     "cannot listen on \(address) (\(key)): address already in use — is another pushgw (or another server) running there?")
             }
+        }
+    }
+
+    /// Loads the certificate and key of the TLS listeners as a worker will, so that a file that is missing, unreadable
+    /// or does not match stops the start (or a reload) with the key named, rather than every worker failing.
+    static func checkTLS(_ config: GatewayConfiguration) throws {
+        guard !config.tlsListeners.isEmpty else { return }
+        do {
+            _ = try TLSContext(config)
+        } catch {
+            throw StartError("configuration error: \(error)")
         }
     }
 
@@ -287,6 +299,8 @@ final class Master {
             let (fresh, warnings) = try GatewayConfiguration.load(
                 path: configPath, environment: Posix.environment(), cores: Posix.cores())
             warnings.forEach { logger.warning("\($0)") }
+            // The certificate files are read again: new ones must load before the workers are replaced.
+            try Self.checkTLS(fresh)
             if fresh.server.adminSocket != config.server.adminSocket {
                 logger.warning(
                     "server.admin_socket changes only at restart", metadata: ["serving": "\(config.server.adminSocket)"]
