@@ -1,4 +1,5 @@
 import COpenSSL
+import Glibc
 import PushCore
 
 /// A TLS context that could not be made: the setting at fault (`tls.cert`, `tls.key`) and why, in OpenSSL's words.
@@ -158,7 +159,12 @@ func openSSLErrors() -> String {
     while true {
         let code = ERR_get_error()
         guard code != 0 else { break }
-        reasons.append(ERR_reason_error_string(code).map { String(cString: $0) } ?? "error \(String(code, radix: 16))")
+        // A failed system call (a file that cannot be opened) is queued as its errno with the top bit set.
+        let reason =
+            code & 0x8000_0000 != 0
+            ? String(cString: strerror(Int32(code & 0x7fff_ffff)))
+            : ERR_reason_error_string(code).map { String(cString: $0) } ?? "error \(String(code, radix: 16))"
+        if !reasons.contains(reason) { reasons.append(reason) }
     }
     return reasons.isEmpty ? "no reason given" : reasons.joined(separator: "; ")
 }
