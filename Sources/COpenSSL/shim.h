@@ -27,7 +27,6 @@ static const long copenssl_mode_release_buffers = SSL_MODE_RELEASE_BUFFERS;
 static const long copenssl_mode_partial_write = SSL_MODE_ENABLE_PARTIAL_WRITE;
 static const long copenssl_mode_moving_write_buffer = SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;
 static const long copenssl_sess_cache_off = SSL_SESS_CACHE_OFF;
-static const long copenssl_sess_cache_client = SSL_SESS_CACHE_CLIENT;
 
 // The server's options: no compression (CRIME), no renegotiation (a client-driven CPU sink), the server's cipher
 // order, and a peer that closes TCP without close_notify read as a plain end of stream (phones do that all the

@@ -169,6 +169,36 @@ struct TLSTests {
         try await client.auth(mid: "modern")
     }
 
+    @Test(
+        "Session tickets: a reconnect resumes the first connection's session on either worker (keys from the master), over TLS 1.3 and 1.2",
+        arguments: [nil, TLS1_2_VERSION])
+    func resumptionAcrossWorkers(maxVersion: Int32?) async throws {
+        let gateway = try await GatewayProcess.start(["PUSHGW_SERVER_WORKERS": "2"], tls: true)
+        defer { gateway.stop() }
+        try await gateway.waitForWorkers(2)
+        let context = try maxVersion.map { try TLSClientContext(maxVersion: $0) } ?? TLSClientContext()
+        let first = try await gateway.tlsClient(context)
+        #expect(!first.socket.tlsResumed)
+        try await first.auth(mid: "resume", key: "first")  // TLS 1.3: the ticket comes before the AUTH_REPLY
+        var session = try #require(first.socket.tlsSession)
+        first.close()
+
+        var nodes: Set<String> = []
+        var tries = 0
+        while nodes.count < 2 && tries < 24 {
+            tries += 1
+            let again = try await gateway.tlsClient(context, resuming: session)
+            defer { again.close() }
+            #expect(again.socket.tlsResumed, "try \(tries): a full handshake instead of a resumption")
+            try await again.auth(mid: "resume", key: "try\(tries)")
+            // As a phone does: the next reconnect offers the newest ticket, the one this connection got.
+            if let newer = again.socket.tlsSession { session = newer }
+            let devices = try await gateway.deviceNodes("resume")
+            if let node = devices["try\(tries)"] { nodes.insert(node) }
+        }
+        #expect(nodes.count == 2, "reconnects reached \(nodes.count) worker(s) in \(tries) tries: \(nodes)")
+    }
+
     @Test("A TLS listener whose certificate or key cannot be used stops the start, naming the key")
     func badCertificateStopsStart() async throws {
         let certificates = try TestCertificates.shared()

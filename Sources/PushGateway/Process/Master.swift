@@ -46,6 +46,11 @@ final class Master {
     var clientsDrained = false
     /// Workers that have been sent the `/metrics` text at least once.
     private var metricsSent: Set<pid_t> = []
+    /// The keys every worker seals and opens TLS session tickets with, newest first: made here so that a phone
+    /// resumes its session on whichever worker (of any generation) its reconnect lands. A new one every
+    /// `TLSTicketKey.rotationSeconds`; the previous one still opens the tickets it sealed for as long again.
+    private var ticketKeys = [TLSTicketKey.random()]
+    private var ticketTimer: LoopTimer!
 
     /// A worker that dies sooner than this after its start counts as a quick death.
     static let quickDeath = 10.0
@@ -66,6 +71,7 @@ final class Master {
         loop.onSignal(SIGHUP) { [unowned self] in _ = self.reload() }
         tickTimer = LoopTimer(loop: loop) { [unowned self] in self.tick() }
         secondTimer = LoopTimer(loop: loop) { [unowned self] in self.everySecond() }
+        ticketTimer = LoopTimer(loop: loop) { [unowned self] in self.rotateTicketKeys() }
         let admin = try AdminServer(path: config.server.adminSocket, loop: loop, logger: logger)
         admin.onCommand = { [unowned self] in self.adminCommand($0, $1) }
         self.admin = admin
@@ -102,6 +108,7 @@ final class Master {
         for index in 0..<config.server.workers { spawn(index: index) }
         tickTimer.start(after: 0.2, repeat: 0.2)
         secondTimer.start(after: 1, repeat: 1)
+        ticketTimer.start(after: TLSTicketKey.rotationSeconds, repeat: TLSTicketKey.rotationSeconds)
         logger.info(
             "master running",
             metadata: [
@@ -157,6 +164,19 @@ final class Master {
             link.send(.command(id: 0, name: "log-level", arguments: [LogSetup.level.rawValue]))
         }
         if clientsDrained { link.send(.command(id: 0, name: "drain", arguments: [])) }
+        if !config.tlsListeners.isEmpty { link.send(ticketKeysMessage) }
+    }
+
+    /// `tls-keys` for a worker: the ticket keys, newest first. Only the control pipes carry them (never a log).
+    private var ticketKeysMessage: ControlMessage {
+        .command(id: 0, name: "tls-keys", arguments: ticketKeys.map { Base64.encode($0.bytes) })
+    }
+
+    private func rotateTicketKeys() {
+        ticketKeys = [TLSTicketKey.random(), ticketKeys[0]]
+        guard !config.tlsListeners.isEmpty else { return }
+        logger.info("TLS session ticket key rotated", metadata: ["workers": "\(links.count)"])
+        for link in links.values { link.send(ticketKeysMessage) }
     }
 
     private func received(_ message: ControlMessage, from pid: pid_t) {

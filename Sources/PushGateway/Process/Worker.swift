@@ -89,7 +89,8 @@ final class Worker {
             WorkerControl.Parts(
                 loop: loop, logger: logger, index: index, node: node, stats: stats, connections: connections,
                 store: store, registry: registry, http: http,
-                drain: { [unowned self] in self.drainClients() }, isDraining: { [unowned self] in self.draining }),
+                drain: { [unowned self] in self.drainClients() }, isDraining: { [unowned self] in self.draining },
+                ticketKeys: { [tls] in tls?.setTicketKeys($0) }),
             controlFD: controlFD)
         control.onLost = { [unowned self] in self.stop("control pipe lost") }
     }

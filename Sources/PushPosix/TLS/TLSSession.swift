@@ -101,7 +101,13 @@ final class TLSSession {
                 if count > 0 { return .data(count, more: true) }  // the failure comes back at the next read
                 throw error
             }
-            guard let waits else { return count > 0 ? .data(count, more: true) : .end }
+            guard let waits else {
+                if count > 0 { return .data(count, more: true) }
+                // The peer's close_notify is answered with ours (best effort, the connection closes now), so a
+                // client that shuts down both ways sees a clean end rather than a truncation.
+                _ = SSL_shutdown(ssl)
+                return .end
+            }
             readWaits = waits
             return count > 0 ? .data(count, more: false) : .wouldBlock
         }
