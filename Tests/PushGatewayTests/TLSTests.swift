@@ -199,6 +199,71 @@ struct TLSTests {
         #expect(nodes.count == 2, "reconnects reached \(nodes.count) worker(s) in \(tries) tries: \(nodes)")
     }
 
+    @Test(
+        "SIGHUP with new certificate files: an open TLS connection keeps working until its worker drains it (DISCONNECT reconnect:true), new connections get the new certificate, the reconnect resumes its session; unusable files are refused and the workers stay"
+    )
+    func reloadCertificate() async throws {
+        let certificates = try TestCertificates.shared()
+        let first = try certificates.makeLeaf(serial: 2001)
+        let second = try certificates.makeLeaf(serial: 2002)
+        let files = FileManager.default
+        let directory = certificates.directory.appendingPathComponent("reload-\(UUID().uuidString.prefix(8))")
+        try files.createDirectory(at: directory, withIntermediateDirectories: true)
+        let chain = directory.appendingPathComponent("chain.pem").path
+        let key = directory.appendingPathComponent("key.pem").path
+        func install(_ leaf: (chain: String, key: String)) throws {
+            for (from, to) in [(leaf.chain, chain), (leaf.key, key)] {
+                try? files.removeItem(atPath: to)
+                try files.copyItem(atPath: from, toPath: to)
+            }
+        }
+        try install(first)
+        let gateway = try await GatewayProcess.start(
+            ["PUSHGW_TLS_CERT": chain, "PUSHGW_TLS_KEY": key, "PUSHGW_SERVER_DRAIN_TIMEOUT": "2"], tls: true)
+        defer { gateway.stop() }
+        let old = try await gateway.waitForWorkers(1)
+        let client = try await gateway.tlsClient()
+        #expect(client.socket.peerSerial == 2001)
+        try await client.auth(mid: "reload-tls", key: "phone")
+        let session = try #require(client.socket.tlsSession)
+
+        try install(second)
+        gateway.process.signal(SIGHUP)
+        // The open connection is served by its worker until the drain reaches it.
+        #expect(try await client.heartbeat(seq: 1) == 0)
+        var serial: Int?
+        let renewed = try await eventually(timeout: 5) {
+            let fresh = try await gateway.tlsClient()
+            defer { fresh.close() }
+            serial = fresh.socket.peerSerial
+            return serial == 2002
+        }
+        #expect(renewed, "new connections still see certificate \(String(describing: serial)) after SIGHUP")
+        let frames = try await client.readUntilClosed(timeout: 6)
+        let body = disconnectBody(frames.last)
+        #expect(body?["reason"] as? String == "shutdown" && body?["reconnect"] as? Bool == true, "\(frames)")
+        var current: [pid_t] = []
+        let replaced = try await eventually(timeout: 5) {
+            current = gateway.workerPIDs
+            return current.count == 1 && current != old
+        }
+        #expect(replaced, "one new worker after SIGHUP: \(old) then \(current)")
+        let back = try await gateway.tlsClient(resuming: session)
+        #expect(back.socket.tlsResumed, "the reconnect resumes its session on the new worker")
+        try await back.auth(mid: "reload-tls", key: "phone")
+
+        // A certificate file that cannot be used: the reload is refused, the worker and its certificate stay.
+        try Data("not a certificate".utf8).write(to: URL(fileURLWithPath: chain))
+        gateway.process.signal(SIGHUP)
+        #expect(try await eventually { gateway.log.contains("reload refused") }, "log:\n\(gateway.log.suffix(2000))")
+        #expect(gateway.log.contains("tls.cert"), "the refusal names the key")
+        try await pause(1.5)
+        #expect(gateway.workerPIDs == current)
+        let still = try await gateway.tlsClient()
+        #expect(still.socket.peerSerial == 2002)
+        #expect(try await back.heartbeat(seq: 2) == 0)
+    }
+
     @Test("A TLS listener whose certificate or key cannot be used stops the start, naming the key")
     func badCertificateStopsStart() async throws {
         let certificates = try TestCertificates.shared()
