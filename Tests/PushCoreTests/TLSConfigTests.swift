@@ -46,7 +46,8 @@ struct TLSConfigTests {
 
     /// From the file, one listener on.
     @Test func fromFile() throws {
-        let toml = "[server]\nwss = \"127.0.0.1:3104\"\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nmin_version = \"1.2\"\n"
+        let toml = "[server]\nwss = \"127.0.0.1:3104\"\n"
+            + "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nmin_version = \"1.2\""
         let configuration = try load(toml)
         #expect(configuration.tlsListeners.map(\.key) == ["server.wss"])
         #expect(configuration.tls.cert == "c.pem" && configuration.tls.minVersion == .v1_2)

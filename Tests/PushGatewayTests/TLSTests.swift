@@ -10,13 +10,17 @@ extension GatewayProcess {
         _ context: TLSClientContext? = nil, host: String = "127.0.0.1", resuming: TLSClientSession? = nil
     ) async throws -> WireClient {
         guard let port = tlsPorts?.tls else { throw TestError("gateway started without TLS listeners") }
-        return WireClient(socket: try await offload { try TestSocket.tls(port: port, context: context, host: host, resuming: resuming) })
+        let socket = try await offload {
+            try TestSocket.tls(port: port, context: context, host: host, resuming: resuming)
+        }
+        return WireClient(socket: socket)
     }
 
     /// A WebSocket over TLS on the `server.wss` listener, upgraded.
     func wssClient() async throws -> WebSocketClient {
         guard let port = tlsPorts?.wss else { throw TestError("gateway started without TLS listeners") }
-        return try await WebSocketClient.upgrade(HTTPConnection(socket: try await offload { try TestSocket.tls(port: port) }))
+        let socket = try await offload { try TestSocket.tls(port: port) }
+        return try await WebSocketClient.upgrade(HTTPConnection(socket: socket))
     }
 
     /// A keep-alive HTTPS connection on the `server.https` listener.
@@ -103,13 +107,15 @@ struct TLSTests {
         let health = try await https.roundTrip(HTTP.request("GET", "/healthz"))
         #expect(health.status == 200, "\(health)")
         let text = String((0..<60_000).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! })
-        let push = try await https.roundTrip(HTTP.request("POST", "/v1/push", body: pushBody(users: ["big"], op: 1003, payload: jsonQuote(text))))
+        let body = pushBody(users: ["big"], op: 1003, payload: jsonQuote(text))
+        let push = try await https.roundTrip(HTTP.request("POST", "/v1/push", body: body))
         #expect(push.status == 200 && push.online("big") == 1, "\(push)")
         let frame = try #require(try await client.readFrame())
         #expect(frame.op == 1003 && frame.body == Array(jsonQuote(text).utf8), "\(frame.body.count) bytes")
         // Several pushes back to back on the same HTTPS connection, each answered, each delivered in order.
         for n in 1...5 {
-            let response = try await https.roundTrip(HTTP.request("POST", "/v1/push", body: pushBody(users: ["big"], op: 1003, payload: "\(n)")))
+            let body = pushBody(users: ["big"], op: 1003, payload: "\(n)")
+            let response = try await https.roundTrip(HTTP.request("POST", "/v1/push", body: body))
             #expect(response.status == 200, "\(response)")
         }
         for n in 1...5 { try await client.expectMessage(op: 1003, body: Array("\(n)".utf8)) }
@@ -269,7 +275,7 @@ struct TLSTests {
         let certificates = try TestCertificates.shared()
         let other = try certificates.makeLeaf(serial: 1999)
         let cases: [([String: String], String, ExitState)] = [
-            (["PUSHGW_TLS_CERT": "/nonexistent/chain.pem", "PUSHGW_TLS_KEY": certificates.keyFile], "tls.cert", .exited(1)),
+            (["PUSHGW_TLS_CERT": "/nonexistent/c.pem", "PUSHGW_TLS_KEY": certificates.keyFile], "tls.cert", .exited(1)),
             (["PUSHGW_TLS_CERT": certificates.chainFile, "PUSHGW_TLS_KEY": other.key], "tls.key", .exited(1)),
             (["PUSHGW_TLS_CERT": certificates.keyFile, "PUSHGW_TLS_KEY": certificates.keyFile], "tls.cert", .exited(1)),
             (["PUSHGW_TLS_KEY": certificates.keyFile], "tls.cert", .exited(2)),

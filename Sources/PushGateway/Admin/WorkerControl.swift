@@ -221,6 +221,10 @@ final class WorkerControl {
         let connections = parts.connections
         var matched = 0
         var lines: [String] = []
+        func transport(_ connection: ClientConnection) -> String {
+            let webSocket = connection is WebSocketConnection
+            return connection.isTLS ? (webSocket ? "wss" : "tls") : (webSocket ? "websocket" : "tcp")
+        }
         func describe(_ connection: ClientConnection) {
             matched += 1
             guard lines.count < Self.connsLimit else { return }
@@ -231,7 +235,7 @@ final class WorkerControl {
                     + "platform=\(AdminText.escape(session.platform)) room=\(AdminText.escape(session.room ?? "")) age_s=\(Self.seconds(now &- connection.since)) "
                     + "idle_s=\(Self.seconds(now &- connection.lastActive)) "
                     + "write_queue_bytes=\(connection.pendingOutput) topics=\(parts.connections.topics(of: connection).count) fd=\(connection.fd) "
-                    + "transport=\(connection is WebSocketConnection ? (connection.isTLS ? "wss" : "websocket") : (connection.isTLS ? "tls" : "tcp"))")
+                    + "transport=\(transport(connection))")
         }
         if let user {
             connections.users.forEach(of: user, describe)

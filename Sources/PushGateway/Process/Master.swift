@@ -81,8 +81,9 @@ final class Master {
     /// (so that they, and a reload's new workers beside the old, can share the ports), which would also let a second
     /// gateway of the same user share them silently and split the clients between two gateways.
     static func checkPortsFree(_ config: GatewayConfiguration) throws {
-        let listeners = [("server.tcp", config.server.tcp), ("server.websocket", config.server.websocket),
-                         ("server.http", config.server.http)] + config.tlsListeners.map { ($0.key, Optional($0.address)) }
+        let listeners =
+            [("server.tcp", config.server.tcp), ("server.websocket", config.server.websocket),
+             ("server.http", config.server.http)] + config.tlsListeners.map { ($0.key, Optional($0.address)) }
         for case let (key, address?) in listeners where address.port != 0 {
             do {
                 try Posix.checkAddressFree(host: address.host, port: address.port, ipv6: address.isIPv6)

@@ -3,11 +3,13 @@ import PushCore
 
 /// The I/O half shared by client and HTTP connections: reads into the loop's scratch buffer, a bounded
 /// output queue flushed before the loop sleeps (writes batch up per iteration), partial writes resumed when
-/// writable, and one close path, `close(_:)`. A connection accepted on a TLS listener does all of it through its
-/// `TLSSession` (handshake first, then records; close_notify before the half-close), kept in the loop's side table
-/// by descriptor, so the subclasses work unchanged over TLS and a plain connection pays nothing for it. A connection that must close after a last message (ERROR, DISCONNECT,
+/// writable, and one close path, `close(_:)`. A connection that must close after a last message (ERROR, DISCONNECT,
 /// an HTTP error) flushes it, half-closes, and drains input until the peer closes or a short linger ends, so
 /// the peer reads the message instead of a reset.
+///
+/// A connection accepted on a TLS listener does all of it through its `TLSSession` (the handshake first, then
+/// records; close_notify before the half-close), kept in the loop's side table by descriptor: the subclasses work
+/// unchanged over TLS, and a plain connection pays nothing for it.
 ///
 /// The descriptor itself is closed by the loop after the current callback (`EventLoop.closeLater`), as redis's
 /// `freeClientAsync` does: a connection closed inside a fan-out or inside its own read callback stops at once
@@ -181,7 +183,8 @@ open class SocketConnection: LoopHandler {
             guard session.established else { return session.handshakeWaits }
             return (readsPaused ? [] : session.readWaits).union(writeBlocked ? session.writeWaits : [])
         }
-        return IOEvents(rawValue: (readsPaused ? 0 : IOEvents.read.rawValue) | (writeBlocked ? IOEvents.write.rawValue : 0))
+        return IOEvents(
+            rawValue: (readsPaused ? 0 : IOEvents.read.rawValue) | (writeBlocked ? IOEvents.write.rawValue : 0))
     }
 
     /// The events a draining connection watches: writes (over TLS, what its last write waits for).
@@ -219,7 +222,7 @@ open class SocketConnection: LoopHandler {
             guard phase != .closed, !(readsPaused && phase == .open) else { return }
             let buffer = loop.scratch
             let count: Int
-            /// Whether more may be readable at once (the buffer filled up).
+            // Whether more may be readable at once (the buffer filled up).
             let more: Bool
             do {
                 if isTLS {

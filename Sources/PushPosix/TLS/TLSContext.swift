@@ -68,7 +68,8 @@ public final class TLSContext {
             SSL_CTX_check_private_key(pointer) == 1
         else {
             throw TLSSetupError(
-                key: "tls.key", message: "cannot use \(privateKey) with the certificate of tls.cert: \(openSSLErrors())")
+                key: "tls.key",
+                message: "cannot use \(privateKey) with the certificate of tls.cert: \(openSSLErrors())")
         }
     }
 
@@ -102,8 +103,8 @@ public final class TLSContext {
             return key.initialize(cipher, mac, iv: iv, encrypt: true) ? 1 : -1
         }
         let wanted = UnsafeBufferPointer(start: name, count: TLSTicketKey.nameLength)
-        guard let index = ticketKeys.firstIndex(where: { $0.bytes.prefix(TLSTicketKey.nameLength).elementsEqual(wanted) })
-        else { return 0 }
+        let index = ticketKeys.firstIndex { $0.bytes.prefix(TLSTicketKey.nameLength).elementsEqual(wanted) }
+        guard let index else { return 0 }
         guard ticketKeys[index].initialize(cipher, mac, iv: iv, encrypt: false) else { return -1 }
         return index == 0 ? 1 : 2
     }
@@ -134,9 +135,9 @@ public struct TLSTicketKey: Equatable, Sendable {
         return TLSTicketKey(bytes: bytes)!
     }
 
-    fileprivate func initialize(_ cipher: OpaquePointer?, _ mac: OpaquePointer?, iv: UnsafeMutablePointer<UInt8>, encrypt: Bool)
-        -> Bool
-    {
+    fileprivate func initialize(
+        _ cipher: OpaquePointer?, _ mac: OpaquePointer?, iv: UnsafeMutablePointer<UInt8>, encrypt: Bool
+    ) -> Bool {
         bytes.withUnsafeBufferPointer { key in
             copenssl_ticket_init(cipher, mac, key.baseAddress! + 16, key.baseAddress! + 48, iv, encrypt ? 1 : 0) == 1
         }

@@ -52,8 +52,8 @@ final class TestCertificates: @unchecked Sendable {
             """
             openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc -keyout key-\(serial).pem \
                 -out leaf-\(serial).csr -subj "/CN=localhost"
-            printf 'basicConstraints=CA:FALSE\\nsubjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' \
-                > leaf.ext
+            printf 'basicConstraints=CA:FALSE\\nsubjectAltName=IP:127.0.0.1,DNS:localhost\\n' > leaf.ext
+            printf 'extendedKeyUsage=serverAuth\\n' >> leaf.ext
             openssl x509 -req -in leaf-\(serial).csr -CA int.pem -CAkey int.key -set_serial \(serial) -days 3 \
                 -extfile leaf.ext -out leaf-\(serial).pem
             cat leaf-\(serial).pem int.pem > chain-\(serial).pem
@@ -136,7 +136,8 @@ extension TestSocket {
         guard result == 1 else {
             let verify = SSL_get_verify_result(ssl)
             let reason = ERR_peek_error() == 0 ? "error \(SSL_get_error(ssl, result)), \(errnoText())" : tlsErrors()
-            let verifyText = verify == X509_V_OK ? "" : ", certificate: \(String(cString: X509_verify_cert_error_string(verify)))"
+            let verifyText =
+                verify == X509_V_OK ? "" : ", certificate: \(String(cString: X509_verify_cert_error_string(verify)))"
             throw TestError("TLS handshake failed: \(reason)\(verifyText)")
         }
     }
@@ -172,7 +173,9 @@ extension TestSocket {
         while offset < bytes.count {
             ERR_clear_error()
             let n = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress! + offset, Int32(bytes.count - offset)) }
-            guard n > 0 else { throw TestError("SSL_write: error \(SSL_get_error(ssl, n)) \(tlsErrors()) \(errnoText())") }
+            guard n > 0 else {
+                throw TestError("SSL_write: error \(SSL_get_error(ssl, n)) \(tlsErrors()) \(errnoText())")
+            }
             offset += Int(n)
         }
     }
