@@ -41,11 +41,11 @@ let package = Package(
             swiftSettings: releaseSettings
         ),
         // The engine shared by the daemon and the load generator: the libev loop and timers, every syscall (Posix),
-        // one monotonic clock, sockets, listeners, line connections, processes, the Redis client.
+        // one monotonic clock, sockets, listeners, line connections, processes, the Redis client, TLS (OpenSSL).
         .target(
             name: "PushPosix",
             dependencies: [
-                "PushCore", "CLibev", "CHiredis", "CSystem",
+                "PushCore", "CLibev", "CHiredis", "CSystem", "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: releaseSettings
@@ -72,8 +72,9 @@ let package = Package(
         ),
         .testTarget(name: "PushCoreTests", dependencies: ["PushCore"]),
         // The engine on its own: the loop's events and ticks, sockets, pipes, deferred closes.
-        .testTarget(name: "PushPosixTests", dependencies: ["PushPosix", "PushCore"]),
+        .testTarget(name: "PushPosixTests", dependencies: ["PushPosix", "PushCore", "COpenSSL"]),
         // Integration tests: start the built `pushgw` binary and talk to it over real sockets.
-        .testTarget(name: "PushGatewayTests", dependencies: ["PushCore"]),
+        // The TLS tests' client is OpenSSL, blocking, over the same test sockets.
+        .testTarget(name: "PushGatewayTests", dependencies: ["PushCore", "COpenSSL"]),
     ]
 )

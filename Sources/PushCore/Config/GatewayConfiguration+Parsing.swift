@@ -67,7 +67,13 @@ extension GatewayConfiguration {
         }
         let listeners = [
             ("server.tcp", server.tcp), ("server.websocket", server.websocket), ("server.http", server.http),
+            ("server.tls", server.tls), ("server.wss", server.wss), ("server.https", server.https),
         ]
+        if let (listener, _) = tlsListeners.first {
+            for (key, value) in [("tls.cert", tls.cert), ("tls.key", tls.key)] where value == nil {
+                throw ConfigError(key: key, message: "must be set (a PEM file) when \(listener) is on")
+            }
+        }
         for (index, (key, address)) in listeners.enumerated() {
             guard let address, address.port != 0 else { continue }
             for (otherKey, other) in listeners[..<index] {
@@ -103,6 +109,9 @@ extension GatewayConfiguration {
         Field("server.tcp") { $0.server.tcp = try $1.listenAddress() },
         Field("server.websocket") { $0.server.websocket = try $1.listenAddress() },
         Field("server.http") { $0.server.http = try $1.listenAddress() },
+        Field("server.tls") { $0.server.tls = try $1.listenAddress() },
+        Field("server.wss") { $0.server.wss = try $1.listenAddress() },
+        Field("server.https") { $0.server.https = try $1.listenAddress() },
         Field("server.workers") { $0.server.workers = try $1.int(1...1024) },
         Field("server.admin_socket") { $0.server.adminSocket = try $1.nonEmptyString() },
         Field("server.drain_timeout") { $0.server.drainTimeout = try $1.seconds() },
@@ -132,6 +141,9 @@ extension GatewayConfiguration {
         Field("limits.autoban_ttl") { $0.limits.autobanTTL = try $1.int(1...Int(Int32.max)) },
         Field("inbox.max") { $0.inbox.max = try $1.int(1...Int.max) },
         Field("inbox.ttl") { $0.inbox.ttl = try $1.int(1...Int.max) },
+        Field("tls.cert") { $0.tls.cert = try $1.optionalString() },
+        Field("tls.key") { $0.tls.key = try $1.optionalString() },
+        Field("tls.min_version") { $0.tls.minVersion = try $1.oneOf(TLSVersion.allCases) },
         Field("log.level") { $0.log.level = try $1.oneOf(Logger.Level.allCases) },
         Field("log.format") { $0.log.format = try $1.oneOf(LogFormat.allCases) },
     ]

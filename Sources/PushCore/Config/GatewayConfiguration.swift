@@ -17,6 +17,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var limits = Limits()
     /// `[inbox]`: messages kept for offline users.
     public var inbox = Inbox()
+    /// `[tls]`: the certificate of the TLS listeners (`server.tls`, `server.wss`, `server.https`).
+    public var tls = TLS()
     /// `[log]`: what is logged, and how.
     public var log = Log()
 
@@ -35,6 +37,12 @@ extension GatewayConfiguration {
         public var websocket: ListenAddress? = ListenAddress(host: "0.0.0.0", port: 3102)
         /// `server.http`: the backends' HTTP API listener. Default `0.0.0.0:3111`; `""` turns it off.
         public var http: ListenAddress? = ListenAddress(host: "0.0.0.0", port: 3111)
+        /// `server.tls`: the client protocol over TLS (SPEC §8). Default off; e.g. `0.0.0.0:3103`.
+        public var tls: ListenAddress? = nil
+        /// `server.wss`: WebSocket over TLS. Default off; e.g. `0.0.0.0:3104`.
+        public var wss: ListenAddress? = nil
+        /// `server.https`: the HTTP API over TLS. Default off.
+        public var https: ListenAddress? = nil
         /// `server.workers`: worker processes, at least 1. Default: the number of cores.
         public var workers: Int
         /// `server.admin_socket`: path of the admin Unix socket. Default `run/pushgw.sock`.
@@ -153,6 +161,26 @@ extension GatewayConfiguration {
         public init() {}
     }
 
+    /// `[tls]`: the certificate and protocol floor of every TLS listener.
+    public struct TLS: Sendable, Equatable {
+        /// `tls.cert`: PEM file with the certificate, then any intermediates (a chain). Default none; required
+        /// when a TLS listener is on.
+        public var cert: String? = nil
+        /// `tls.key`: PEM file with the certificate's private key. Default none; required with `tls.cert`.
+        public var key: String? = nil
+        /// `tls.min_version`: the oldest protocol accepted, `1.2` or `1.3`. Default `1.2`.
+        public var minVersion: TLSVersion = .v1_2
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// The TLS listeners that are on, with their keys.
+    public var tlsListeners: [(key: String, address: ListenAddress)] {
+        [("server.tls", server.tls), ("server.wss", server.wss), ("server.https", server.https)]
+            .compactMap { key, address in address.map { (key, $0) } }
+    }
+
     /// `[log]`: the log written to stderr.
     public struct Log: Sendable, Equatable {
         /// `log.level`: trace, debug, info, notice, warning, error or critical. Default `info`.
@@ -171,6 +199,12 @@ public enum LogFormat: String, Sendable, Equatable, CaseIterable {
     case text
     /// One JSON object a line, for log collectors.
     case json
+}
+
+/// A TLS protocol version, as `tls.min_version` spells it.
+public enum TLSVersion: String, Sendable, Equatable, CaseIterable {
+    case v1_2 = "1.2"
+    case v1_3 = "1.3"
 }
 
 /// An address to listen on: an IPv4 or IPv6 literal and a port (0 lets the OS pick one).

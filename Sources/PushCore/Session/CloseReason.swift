@@ -26,6 +26,8 @@ public struct CloseReason: Equatable, Sendable {
         case shutdown
         /// An HTTP client asked for `Connection: close`, or its request could not be parsed.
         case requestDone = "request_done"
+        /// The TLS handshake failed (no ClientHello but garbage, no protocol or cipher in common, a bad record).
+        case tlsHandshakeFailed = "tls_handshake_failed"
     }
 
     /// What a client is told last, before the close.
@@ -72,6 +74,8 @@ public struct CloseReason: Equatable, Sendable {
     public static let requestDone = Self(.requestDone)
     /// The process stops (admin and control connections): nothing is said.
     public static let shutdown = Self(.shutdown)
+    /// The TLS handshake failed: nothing can be said (there is no TLS to say it in).
+    public static let tlsHandshakeFailed = Self(.tlsHandshakeFailed)
     /// A protocol error with nothing to say (an admin line too long); clients get `protocolError(_:operation:sequence:)`.
     public static let protocolError = Self(.protocolError)
     /// No AUTH in time: ERROR `handshake_timeout`.

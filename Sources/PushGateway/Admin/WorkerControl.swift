@@ -21,6 +21,8 @@ final class WorkerControl {
         /// Stops taking clients and sends the connected ones away, keeping the HTTP API.
         let drain: () -> Void
         let isDraining: () -> Bool
+        /// The master's TLS session ticket keys arrived (`tls-keys`, sent at start and at each rotation).
+        let ticketKeys: ([TLSTicketKey]) -> Void
     }
 
     /// Most connections one worker lists for `conns`.
@@ -201,6 +203,10 @@ final class WorkerControl {
         case ("drain", 0):
             parts.drain()
             reply(["draining"])
+        case ("tls-keys", 1...):
+            // Not an operator's command (the admin socket has no such one): the master's, with id 0, unanswered.
+            parts.ticketKeys(arguments.compactMap { Base64.decode($0).flatMap(TLSTicketKey.init(bytes:)) })
+            reply([])
         case ("log-level", 1):
             guard let level = Logger.Level(rawValue: arguments[0]) else { return reply(["ERR unknown level"]) }
             LogSetup.setLevel(level)
@@ -215,6 +221,10 @@ final class WorkerControl {
         let connections = parts.connections
         var matched = 0
         var lines: [String] = []
+        func transport(_ connection: ClientConnection) -> String {
+            let webSocket = connection is WebSocketConnection
+            return connection.isTLS ? (webSocket ? "wss" : "tls") : (webSocket ? "websocket" : "tcp")
+        }
         func describe(_ connection: ClientConnection) {
             matched += 1
             guard lines.count < Self.connsLimit else { return }
@@ -225,7 +235,7 @@ final class WorkerControl {
                     + "platform=\(AdminText.escape(session.platform)) room=\(AdminText.escape(session.room ?? "")) age_s=\(Self.seconds(now &- connection.since)) "
                     + "idle_s=\(Self.seconds(now &- connection.lastActive)) "
                     + "write_queue_bytes=\(connection.pendingOutput) topics=\(parts.connections.topics(of: connection).count) fd=\(connection.fd) "
-                    + "transport=\(connection is WebSocketConnection ? "websocket" : "tcp")")
+                    + "transport=\(transport(connection))")
         }
         if let user {
             connections.users.forEach(of: user, describe)

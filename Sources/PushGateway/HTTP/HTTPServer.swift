@@ -39,9 +39,10 @@ final class HTTPServer {
 
     var connectionCount: Int { open.count }
 
-    func accept(_ fd: Int32) {
+    /// Takes a freshly accepted socket from the HTTP listener (`tls`: the HTTPS one).
+    func accept(_ fd: Int32, tls: TLSContext? = nil) {
         let connection = HTTPConnection(fd: fd, server: self)
-        guard loop.adopt(fd, connection) else { return }
+        guard loop.adopt(fd, connection, tls: tls) else { return }
         open[fd] = connection
         if stopTimer != nil { connection.endKeepAlive() }
     }

@@ -46,6 +46,11 @@ final class Master {
     var clientsDrained = false
     /// Workers that have been sent the `/metrics` text at least once.
     private var metricsSent: Set<pid_t> = []
+    /// The keys every worker seals and opens TLS session tickets with, newest first: made here so that a phone
+    /// resumes its session on whichever worker (of any generation) its reconnect lands. A new one every
+    /// `TLSTicketKey.rotationSeconds`; the previous one still opens the tickets it sealed for as long again.
+    private var ticketKeys = [TLSTicketKey.random()]
+    private var ticketTimer: LoopTimer!
 
     /// A worker that dies sooner than this after its start counts as a quick death.
     static let quickDeath = 10.0
@@ -57,6 +62,7 @@ final class Master {
         self.configPath = configPath
         self.logger = logger
         try Self.checkPortsFree(config)
+        try Self.checkTLS(config)
         loop = try EventLoop(capacity: 1024)
         startedAt = Posix.monotonicSeconds()
         loop.onSignal(SIGCHLD) { [unowned self] in self.reap() }
@@ -65,6 +71,7 @@ final class Master {
         loop.onSignal(SIGHUP) { [unowned self] in _ = self.reload() }
         tickTimer = LoopTimer(loop: loop) { [unowned self] in self.tick() }
         secondTimer = LoopTimer(loop: loop) { [unowned self] in self.everySecond() }
+        ticketTimer = LoopTimer(loop: loop) { [unowned self] in self.rotateTicketKeys() }
         let admin = try AdminServer(path: config.server.adminSocket, loop: loop, logger: logger)
         admin.onCommand = { [unowned self] in self.adminCommand($0, $1) }
         self.admin = admin
@@ -74,8 +81,9 @@ final class Master {
     /// (so that they, and a reload's new workers beside the old, can share the ports), which would also let a second
     /// gateway of the same user share them silently and split the clients between two gateways.
     static func checkPortsFree(_ config: GatewayConfiguration) throws {
-        let listeners = [("server.tcp", config.server.tcp), ("server.websocket", config.server.websocket),
-                         ("server.http", config.server.http)]
+        let listeners =
+            [("server.tcp", config.server.tcp), ("server.websocket", config.server.websocket),
+             ("server.http", config.server.http)] + config.tlsListeners.map { ($0.key, Optional($0.address)) }
         for case let (key, address?) in listeners where address.port != 0 {
             do {
                 try Posix.checkAddressFree(host: address.host, port: address.port, ipv6: address.isIPv6)
@@ -86,10 +94,22 @@ final class Master {
         }
     }
 
+    /// Loads the certificate and key of the TLS listeners as a worker will, so that a file that is missing, unreadable
+    /// or does not match stops the start (or a reload) with the key named, rather than every worker failing.
+    static func checkTLS(_ config: GatewayConfiguration) throws {
+        guard !config.tlsListeners.isEmpty else { return }
+        do {
+            _ = try TLSContext(config)
+        } catch {
+            throw StartError("configuration error: \(error)")
+        }
+    }
+
     func run() -> Int32 {
         for index in 0..<config.server.workers { spawn(index: index) }
         tickTimer.start(after: 0.2, repeat: 0.2)
         secondTimer.start(after: 1, repeat: 1)
+        ticketTimer.start(after: TLSTicketKey.rotationSeconds, repeat: TLSTicketKey.rotationSeconds)
         logger.info(
             "master running",
             metadata: [
@@ -145,6 +165,19 @@ final class Master {
             link.send(.command(id: 0, name: "log-level", arguments: [LogSetup.level.rawValue]))
         }
         if clientsDrained { link.send(.command(id: 0, name: "drain", arguments: [])) }
+        if !config.tlsListeners.isEmpty { link.send(ticketKeysMessage) }
+    }
+
+    /// `tls-keys` for a worker: the ticket keys, newest first. Only the control pipes carry them (never a log).
+    private var ticketKeysMessage: ControlMessage {
+        .command(id: 0, name: "tls-keys", arguments: ticketKeys.map { Base64.encode($0.bytes) })
+    }
+
+    private func rotateTicketKeys() {
+        ticketKeys = [TLSTicketKey.random(), ticketKeys[0]]
+        guard !config.tlsListeners.isEmpty else { return }
+        logger.info("TLS session ticket key rotated", metadata: ["workers": "\(links.count)"])
+        for link in links.values { link.send(ticketKeysMessage) }
     }
 
     private func received(_ message: ControlMessage, from pid: pid_t) {
@@ -287,6 +320,8 @@ final class Master {
             let (fresh, warnings) = try GatewayConfiguration.load(
                 path: configPath, environment: Posix.environment(), cores: Posix.cores())
             warnings.forEach { logger.warning("\($0)") }
+            // The certificate files are read again: new ones must load before the workers are replaced.
+            try Self.checkTLS(fresh)
             if fresh.server.adminSocket != config.server.adminSocket {
                 logger.warning(
                     "server.admin_socket changes only at restart", metadata: ["serving": "\(config.server.adminSocket)"]

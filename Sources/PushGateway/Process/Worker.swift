@@ -19,6 +19,8 @@ final class Worker {
     private let connections: ConnectionServer
     private let http: HTTPServer
     private var listeners: [Listener] = []
+    /// The certificate and settings of the TLS listeners; nil when none is on.
+    private let tls: TLSContext?
     /// Stopped taking clients: stopping, or drained by an operator (`pushgw ctl drain`).
     private var draining = false
     private var stopping = false
@@ -56,6 +58,7 @@ final class Worker {
         let api = PushAPI(
             pipeline: pipeline, connections: connections, store: store, registry: registry, stats: stats, config: config)
         http = HTTPServer(loop: loop, config: config, api: api, stats: stats)
+        tls = config.tlsListeners.isEmpty ? nil : try TLSContext(config)
         Self.wire(loop: loop, store: store, delivery: delivery, nodes: nodes, api: api)
         logger.info("node", metadata: ["id": "\(node)", "redis": "\(config.redis.url)"])
 
@@ -68,6 +71,16 @@ final class Worker {
         if let address = config.server.websocket {
             try listen("websocket", address) { [connections] in connections.acceptWebSocket($0) }
         }
+        // The same servers over TLS: the connections are the same classes, their sockets speak TLS underneath.
+        if let address = config.server.tls, let tls {
+            try listen("tls", address) { [connections] in connections.accept($0, tls: tls) }
+        }
+        if let address = config.server.wss, let tls {
+            try listen("wss", address) { [connections] in connections.acceptWebSocket($0, tls: tls) }
+        }
+        if let address = config.server.https, let tls {
+            try listen("https", address) { [http] in http.accept($0, tls: tls) }
+        }
         // SIGINT reaches workers too when the master runs in a terminal: the master's SIGTERM drains them.
         roomCountTimer = LoopTimer(loop: loop) { [unowned self] in self.refreshRoomCounts() }
         loop.onSignal(SIGINT) {}
@@ -76,7 +89,8 @@ final class Worker {
             WorkerControl.Parts(
                 loop: loop, logger: logger, index: index, node: node, stats: stats, connections: connections,
                 store: store, registry: registry, http: http,
-                drain: { [unowned self] in self.drainClients() }, isDraining: { [unowned self] in self.draining }),
+                drain: { [unowned self] in self.drainClients() }, isDraining: { [unowned self] in self.draining },
+                ticketKeys: { [tls] in tls?.setTicketKeys($0) }),
             controlFD: controlFD)
         control.onLost = { [unowned self] in self.stop("control pipe lost") }
     }
@@ -183,8 +197,9 @@ final class Worker {
         guard !draining else { return }
         draining = true
         logger.notice("draining clients: client listeners closed, the HTTP API stays")
-        for listener in listeners where listener.name != "http" { listener.close() }
-        listeners.removeAll { $0.name != "http" }
+        let api: Set<String> = ["http", "https"]
+        for listener in listeners where !api.contains(listener.name) { listener.close() }
+        listeners.removeAll { !api.contains($0.name) }
         connections.drain(over: config.server.drainTimeout) { [logger] in logger.info("clients drained") }
     }
 }

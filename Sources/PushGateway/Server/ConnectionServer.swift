@@ -68,18 +68,18 @@ final class ConnectionServer {
         delivery = LocalDelivery(hub: self, store: store, stats: stats, inboxMax: config.inbox.max)
     }
 
-    /// Takes a freshly accepted client socket from the TCP listener.
-    func accept(_ fd: Int32) {
-        adopt(fd, ClientConnection(fd: fd, server: self))
+    /// Takes a freshly accepted client socket from the TCP listener (`tls`: the TLS one).
+    func accept(_ fd: Int32, tls: TLSContext? = nil) {
+        adopt(fd, ClientConnection(fd: fd, server: self), tls: tls)
     }
 
-    /// Takes a freshly accepted client socket from the WebSocket listener.
-    func acceptWebSocket(_ fd: Int32) {
-        adopt(fd, WebSocketConnection(fd: fd, server: self))
+    /// Takes a freshly accepted client socket from the WebSocket listener (`tls`: the WSS one).
+    func acceptWebSocket(_ fd: Int32, tls: TLSContext? = nil) {
+        adopt(fd, WebSocketConnection(fd: fd, server: self), tls: tls)
     }
 
-    private func adopt(_ fd: Int32, _ connection: ClientConnection) {
-        guard loop.adopt(fd, connection) else { return }
+    private func adopt(_ fd: Int32, _ connection: ClientConnection, tls: TLSContext?) {
+        guard loop.adopt(fd, connection, tls: tls) else { return }
         connectionCount += 1
         stats.accepted += 1
     }

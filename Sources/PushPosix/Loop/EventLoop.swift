@@ -87,6 +87,9 @@ public final class EventLoop {
     /// One read buffer for every connection of the loop: reads land here and only a partial frame's tail is
     /// copied out.
     public let scratch: UnsafeMutableRawBufferPointer
+    /// The TLS session of each connection accepted on a TLS listener, by descriptor: a side table, so that a plain
+    /// connection's object holds no field for it (see `SocketConnection`).
+    var tlsSessions: [Int32: TLSSession] = [:]
     /// Repeating timers made by `every`. Each holds the loop, so a loop that has some lives until the process ends
     /// (a bench process's loop does anyway).
     private var timers: [LoopTimer] = []
@@ -194,6 +197,13 @@ public final class EventLoop {
         guard fd >= 0, Int(fd) < capacity, handlers[Int(fd)] != nil else { return }
         ev_io_stop(loop, watchers + Int(fd))
         handlers[Int(fd)] = nil
+    }
+
+    /// Calls `fd`'s handler for `.read` again in this loop iteration without waiting for readiness: for input a
+    /// library holds already (decrypted TLS records), which the descriptor's readiness does not show.
+    func feedRead(_ fd: Int32) {
+        guard fd >= 0, Int(fd) < capacity, handlers[Int(fd)] != nil else { return }
+        ev_feed_event(loop, watchers + Int(fd), Int32(EV_READ))
     }
 
     fileprivate func dispatch(_ fd: Int32, _ events: Int32) {

@@ -7,6 +7,10 @@ import PushCore
 /// an HTTP error) flushes it, half-closes, and drains input until the peer closes or a short linger ends, so
 /// the peer reads the message instead of a reset.
 ///
+/// A connection accepted on a TLS listener does all of it through its `TLSSession` (the handshake first, then
+/// records; close_notify before the half-close), kept in the loop's side table by descriptor: the subclasses work
+/// unchanged over TLS, and a plain connection pays nothing for it.
+///
 /// The descriptor itself is closed by the loop after the current callback (`EventLoop.closeLater`), as redis's
 /// `freeClientAsync` does: a connection closed inside a fan-out or inside its own read callback stops at once
 /// (no more reads, writes or deliveries: it is not `isOpen`) while its descriptor number stays taken, so no new
@@ -26,7 +30,8 @@ open class SocketConnection: LoopHandler {
     public static let lingerTicks = EventLoop.ticks(2)
 
     // Stored properties are laid out in this order, one object per connection: 4-byte fields in pairs and the
-    // 1-byte ones last, so no padding is wasted (the idle-connection memory target is counted in bytes).
+    // 1-byte ones last, so no padding is wasted (the idle-connection memory target is counted in bytes). The six
+    // 1-byte fields end at byte 62 of the object; the subclasses' first field is 8-byte aligned at 64 either way.
     public final let fd: Int32
     public final let generation: UInt32
     public final unowned(unsafe) let loop: EventLoop
@@ -44,6 +49,8 @@ open class SocketConnection: LoopHandler {
     private final var writeBlocked = false
     /// Input is not read (`pauseReads`) until `resumeReads`; output still flows.
     public final private(set) var readsPaused = false
+    /// Accepted on a TLS listener: its `TLSSession` is in `loop.tlsSessions` under `fd` until the close.
+    public final fileprivate(set) var isTLS = false
 
     public init(fd: Int32, loop: EventLoop) {
         self.fd = fd
@@ -120,11 +127,14 @@ open class SocketConnection: LoopHandler {
     public final func flush() {
         queuedForFlush = false
         guard phase == .open || phase == .draining else { return }
+        // Before the TLS handshake is done nothing can be sent: the output waits for it (`handleTLS`).
+        if isTLS, tlsSession?.established != true { return }
         while outputOffset < output.count {
             let result: IOResult<Int>
             do {
                 result = try output.withUnsafeBytes {
-                    try Posix.write(fd, from: UnsafeRawBufferPointer(rebasing: $0[outputOffset...]))
+                    let bytes = UnsafeRawBufferPointer(rebasing: $0[outputOffset...])
+                    return isTLS ? try tlsWrite(bytes) : try Posix.write(fd, from: bytes)
                 }
             } catch {
                 close(.ioError)
@@ -142,7 +152,7 @@ open class SocketConnection: LoopHandler {
                     outputOffset = 0
                 }
                 writeBlocked = true
-                loop.setEvents(fd, phase == .open ? openEvents : .write)
+                loop.setEvents(fd, phase == .open ? openEvents : drainEvents)
                 return
             }
         }
@@ -151,6 +161,12 @@ open class SocketConnection: LoopHandler {
         outputOffset = 0
         writeBlocked = false
         if phase == .draining {
+            // close_notify first; a socket too full for it keeps the connection draining until it goes out.
+            if isTLS, let session = tlsSession, !session.shutdown() {
+                writeBlocked = true
+                loop.setEvents(fd, drainEvents)
+                return
+            }
             Posix.shutdownWrite(fd)
             phase = .lingering
             loop.setEvents(fd, .read)
@@ -160,9 +176,20 @@ open class SocketConnection: LoopHandler {
         }
     }
 
-    /// The events an open connection watches: reads unless paused, writes while the socket is full.
+    /// The events an open connection watches: reads unless paused, writes while the socket is full. Over TLS, what
+    /// each direction's last SSL call waits for (and the handshake's, until it is done).
     private final var openEvents: IOEvents {
-        IOEvents(rawValue: (readsPaused ? 0 : IOEvents.read.rawValue) | (writeBlocked ? IOEvents.write.rawValue : 0))
+        if isTLS, let session = tlsSession {
+            guard session.established else { return session.handshakeWaits }
+            return (readsPaused ? [] : session.readWaits).union(writeBlocked ? session.writeWaits : [])
+        }
+        return IOEvents(
+            rawValue: (readsPaused ? 0 : IOEvents.read.rawValue) | (writeBlocked ? IOEvents.write.rawValue : 0))
+    }
+
+    /// The events a draining connection watches: writes (over TLS, what its last write waits for).
+    private final var drainEvents: IOEvents {
+        isTLS ? tlsSession?.writeWaits ?? .write : .write
     }
 
     /// Stops reading input until `resumeReads` (the peer's bytes wait in the kernel, which then stops the peer).
@@ -175,12 +202,16 @@ open class SocketConnection: LoopHandler {
     public final func resumeReads() {
         guard readsPaused else { return }
         readsPaused = false
-        if phase == .open { loop.setEvents(fd, openEvents) }
+        guard phase == .open else { return }
+        loop.setEvents(fd, openEvents)
+        // Plaintext OpenSSL holds already: no readiness event would come for it.
+        if isTLS, tlsSession?.hasBufferedInput == true { loop.feedRead(fd) }
     }
 
     // MARK: - Events
 
     public final func handleEvents(_ events: IOEvents) {
+        if isTLS { return handleTLS(events) }
         if events.contains(.write) { flush() }
         if events.contains(.read) { readAvailable() }
     }
@@ -191,10 +222,20 @@ open class SocketConnection: LoopHandler {
             guard phase != .closed, !(readsPaused && phase == .open) else { return }
             let buffer = loop.scratch
             let count: Int
+            // Whether more may be readable at once (the buffer filled up).
+            let more: Bool
             do {
-                switch try Posix.read(fd, into: buffer) {
-                case .wouldBlock: return
-                case .done(let n): count = n
+                if isTLS {
+                    switch try tlsRead(into: buffer) {
+                    case .wouldBlock: return
+                    case .end: (count, more) = (0, false)
+                    case .data(let n, let again): (count, more) = (n, again)
+                    }
+                } else {
+                    switch try Posix.read(fd, into: buffer) {
+                    case .wouldBlock: return
+                    case .done(let n): (count, more) = (n, n == buffer.count)
+                    }
                 }
             } catch {
                 close(.ioError)  // a closing connection keeps the kind it closes for
@@ -207,13 +248,14 @@ open class SocketConnection: LoopHandler {
             guard phase == .open else { continue }  // closing: discard
             lastActive = loop.now
             received(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-            if count < buffer.count || readsPaused { return }
+            if !more || readsPaused { return tlsReadLaterIfBuffered() }
         }
+        tlsReadLaterIfBuffered()
     }
 
     public final var deadline: UInt32 {
         switch phase {
-        case .open: openDeadline
+        case .open: isTLS ? min(openDeadline, tlsHandshakeDeadline) : openDeadline
         case .draining, .lingering: since &+ Self.lingerTicks
         case .closed: .max
         }
@@ -221,7 +263,10 @@ open class SocketConnection: LoopHandler {
 
     public final func timedOut() {
         switch phase {
-        case .open: openTimedOut()
+        case .open:
+            // A TLS handshake not done in time: nothing can be said over it, so the close is silent.
+            if isTLS && tlsHandshakeDeadline <= loop.now { return close(CloseReason(.handshakeTimeout)) }
+            openTimedOut()
         case .draining, .lingering: close(CloseReason(closeKind))
         case .closed: break
         }
@@ -247,7 +292,8 @@ open class SocketConnection: LoopHandler {
         phase = .draining
         let flushes = closing(reason) || flushing
         guard phase == .draining else { return }
-        guard flushes else { return finish() }
+        // Before the TLS handshake is done there is no channel for last words.
+        guard flushes, !isTLS || tlsSession?.established == true else { return finish() }
         since = loop.now
         // The linger deadline is earlier than the one the wheel holds this connection for: file it again.
         loop.scheduleTimeout(fd, self)
@@ -262,6 +308,9 @@ open class SocketConnection: LoopHandler {
         loop.queuedOutputBytes -= pendingOutput
         output = []
         outputOffset = 0
+        // The SSL object goes now; the descriptor stays taken until `descriptorClosed`, so no other connection can
+        // be filed under the same key meanwhile.
+        if isTLS { loop.tlsSessions[fd] = nil }
         loop.unregister(fd)
         loop.closeLater(self)
     }
@@ -273,16 +322,73 @@ open class SocketConnection: LoopHandler {
     }
 
     public final var isOpen: Bool { phase == .open }
+
+    // MARK: - TLS
+
+    private final var tlsSession: TLSSession? { loop.tlsSessions[fd] }
+
+    /// Events over TLS: the handshake until it is done (then the output queued meanwhile, and the input that came
+    /// with it), then each direction when what its last SSL call waits for is ready.
+    private final func handleTLS(_ events: IOEvents) {
+        guard let session = tlsSession else { return }
+        guard session.established else {
+            guard phase == .open else { return }
+            do {
+                guard try session.handshake() else { return loop.setEvents(fd, session.handshakeWaits) }
+            } catch {
+                return close(error.reason(duringHandshake: true))
+            }
+            loop.setEvents(fd, openEvents)
+            if pendingOutput > 0 { flush() }
+            return readAvailable()
+        }
+        if writeBlocked && !events.isDisjoint(with: session.writeWaits) { flush() }
+        if !events.isDisjoint(with: session.readWaits) { readAvailable() }
+    }
+
+    private final func tlsRead(into buffer: UnsafeMutableRawBufferPointer) throws -> TLSSession.Read {
+        guard let session = tlsSession else { return .end }
+        return try session.read(into: buffer)
+    }
+
+    private final func tlsWrite(_ bytes: UnsafeRawBufferPointer) throws -> IOResult<Int> {
+        guard let session = tlsSession else { throw SystemError(call: "SSL_write", errno: EBADF) }
+        return try session.write(from: bytes)
+    }
+
+    /// A read that stopped with plaintext left inside OpenSSL (the buffer was short of a record, or reads paused):
+    /// the loop calls the connection again, as no readiness event will.
+    private final func tlsReadLaterIfBuffered() {
+        guard isTLS, phase != .closed, !readsPaused, tlsSession?.hasBufferedInput == true else { return }
+        loop.feedRead(fd)
+    }
+
+    /// The tick by which the TLS handshake must be done; `.max` once it is (or for a plain connection).
+    private final var tlsHandshakeDeadline: UInt32 {
+        guard let session = tlsSession, !session.established else { return .max }
+        return since &+ session.context.handshakeTicks
+    }
 }
 
 extension EventLoop {
     /// Takes a freshly accepted socket: no Nagle delay (output is batched per loop iteration already), watched
     /// for reads, on the timer wheel. Closes it and returns false when the descriptor table has no room.
-    public func adopt(_ fd: Int32, _ connection: SocketConnection) -> Bool {
+    /// With `tls`, the connection talks TLS from its first byte: the handshake starts when the ClientHello comes, and
+    /// must be done within the context's `handshakeTicks`.
+    public func adopt(_ fd: Int32, _ connection: SocketConnection, tls: TLSContext? = nil) -> Bool {
         try? Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         guard register(fd, connection, events: .read) else {
             Posix.close(fd)
             return false
+        }
+        if let tls {
+            guard let session = TLSSession(context: tls, fd: fd) else {
+                unregister(fd)
+                Posix.close(fd)
+                return false
+            }
+            tlsSessions[fd] = session
+            connection.isTLS = true
         }
         scheduleTimeout(fd, connection)
         return true

@@ -13,6 +13,8 @@ final class GatewayProcess: @unchecked Sendable {
     let httpPort: UInt16
     /// The WebSocket listener's port, when the gateway was started with one (`start(webSocket: true)`).
     let webSocketPort: UInt16?
+    /// The TLS listeners' ports, when the gateway was started with them (`start(tls: true)`).
+    let tlsPorts: TLSPorts?
     let directory: URL
     let logURL: URL
     let process: ChildProcess
@@ -51,7 +53,8 @@ final class GatewayProcess: @unchecked Sendable {
     /// The environment a gateway gets: ours without any PUSHGW_* variable, then loopback listeners on the given
     /// ports (WebSocket off without one), one worker, the admin socket in the temp dir, Redis, then `overrides`.
     static func environment(
-        tcp: UInt16, http: UInt16, webSocket: UInt16?, directory: URL, redisURL: String, overrides: [String: String]
+        tcp: UInt16, http: UInt16, webSocket: UInt16?, tls: TLSPorts? = nil, directory: URL, redisURL: String,
+        overrides: [String: String]
     ) -> [String: String] {
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PUSHGW_") }
         env["PUSHGW_SERVER_TCP"] = "127.0.0.1:\(tcp)"
@@ -62,6 +65,7 @@ final class GatewayProcess: @unchecked Sendable {
         env["PUSHGW_SERVER_DRAIN_TIMEOUT"] = "1"
         env["PUSHGW_SERVER_ADMIN_SOCKET"] = directory.appendingPathComponent("pushgw.sock").path
         env["PUSHGW_REDIS_URL"] = redisURL
+        if let tls { env.merge(tls.environment) { $1 } }
         for (key, value) in overrides { env[key] = value }
         return env
     }
@@ -96,20 +100,21 @@ final class GatewayProcess: @unchecked Sendable {
     }
 
     private init(
-        tcpPort: UInt16, httpPort: UInt16, webSocketPort: UInt16? = nil, directory: URL, redis: RedisServer?,
-        redisURL: String, overrides: [String: String], arguments: [String], blocked: [Int32]
+        tcpPort: UInt16, httpPort: UInt16, webSocketPort: UInt16? = nil, tlsPorts: TLSPorts? = nil, directory: URL,
+        redis: RedisServer?, redisURL: String, overrides: [String: String], arguments: [String], blocked: [Int32]
     ) throws {
         self.tcpPort = tcpPort
         self.httpPort = httpPort
         self.webSocketPort = webSocketPort
+        self.tlsPorts = tlsPorts
         self.directory = directory
         self.redisServer = redis
         self.redisURL = redisURL
         redisPersistent = redis?.persistent ?? false
         logURL = directory.appendingPathComponent("stderr.log")
         let environment = Self.environment(
-            tcp: tcpPort, http: httpPort, webSocket: webSocketPort, directory: directory, redisURL: redisURL,
-            overrides: overrides)
+            tcp: tcpPort, http: httpPort, webSocket: webSocketPort, tls: tlsPorts, directory: directory,
+            redisURL: redisURL, overrides: overrides)
         // sh changes to the temp directory, then execs the gateway (same pid).
         let argv =
             ["/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", directory.path, Self.binaryPath, "serve"]
@@ -124,10 +129,11 @@ final class GatewayProcess: @unchecked Sendable {
     /// Starts a gateway with `overrides` (PUSHGW_* variables) and extra `serve` arguments, and waits (at most
     /// 10 s) until its TCP and HTTP ports (and WebSocket port, with `webSocket`) accept and, with a Redis,
     /// GET /healthz answers 200. Retries with new ports if it exits at start (a port taken meanwhile).
-    /// `blocked`: signals blocked in the mask it inherits.
+    /// `blocked`: signals blocked in the mask it inherits. `tls`: the three TLS listeners too, with the test
+    /// certificate (TLSSupport.swift) unless `overrides` name other files.
     static func start(
         _ overrides: [String: String] = [:], arguments: [String] = [], redis choice: RedisChoice = .privateServer,
-        blocked: [Int32] = [], webSocket: Bool = false
+        blocked: [Int32] = [], webSocket: Bool = false, tls: Bool = false
     ) async throws -> GatewayProcess {
         var lastLog = ""
         for _ in 1...3 {
@@ -142,12 +148,15 @@ final class GatewayProcess: @unchecked Sendable {
                 while port == tcp || port == http { port = try freeLoopbackPort() }
                 ws = port
             }
+            let tlsPorts = tls ? try TLSPorts(avoiding: [tcp, http] + (ws.map { [$0] } ?? [])) : nil
             let gateway = try GatewayProcess(
-                tcpPort: tcp, httpPort: http, webSocketPort: ws, directory: directory, redis: redis,
+                tcpPort: tcp, httpPort: http, webSocketPort: ws, tlsPorts: tlsPorts, directory: directory, redis: redis,
                 redisURL: redisURL, overrides: overrides, arguments: arguments, blocked: blocked)
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline && gateway.process.isRunning {
-                if portAccepts(tcp) && portAccepts(http) && ws.map(portAccepts) != false {
+                if portAccepts(tcp) && portAccepts(http) && ws.map(portAccepts) != false
+                    && tlsPorts?.all.allSatisfy(portAccepts) != false
+                {
                     if case .unreachable = choice { return gateway }
                     let health = try? await gateway.http(HTTP.request("GET", "/healthz"))
                     if health?.status == 200 { return gateway }
@@ -246,6 +255,35 @@ final class GatewayProcess: @unchecked Sendable {
         process.killGroup()
         lock.withLock { redisServer }?.stop()
         try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// The ports of the three TLS listeners of a test gateway.
+struct TLSPorts: Sendable {
+    let tls: UInt16
+    let wss: UInt16
+    let https: UInt16
+
+    var all: [UInt16] { [tls, wss, https] }
+
+    /// Three free loopback ports, none of `taken`.
+    init(avoiding taken: [UInt16]) throws {
+        var ports: [UInt16] = []
+        while ports.count < 3 {
+            let port = try freeLoopbackPort()
+            if !taken.contains(port) && !ports.contains(port) { ports.append(port) }
+        }
+        (tls, wss, https) = (ports[0], ports[1], ports[2])
+    }
+
+    /// The listeners on these ports, with the test certificate.
+    var environment: [String: String] {
+        let certificates = try? TestCertificates.shared()
+        return [
+            "PUSHGW_SERVER_TLS": "127.0.0.1:\(tls)", "PUSHGW_SERVER_WSS": "127.0.0.1:\(wss)",
+            "PUSHGW_SERVER_HTTPS": "127.0.0.1:\(https)", "PUSHGW_TLS_CERT": certificates?.chainFile ?? "",
+            "PUSHGW_TLS_KEY": certificates?.keyFile ?? "",
+        ]
     }
 }
 

@@ -80,6 +80,8 @@ final class TestSocket: @unchecked Sendable {
     var inbound: [UInt8] = []
     /// Whether the peer reset the connection (as opposed to a clean FIN).
     private(set) var sawReset = false
+    /// The OpenSSL client session once `startTLS` ran (TLSSupport.swift): sends and reads then go through it.
+    var tls: OpaquePointer?
 
     enum FillResult { case data, eof, timedOut }
 
@@ -116,6 +118,10 @@ final class TestSocket: @unchecked Sendable {
     deinit { close() }
 
     func close() {
+        if let tls {
+            tlsFree(tls)
+            self.tls = nil
+        }
         if fd >= 0 {
             Glibc.close(fd)
             fd = -1
@@ -125,6 +131,7 @@ final class TestSocket: @unchecked Sendable {
     /// Writes all of `bytes` (MSG_NOSIGNAL: a closed peer is an error, not SIGPIPE).
     func sendAll(_ bytes: [UInt8]) throws {
         guard fd >= 0 else { throw TestError("send on a closed socket") }
+        if let tls { return try tlsSendAll(tls, bytes) }
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { raw in
@@ -147,6 +154,7 @@ final class TestSocket: @unchecked Sendable {
     /// Reads once into `inbound`, waiting at most until `deadline`. A reset counts as EOF (see `sawReset`).
     func fill(until deadline: Date) throws -> FillResult {
         guard fd >= 0 else { return .eof }
+        if let tls { return try tlsFill(tls, until: deadline) }
         while true {
             let remaining = deadline.timeIntervalSinceNow
             if remaining <= 0 { return .timedOut }
@@ -172,6 +180,8 @@ final class TestSocket: @unchecked Sendable {
             throw TestError("recv: \(errnoText())")
         }
     }
+
+    func markReset() { sawReset = true }
 
     /// Removes and returns the first `count` buffered bytes.
     func consume(_ count: Int) -> [UInt8] {

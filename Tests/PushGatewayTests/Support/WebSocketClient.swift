@@ -96,7 +96,11 @@ final class WebSocketClient: FrameConversation, @unchecked Sendable {
     /// Connects to the gateway's WebSocket port and upgrades; throws unless the answer is a proper 101.
     static func connect(_ gateway: GatewayProcess) async throws -> WebSocketClient {
         guard let port = gateway.webSocketPort else { throw TestError("gateway started without a WebSocket port") }
-        let http = try await offload { try HTTPConnection(port: port) }
+        return try await upgrade(try await offload { try HTTPConnection(port: port) })
+    }
+
+    /// Upgrades `http` (a connection to a WebSocket listener, plain or TLS) to a WebSocket.
+    static func upgrade(_ http: HTTPConnection) async throws -> WebSocketClient {
         let response = try await http.roundTrip(upgradeRequest())
         guard response.status == 101, response.header("upgrade")?.lowercased() == "websocket",
             response.header("connection")?.lowercased() == "upgrade",
