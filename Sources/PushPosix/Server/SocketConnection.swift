@@ -42,7 +42,7 @@ open class SocketConnection: LoopHandler {
     private final var output: [UInt8] = []
     private final var outputOffset = 0
     public final private(set) var phase = Phase.open
-    fileprivate final var queuedForFlush = false
+    final var queuedForFlush = false
     /// What a closing connection is counted as, kept while it lingers (the rest of the reason was said).
     private final var closeKind = CloseReason.Kind.peerClosed
     /// The last write found the socket full: `.write` is watched until it drains.
@@ -50,7 +50,7 @@ open class SocketConnection: LoopHandler {
     /// Input is not read (`pauseReads`) until `resumeReads`; output still flows.
     public final private(set) var readsPaused = false
     /// Accepted on a TLS listener: its `TLSSession` is in `loop.tlsSessions` under `fd` until the close.
-    public final fileprivate(set) var isTLS = false
+    public final internal(set) var isTLS = false
 
     public init(fd: Int32, loop: EventLoop) {
         self.fd = fd
@@ -367,78 +367,5 @@ open class SocketConnection: LoopHandler {
     private final var tlsHandshakeDeadline: UInt32 {
         guard let session = tlsSession, !session.established else { return .max }
         return since &+ session.context.handshakeTicks
-    }
-}
-
-extension EventLoop {
-    /// Takes a freshly accepted socket: no Nagle delay (output is batched per loop iteration already), watched
-    /// for reads, on the timer wheel. Closes it and returns false when the descriptor table has no room.
-    /// With `tls`, the connection talks TLS from its first byte: the handshake starts when the ClientHello comes, and
-    /// must be done within the context's `handshakeTicks`.
-    public func adopt(_ fd: Int32, _ connection: SocketConnection, tls: TLSContext? = nil) -> Bool {
-        try? Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-        guard register(fd, connection, events: .read) else {
-            Posix.close(fd)
-            return false
-        }
-        if let tls {
-            guard let session = TLSSession(context: tls, fd: fd) else {
-                unregister(fd)
-                Posix.close(fd)
-                return false
-            }
-            tlsSessions[fd] = session
-            connection.isTLS = true
-        }
-        scheduleTimeout(fd, connection)
-        return true
-    }
-
-    /// Most connections flushed per loop iteration. A fan-out to 20,000 connections is 20,000 writes: done in
-    /// one go it would stall the loop for a good part of a second; in slices, the loop reads (heartbeats, other
-    /// requests, Redis replies) between them. Each connection's output stays in order: it is one queue.
-    public static let flushSlice = 1024
-
-    /// Queues `connection` to be flushed before the loop sleeps.
-    func scheduleFlush(_ connection: SocketConnection) {
-        if connection.flushesFirst {
-            pendingFirst.append(connection)
-        } else {
-            pendingFlush.append(connection)
-        }
-    }
-
-    /// Flushes the connections that go first, then queued connections, at most `flushSlice` of them; runs from
-    /// the `ev_prepare` hook, and keeps the loop from sleeping while some are left, so the next iteration goes on
-    /// with them after polling.
-    func flushPending() {
-        // A flush may queue more for the same connections (an HTTP connection parses the requests it held back
-        // once its answers went out): go on until none is left, as the loop would not wake for them.
-        while !pendingFirst.isEmpty {
-            var first: [SocketConnection] = []
-            swap(&first, &pendingFirst)
-            for connection in first where connection.queuedForFlush { connection.flush() }
-            first.removeAll(keepingCapacity: true)
-            if pendingFirst.isEmpty { pendingFirst = first }
-        }
-        guard flushHead < pendingFlush.count else { return }
-        let end = min(pendingFlush.count, flushHead + Self.flushSlice)
-        while flushHead < end {
-            let connection = pendingFlush[flushHead]
-            flushHead += 1
-            if connection.queuedForFlush { connection.flush() }
-        }
-        if flushHead == pendingFlush.count {
-            pendingFlush.removeAll(keepingCapacity: pendingFlush.count <= 4 * Self.flushSlice)
-            flushHead = 0
-            stayAwake(false)
-        } else {
-            if flushHead >= 4 * Self.flushSlice {
-                pendingFlush.removeSubrange(..<flushHead)
-                flushHead = 0
-            }
-            flushSlicesCut += 1
-            stayAwake(true)
-        }
     }
 }
