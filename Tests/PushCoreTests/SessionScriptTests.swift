@@ -87,24 +87,25 @@ import Testing
         #expect(try redis.store(uid, now: nextDay + day, idempotency: id).seq == 3)
     }
 
-    /// A key the gateway generated writes its record in the generated class without looking one up; a backend's
-    /// retry with that key (no longer generated: the backend sends it back) finds it and stores nothing again.
+    /// A push sent without a key writes no record; a backend's retry with the key the gateway generated for it
+    /// (its time) finds the stored message in the inbox and stores nothing again. Another payload at that time, or
+    /// the same payload at another time, is not the same push.
     @Test func generatedIdempotencyKey() throws {
         let redis = try RedisTestClient()
         let uid = unique("gen")
-        let key = Idempotency.generatedID(UInt64.random(in: 0...UInt64.max))
-        let fresh = Idempotency(id: key, bodyHash: "hash", generated: true)
-        #expect(try redis.store(uid, idempotency: fresh) .counts == StoreCounts(seq: 1, unread: 1, published: 0, devices: 0))
+        let millis: UInt64 = 250
+        #expect(try redis.store(uid, "p", millis: millis) .counts == StoreCounts(seq: 1, unread: 1, published: 0, devices: 0))
+        try redis.store(uid, "q", millis: millis + 1)
+        let key = Idempotency.generatedID(nowMillis: T * 1000 + millis, random: 7)
         let retry = Idempotency(id: key, bodyHash: "hash")
-        #expect(try redis.store(uid, now: T + 1, idempotency: retry) == .duplicate(seq: 1, unread: 1))
-        #expect(try redis.user(uid).kept == 1)
-        let five = UInt64(Idempotency.generatedTTL)
-        let record = RedisKeys.idempotency(uid, ttl: Idempotency.generatedTTL, generation: T / five)
-        let ttl = try redis.command("TTL", record).int ?? -1
-        #expect(ttl == Int((T / five + 2) * five - T))
-        // Not in the backend class: a backend's id of another form is not looked up among generated ones.
+        #expect(try redis.store(uid, "p", now: T + 1, idempotency: retry) == .duplicate(seq: 1, unread: 2))
+        #expect(try redis.user(uid).kept == 2)
+        #expect(try redis.store(uid, "other", now: T + 1, idempotency: retry).seq == 3)
+        let elsewhen = Idempotency(id: Idempotency.generatedID(nowMillis: T * 1000 + 999, random: 7), bodyHash: "h")
+        #expect(try redis.store(uid, "p", now: T + 1, idempotency: elsewhen).seq == 4)
+        // Records only for the two pushes stored with a key: none for the one sent without.
         let backend = RedisKeys.idempotency(uid, ttl: Idempotency.backendTTL, generation: T / 86_400)
-        #expect(try redis.command("EXISTS", backend) == .integer(0))
+        #expect(try redis.command("HLEN", backend) == .integer(2))
     }
 
     /// route.lua publishes a transient push once to each other node with a matching session, none to its own.

@@ -105,31 +105,25 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
                 "pg:{u:u}:inbox", "pg:{u:u}:meta", "pg:{u:u}:sess", "pg:{u:u}:polls", "pg:{u:u}:idem:86400:19675",
                 "pg:{u:u}:idem:86400:19675", "pg:{u:u}:idem:86400:19674",
             ].map(bytes))
-        // A header (cap, inbox ttl, node, message count), then 10 fields per message; the record expires at the end
+        // A header (cap, inbox ttl, node, message count), then 11 fields per message; the record expires at the end
         // of the next generation.
         #expect(
             store.args == ["200", "604800", "n1", "1", "1000"].map(bytes) + [[0, 1]]
-                + ["1700000000123", "60", "u", "id1", "2", "hash", "86400", "\((19_675 + 2) * 86_400)"].map(bytes))
+                + ["1700000000123", "60", "u", "id1", "2", "hash", "86400", "\((19_675 + 2) * 86_400)", ""].map(bytes))
         let plain = StoreCall(
             uid: "u", op: 1000, payload: [], nowMillis: 1, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n")
         #expect(plain.keys.count == 4)
-        #expect(plain.args.count == 14 && plain.args[9...].allSatisfy(\.isEmpty))
+        #expect(plain.args.count == 15 && plain.args[9...].allSatisfy(\.isEmpty))
         #expect(plain.evalsha.prefix(3) == [bytes("EVALSHA"), bytes(Scripts.store.sha1), bytes("4")])
+        // A generated id names its time; a retry with it is looked up in the backend's records and in the inbox at
+        // that time.
+        let generated = Idempotency.generatedID(nowMillis: 1_700_000_000_123, random: 0xabc)
+        #expect(generated == "018bcfe5687b0abc" && Idempotency.generatedTime(generated) == 1_700_000_000_123)
+        #expect(Idempotency.generatedTime("order-1") == nil && Idempotency.generatedTime("018BCFE5687B0ABC") == nil)
         let fresh = StoreCall(
-            uid: "u", op: 1000, payload: [], nowMillis: 1, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n",
-            idempotency: Idempotency(id: Idempotency.generatedID(0xabc), bodyHash: "hash", generated: true))
-        // A generated id: written in the generated class, looked up nowhere.
-        #expect(fresh.keys.dropFirst(4) == [bytes("pg:{u:u}:idem:300:0")])
-        #expect(fresh.args[9...] == ["0000000000000abc", "0", "hash", "300", "600"].map(bytes)[...])
-        // A backend's id of a generated id's form (a retry of a 503) is looked up in both classes.
-        let retry = StoreCall(
             uid: "u", op: 1000, payload: [], nowMillis: 1_700_000_000_000, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n",
-            idempotency: Idempotency(id: Idempotency.generatedID(0xabc), bodyHash: "hash"))
-        #expect(
-            retry.keys.dropFirst(4) == [
-                "pg:{u:u}:idem:86400:19675", "pg:{u:u}:idem:86400:19675", "pg:{u:u}:idem:86400:19674",
-                "pg:{u:u}:idem:300:5666666", "pg:{u:u}:idem:300:5666665",
-            ].map(bytes)[...])
+            idempotency: Idempotency(id: generated, bodyHash: "hash"))
+        #expect(fresh.args.last == bytes("1700000000123"))
         let batch = StoreBatchCall([store, plain, fresh])
         #expect(batch.keys == store.keys + plain.keys + fresh.keys)
         #expect(batch.evalsha == Scripts.store.evalsha(keys: batch.keys, args: batch.args))

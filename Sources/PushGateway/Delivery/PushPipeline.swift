@@ -31,13 +31,14 @@ final class PushPipeline {
 
     /// One push (`POST /v1/push`, or an item of a batch).
     ///
-    /// A stored push always carries an idempotency key: the backend's `id`, or one generated here and kept
-    /// `Idempotency.generatedTTL` seconds, so that a push whose outcome is unknown (the connection to Redis was lost
-    /// or stalled with the script in flight) can be retried with the id its 503 names and is stored exactly once.
+    /// A stored push always has an idempotency key: the backend's `id`, or one generated here from the time the
+    /// message is stored with (`Idempotency.generatedID`), so that a push whose outcome is unknown (the connection to
+    /// Redis was lost or stalled with the script in flight) can be retried with the id its 503 names and is stored
+    /// exactly once. A generated key writes no record: a retry with it finds the stored message in the inbox.
     func push(_ push: PushRequest, _ done: @escaping (PushOutcome) -> Void) {
         stats.pushes += 1
-        let generated = push.id == nil
-        let id = push.id ?? makeID()
+        let now = Self.nowMillis()
+        let id = push.id ?? Idempotency.generatedID(nowMillis: now, random: idGenerator.next())
         guard push.store else { return transient(push, id: id, done) }
         var users: [String] = []
         switch push.target {
@@ -50,7 +51,6 @@ final class PushPipeline {
         guard store.isAvailable else {
             return done(.failure(.notStored(id: id, users: users, outcomes: [], reason: "Redis is not available")))
         }
-        let now = Self.nowMillis()
         var outcomes = [StoreOutcome](repeating: .notStored, count: users.count)
         var failure: StoreFailure?
         var remaining = users.count
@@ -58,7 +58,7 @@ final class PushPipeline {
             let call = StoreCall(
                 uid: user, op: push.operation.rawValue, payload: push.payload, nowMillis: now,
                 ttl: push.ttl ?? inbox.ttl, inboxMax: inbox.max, inboxTTL: inbox.ttl, node: store.node,
-                idempotency: Idempotency(id: id, bodyHash: push.bodyHash, generated: generated))
+                idempotency: push.id.map { Idempotency(id: $0, bodyHash: push.bodyHash) })
             // The script published the message to the user's other nodes; it is delivered here as it stored it.
             // Batched with the other stored messages of this loop iteration: results come back in order.
             store.store(call) { [self] result in
@@ -209,5 +209,4 @@ final class PushPipeline {
     static func nowMillis() -> UInt64 { Posix.wallMillis() }
 
     /// A push id when the backend gave none: 16 random hex digits (not a secret: a fast generator seeded once).
-    private func makeID() -> String { Idempotency.generatedID(idGenerator.next()) }
 }

@@ -54,7 +54,7 @@ public struct StoreCall: ScriptCall {
     }
 
     /// Its KEYS and ARGV fields in a `store.lua` call: keys inbox, meta, sessions, polls, and with an idempotency
-    /// key the record written and the records looked up; 10 ARGV fields (after the header).
+    /// key the record written and the records looked up; 11 ARGV fields (after the header).
     func append(keys: inout [[UInt8]], args: inout [[UInt8]]) {
         keys.append(Array(RedisKeys.inbox(uid).utf8))
         keys.append(Array(RedisKeys.meta(uid).utf8))
@@ -66,7 +66,7 @@ public struct StoreCall: ScriptCall {
         args.append(decimal(ttl))
         args.append(Array(uid.utf8))
         guard let idempotency else {
-            args.append(contentsOf: [[], [], [], [], []])
+            args.append(contentsOf: [[], [], [], [], [], []])
             return
         }
         let records = idempotency.records(uid: uid, nowSeconds: nowMillis / 1000)
@@ -75,8 +75,9 @@ public struct StoreCall: ScriptCall {
         args.append(Array(idempotency.id.utf8))
         args.append(decimal(records.lookups.count))
         args.append(Array(idempotency.bodyHash.utf8))
-        args.append(decimal(idempotency.ttl))
+        args.append(decimal(Idempotency.backendTTL))
         args.append(decimal(records.expiresAt))
+        args.append(Idempotency.generatedTime(idempotency.id).map { decimal($0) } ?? [])
     }
 
     /// Whether `other` can go in the same `store.lua` call: the header (cap, inbox ttl, node) is common to all.
@@ -162,7 +163,7 @@ public struct StoreBatchCall: BatchScriptCall {
         var args: [[UInt8]] = [
             decimal(first.inboxMax), decimal(first.inboxTTL), Array(first.node.utf8), decimal(items.count),
         ]
-        args.reserveCapacity(4 + items.count * 10)
+        args.reserveCapacity(4 + items.count * 11)
         for item in items { item.append(keys: &keys, args: &args) }
         return (keys, args)
     }

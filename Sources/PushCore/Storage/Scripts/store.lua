@@ -6,11 +6,13 @@
 -- KEYS, per message i (in message order): pg:{u:<uid>}:inbox, pg:{u:<uid>}:meta, pg:{u:<uid>}:sess,
 --       pg:{u:<uid>}:polls, then, only when the message has an idempotency key, the record it is written to and
 --       the L records it is looked up in (pg:{u:<uid>}:idem:<ttl>:<generation>, RedisKeys.idempotency)
--- ARGV: 1 inbox max, 2 inbox key ttl (s), 3 this node's id, 4 N (messages), then 10 fields per message i from
---       5 + 10 × (i − 1): op, payload (raw bytes), now (unix ms), message ttl (s, 0 = never expires), uid,
---       idempotency key ("" none: the last four fields are then ignored), L (records to look the key up in; 0 when
---       the gateway generated the key just now, so no earlier record can exist), body hash, the record's ttl class
---       (s), the unix second its record expires at (the end of the generation after its own)
+-- ARGV: 1 inbox max, 2 inbox key ttl (s), 3 this node's id, 4 N (messages), then 11 fields per message i from
+--       5 + 11 × (i − 1): op, payload (raw bytes), now (unix ms), message ttl (s, 0 = never expires), uid,
+--       idempotency key ("" none: the next five fields are then ignored), L (records to look the key up in), body
+--       hash, the record's ttl class (s), the unix second its record expires at (the end of the generation after its
+--       own), and the time (unix ms) a key of the gateway's generated form names ("" for another key): the push is
+--       then also looked for in the inbox, an element of that time with the same op and payload (a push sent
+--       without a key wrote no record; its stored message is the record)
 -- Reply: one entry per message, in order:
 --        {seq, 0, unread, published, devices, element}  stored; published = distinct other nodes sent
 --                                    `<uid>\n<element>` (nodes holding a session or a long-poll of the user),
@@ -38,11 +40,12 @@
 --       run are trimmed or expired (or the inbox starts again).
 -- unread is min(seq − read, kept): derived, not counted, and written with seq.
 --
--- Idempotency records live in the user's slot (SPEC §9), one hash per ttl class and generation: field <key> →
+-- Idempotency records of a backend's key live in the user's slot (SPEC §9), one hash per generation: field <key> →
 -- `<seq>:<body hash>`. A generation lasts the class's ttl; the record is written into the current one and looked up
 -- in the current and the previous one, so it is found for at least ttl and at most 2 × ttl seconds, and a push adds a
 -- field to a hash that exists already instead of a key with an expiry of its own. Meta field `i:<ttl>` is the expiry
--- last given to the current generation's hash, so its EXPIRE runs once per generation and user.
+-- last given to the current generation's hash, so its EXPIRE runs once per generation and user. A push sent without
+-- a key writes no record: its generated key names its time, and a retry finds the stored element (find_stored).
 --
 -- int_args, expire_at, session_node and teller come from prelude.lua, which Script.swift puts before this text.
 
@@ -65,6 +68,20 @@ local function pop_expired(inbox, now_s, budget, length)
     return length
 end
 
+-- The seq of the newest element of `inbox` stored at `ts_ms` with `op` and `payload`, nil when there is none. For a
+-- retry of a push sent without a key (rare: after a 503 whose outcome was unknown), so the whole inbox is read.
+local function find_stored(inbox, ts_ms, op, payload)
+    local elements = redis.call('LRANGE', inbox, 0, -1)
+    for i = #elements, 1, -1 do
+        local e = elements[i]
+        local seq, e_op, ts, head = string.match(e, '^(%d+):(%d+):(%d+):%d+:()')
+        if seq and tonumber(ts) == ts_ms and tonumber(e_op) == op and string.sub(e, head) == payload then
+            return tonumber(seq)
+        end
+    end
+    return nil
+end
+
 -- 0 (never expires) sorts after every time.
 local function not_before(a, b)
     if b == 0 then return a == 0 end
@@ -82,7 +99,7 @@ local refresh_after = math.min(60, math.floor(inbox_ttl / 10))
 local messages = {}
 local key = 1
 for i = 1, count do
-    local base = 4 + 10 * (i - 1)
+    local base = 4 + 11 * (i - 1)
     local m = {
         op = int_arg(base + 1, 'op', 0), payload = ARGV[base + 2] or '', now_ms = int_arg(base + 3, 'now_ms', 0),
         ttl = int_arg(base + 4, 'ttl', 0), uid = ARGV[base + 5] or '',
@@ -102,6 +119,8 @@ for i = 1, count do
             end
         end
         m.record_field, m.record_until = 'i:' .. ARGV[base + 9], ARGV[base + 10]
+        local generated = ARGV[base + 11] or ''
+        if generated ~= '' then m.generated_at = int_arg(base + 11, 'generated key time', 0) end
         m.record = KEYS[key]
         m.lookups = {}
         for j = 1, lookups do m.lookups[j] = KEYS[key + j] end
@@ -126,6 +145,13 @@ local function store(m)
                 local last = tonumber(fields[1]) or 0
                 local unread = math.max(0, last - (tonumber(fields[2]) or 0))
                 return {tonumber(seq), 1, math.min(unread, redis.call('LLEN', inbox))}
+            end
+        end
+        if m.generated_at then
+            local seq = find_stored(inbox, m.generated_at, m.op, m.payload)
+            if seq then
+                local unread = math.max(0, (tonumber(fields[1]) or 0) - (tonumber(fields[2]) or 0))
+                return {seq, 1, math.min(unread, redis.call('LLEN', inbox))}
             end
         end
     else
