@@ -147,6 +147,9 @@ final class WireClient: FrameConversation, @unchecked Sendable {
         socket = try TestSocket(port: port, timeout: Self.defaultTimeout, receiveBufferSize: receiveBufferSize)
     }
 
+    /// A client over a socket the test set up itself (from another source address, say).
+    init(socket: TestSocket) { self.socket = socket }
+
     static func connect(_ gateway: GatewayProcess, receiveBufferSize: Int32? = nil) async throws -> WireClient {
         let port = gateway.tcpPort
         return try await offload { try WireClient(port: port, receiveBufferSize: receiveBufferSize) }
