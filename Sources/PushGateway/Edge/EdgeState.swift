@@ -114,9 +114,10 @@ final class EdgeState {
 
     private func dropExpired() {
         guard !bans.isEmpty else { return }
-        for ban in bans.removeExpired(now: Self.now()) {
-            logger.info("ban expired", metadata: ["id": "\(ban.id)"])
-        }
+        let expired = bans.removeExpired(now: Self.now())
+        guard !expired.isEmpty else { return }
+        for ban in expired { logger.info("ban expired", metadata: ["id": "\(ban.id)"]) }
+        onBans?(bans, [])
     }
 
     // MARK: - Changes made here
