@@ -87,7 +87,7 @@ private func text(_ frame: Frame?) -> String? { frame.map { String(decoding: $0.
         #expect(
             CloseReason.Kind.allCases.map(\.rawValue) == [
                 "peer_closed", "io_error", "protocol_error", "handshake_timeout", "idle_timeout", "write_queue_full",
-                "kicked", "shutdown", "request_done", "tls_handshake_failed",
+                "kicked", "shutdown", "banned", "request_done", "tls_handshake_failed",
             ])
         #expect(CloseReason.kicked.rawValue == "kicked")
         // What a lingering connection keeps is its kind alone.

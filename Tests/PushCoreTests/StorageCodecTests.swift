@@ -62,7 +62,8 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
     /// Every script is embedded, named after its file, starts with the prelude, and its SHA is the SHA-1 of
     /// prelude and file together.
     @Test func scriptsAreEmbedded() {
-        #expect(Scripts.all.map(\.name) == ["store", "session", "sync", "ack", "read", "leave", "user", "route"])
+        #expect(
+            Scripts.all.map(\.name) == ["store", "session", "sync", "ack", "read", "leave", "user", "route", "bans"])
         #expect(String(decoding: Scripts.prelude, as: UTF8.self).hasPrefix("-- prelude.lua:"))
         #expect(Scripts.prelude.last == UInt8(ascii: "\n"))
         for script in Scripts.all {

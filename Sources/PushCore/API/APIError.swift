@@ -56,6 +56,22 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
     public static let unauthorized = Self(
         status: 401, code: "unauthorized", message: "missing or unknown API key (Authorization: Bearer <key>)",
         headers: [("WWW-Authenticate", "Bearer")])
+    /// 403: the caller's address is not in `api.allow`.
+    public static let forbidden = Self(
+        status: 403, code: "forbidden", message: "this address may not call the API (api.allow)")
+    /// 403: `POST /v1/register` for a banned user or device (SPEC §8).
+    public static func banned(until: Int) -> Self {
+        let end = until == 0 ? "" : " until \(until) (Unix time)"
+        return .init(status: 403, code: "banned", message: "this user or device is banned" + end)
+    }
+    /// 429: over `limits.api_rate` for this API key; `Retry-After` says in how many seconds a request would pass.
+    public static func rateLimited(retryAfter seconds: Int) -> Self {
+        let seconds = max(1, seconds)
+        return .init(
+            status: 429, code: "rate_limited",
+            message: "over limits.api_rate for this API key; retry after \(seconds) s",
+            headers: [("Retry-After", String(seconds))])
+    }
     /// 404: no such path.
     public static func notFound(_ path: String) -> Self { .init(status: 404, code: "not_found", message: "no route for \(path)") }
     /// 405: the path exists but not with this method.

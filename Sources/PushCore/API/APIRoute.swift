@@ -12,6 +12,16 @@ public enum APIRoute: Equatable, Sendable {
     case nodes
     case healthz
     case metrics
+    /// `GET /v1/bans`.
+    case listBans
+    /// `POST /v1/bans`.
+    case addBan
+    /// `DELETE /v1/bans/{id}`.
+    case removeBan(String)
+    /// `GET /v1/route/rules`.
+    case routeRules
+    /// `PUT /v1/route/rules`.
+    case putRouteRules
     /// goim's logic HTTP API (SPEC §3), so goim's tools run unchanged.
     case goim(GoimRoute)
 
@@ -66,6 +76,9 @@ public enum APIRoute: Equatable, Sendable {
         case ["v1", "push", "batch"]: (["POST"], method == "POST" ? .pushBatch : nil)
         case ["v1", "register"]: (["POST"], method == "POST" ? .register : nil)
         case ["v1", "nodes"]: (["GET"], method == "GET" ? .nodes : nil)
+        case ["v1", "bans"]: (["GET", "POST"], method == "GET" ? .listBans : method == "POST" ? .addBan : nil)
+        case ["v1", "route", "rules"]:
+            (["GET", "PUT"], method == "GET" ? .routeRules : method == "PUT" ? .putRouteRules : nil)
         default: try userOrTopic(decoded, method: method, path: path)
         }
         guard let route else { throw .methodNotAllowed(method, allowed: allowed) }
@@ -82,6 +95,8 @@ public enum APIRoute: Equatable, Sendable {
             return (["GET"], method == "GET" ? .userMessages(s[2]) : nil)
         case 4 where s[0] == "v1" && s[1] == "users" && !s[2].isEmpty && s[3] == "read":
             return (["POST"], method == "POST" ? .userRead(s[2]) : nil)
+        case 3 where s[0] == "v1" && s[1] == "bans" && !s[2].isEmpty:
+            return (["DELETE"], method == "DELETE" ? .removeBan(s[2]) : nil)
         case 5 where s[0] == "v1" && s[1] == "users" && !s[2].isEmpty && s[3] == "devices" && !s[4].isEmpty:
             return (["DELETE"], method == "DELETE" ? .kick(user: s[2], key: s[4]) : nil)
         default:

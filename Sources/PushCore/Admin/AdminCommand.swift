@@ -19,6 +19,12 @@ public enum AdminCommand: Equatable, Sendable {
     case drain
     /// Change the log level of the master and every worker until the next reload.
     case logLevel(Logger.Level)
+    /// The bans in force (SPEC §8), as Redis holds them.
+    case bans
+    /// Adds a ban, as `POST /v1/bans` does.
+    case ban(BanRequest)
+    /// Lifts the ban with this id, as `DELETE /v1/bans/{id}` does.
+    case unban(String)
     case help
 
     /// What `help` answers, one line per command.
@@ -31,6 +37,10 @@ public enum AdminCommand: Equatable, Sendable {
         "reload              re-read the configuration and start new workers (as SIGHUP)",
         "drain               stop taking clients and send connected ones away; the HTTP API stays; reload undoes it",
         "log-level <level>   trace, debug, info, notice, warning, error or critical, until the next reload",
+        "bans                the bans in force on every node: id, ip, user, device, expiry, reason",
+        "ban ip=<addr|cidr> user=<uid> device=<key> ttl=<s> reason=<text…>",
+        "                    ban on every node (any of ip, user, device; ttl 0 or none: no expiry; reason last)",
+        "unban <id>          lift a ban on every node",
         "help                this list",
         "Every reply ends with a line holding a single `.`; an error reply is one line starting with `ERR `.",
     ]
@@ -71,10 +81,65 @@ public enum AdminCommand: Equatable, Sendable {
                 return .failure(AdminCommandError("usage: log-level <level>, one of \(levels)"))
             }
             return .success(.logLevel(level))
+        case "bans":
+            if let error = expect(0...0, "bans") { return .failure(error) }
+            return .success(.bans)
+        case "ban":
+            return parseBan(arguments).map { .ban($0) }
+        case "unban":
+            if let error = expect(1...1, "unban <id>") { return .failure(error) }
+            return .success(.unban(arguments[0]))
         case "help":
             return .success(.help)
         default:
             return .failure(AdminCommandError("unknown command \"\(first)\" (try help)"))
+        }
+    }
+
+    /// `ban ip=… user=… device=… ttl=… reason=…`: `name=value` words in any order, `reason=` last, taking the rest
+    /// of the line (its words joined by one space). Checked as a `POST /v1/bans` body, so the rules and messages
+    /// are the API's.
+    private static func parseBan(_ words: [String]) -> Result<BanRequest, AdminCommandError> {
+        let usage = "usage: ban ip=<address|cidr> user=<uid> device=<key> ttl=<seconds> reason=<text>"
+        var writer = JSONWriter()
+        var failure: AdminCommandError?
+        writer.object { object in
+            var seen: Set<String> = []
+            for (index, word) in words.enumerated() {
+                guard let equals = word.firstIndex(of: "=") else {
+                    failure = AdminCommandError("\(usage): \"\(word)\" is not name=value")
+                    return
+                }
+                let name = String(word[..<equals])
+                var value = String(word[word.index(after: equals)...])
+                guard seen.insert(name).inserted else {
+                    failure = AdminCommandError("\(usage): \(name) given twice")
+                    return
+                }
+                switch name {
+                case "ip", "user", "device":
+                    object.field(name, value)
+                case "ttl":
+                    guard let seconds = Int(value) else {
+                        failure = AdminCommandError("ttl must be whole seconds, got \"\(value)\"")
+                        return
+                    }
+                    object.field("ttl", seconds)
+                case "reason":
+                    value = ([value] + words[(index + 1)...]).joined(separator: " ")
+                    object.field("reason", value)
+                    return
+                default:
+                    failure = AdminCommandError("\(usage): unknown \"\(name)\"")
+                    return
+                }
+            }
+        }
+        if let failure { return .failure(failure) }
+        do {
+            return .success(try BanRequest(body: writer.bytes))
+        } catch {
+            return .failure(AdminCommandError(error.message))
         }
     }
 }

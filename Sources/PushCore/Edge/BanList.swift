@@ -16,6 +16,9 @@ public struct BanList: Sendable {
     private var byUser: [String: [Ban]] = [:]
     /// Bans that name a device and no user.
     private var byDevice: [String: [Ban]] = [:]
+    /// Bans that name an address (alone or with a user or device): while there are none, nobody needs to look
+    /// up a connection's address.
+    private var naming = 0
 
     /// A list holding `bans`; a later ban with the same id replaces an earlier one.
     public init(_ bans: [Ban] = []) {
@@ -24,6 +27,15 @@ public struct BanList: Sendable {
 
     /// Bans held, expired ones included until `removeExpired`.
     public var count: Int { byID.count }
+
+    /// Whether no ban is held.
+    public var isEmpty: Bool { byID.isEmpty }
+
+    /// Whether some ban is on addresses only (closes connections at accept).
+    public var hasAddressBans: Bool { !addresses.isEmpty || !ranges.isEmpty }
+
+    /// Whether some ban names an address, so that a session's address matters.
+    public var namesAddresses: Bool { naming > 0 }
 
     /// Every ban, by id: what `GET /v1/bans` and the admin socket's `bans` list.
     public var bans: [Ban] { byID.values.sorted { $0.id < $1.id } }
@@ -35,6 +47,7 @@ public struct BanList: Sendable {
     public mutating func insert(_ ban: Ban) {
         remove(id: ban.id)
         byID[ban.id] = ban
+        if ban.ip != nil { naming += 1 }
         if ban.isAddressOnly, let ip = ban.ip {
             if ip.isSingleAddress { addresses[ip.network, default: []].append(ban) } else { ranges.append(ban) }
         } else if let user = ban.user {
@@ -48,6 +61,7 @@ public struct BanList: Sendable {
     @discardableResult
     public mutating func remove(id: String) -> Ban? {
         guard let ban = byID.removeValue(forKey: id) else { return nil }
+        if ban.ip != nil { naming -= 1 }
         if ban.isAddressOnly, let ip = ban.ip {
             if ip.isSingleAddress {
                 Self.remove(id, from: &addresses, at: ip.network)
@@ -83,6 +97,20 @@ public struct BanList: Sendable {
         let matches = { (ban: Ban) in !ban.isExpired(now: now) && ban.matches(ip: ip, user: user, device: device) }
         if let ban = byUser[user]?.first(where: matches) { return ban }
         if let device, let ban = byDevice[device]?.first(where: matches) { return ban }
+        return nil
+    }
+
+    /// The ban that refuses `POST /v1/register` for `user` on `device`: a ban in force on the user, the device or
+    /// both that names no address. The caller of register is a backend, not the device, so its address says
+    /// nothing about the device's: bans naming an address are applied at accept and AUTH only.
+    public func bansIdentity(user: String, device: String?, now: Int) -> Ban? {
+        // With no address in the ban, the address given to `matches` is never looked at.
+        let any = IPAddress(high: 0, low: 0)
+        let anywhere = { (ban: Ban) in
+            ban.ip == nil && !ban.isExpired(now: now) && ban.matches(ip: any, user: user, device: device)
+        }
+        if let ban = byUser[user]?.first(where: anywhere) { return ban }
+        if let device, let ban = byDevice[device]?.first(where: anywhere) { return ban }
         return nil
     }
 

@@ -51,6 +51,19 @@ public struct BanRequest: Equatable, Sendable {
         }
     }
 
+    /// The request as a `POST /v1/bans` body, members not set left out: `init(body:)` reads it back.
+    public var json: [UInt8] {
+        var writer = JSONWriter()
+        writer.object {
+            if let ip { $0.field("ip", ip.description) }
+            if let user { $0.field("user", user) }
+            if let device { $0.field("device", device) }
+            if let ttl { $0.field("ttl", ttl) }
+            if !reason.isEmpty { $0.field("reason", reason) }
+        }
+        return writer.bytes
+    }
+
     /// The ban this request makes at `now` (Unix seconds), with the id the caller chose.
     public func ban(id: String, now: Int) -> Ban {
         Ban(id: id, ip: ip, user: user, device: device, reason: reason, expiresAt: ttl.map { now + $0 } ?? 0)

@@ -22,6 +22,16 @@ public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// One worker's share of an instance's `limit` split between `workers` processes that keep no shared state:
+    /// the rate divided, and a given burst divided rounded up (at least 1); a burst of 0 stays one second's worth
+    /// of the divided rate. Unlimited stays unlimited.
+    public static func share(of limit: (rate: Double, burst: Int), workers: Int) -> RateLimit {
+        guard limit.rate > 0 else { return .unlimited }
+        let workers = max(1, workers)
+        let burst = limit.burst > 0 ? (limit.burst + workers - 1) / workers : 0
+        return RateLimit(rate: limit.rate / Double(workers), burst: burst)
+    }
+
     /// Whether every take succeeds.
     public var isUnlimited: Bool { rate == 0 }
 

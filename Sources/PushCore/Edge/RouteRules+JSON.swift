@@ -16,14 +16,16 @@ extension RouteRules {
         }
         guard case .object(let members) = json else { throw .badRequest("body must be a JSON object") }
         try Self.refuseUnknown(members, known: Self.fields, in: "the rules")
-        self.init()
+        var longConnection = true
         if let value = json["long_connection"], !value.isNull {
             guard let flag = value.boolValue else { throw .badRequest("long_connection must be true or false") }
             longConnection = flag
         }
+        var percent = 100
         if let value = json["percent"], !value.isNull {
             percent = try Self.percent(value, "percent")
         }
+        var gray: Gray?
         if let value = json["gray"], !value.isNull {
             guard case .object(let grayMembers) = value else {
                 throw .badRequest("gray must be an object {\"group\":…,\"percent\":…} or null")
@@ -35,8 +37,11 @@ extension RouteRules {
             guard let grayPercent = value["percent"] else { throw .badRequest("gray.percent is required") }
             gray = Gray(group: group, percent: try Self.percent(grayPercent, "gray.percent"))
         }
-        allow = try Self.matches(json["allow"], "allow")
-        deny = try Self.matches(json["deny"], "deny")
+        // Through the memberwise initializer: assignments in an initializer do not run `allow`'s and `deny`'s
+        // `didSet`, which index the lists that `decide` reads.
+        self.init(
+            longConnection: longConnection, percent: percent, gray: gray,
+            allow: try Self.matches(json["allow"], "allow"), deny: try Self.matches(json["deny"], "deny"))
     }
 
     /// The rules with every member written, `gray` as null when there is none.

@@ -24,6 +24,9 @@ public struct RouteRules: Equatable, Sendable {
         }
     }
 
+    /// The group of the users outside the gray release, and of a node whose `server.group` is not set.
+    public static let defaultGroup = "default"
+
     /// `long_connection`: false sends every user not in `allow` to long polling. Default true.
     public var longConnection = true
     /// `percent`: the share of users, 0 to 100, who get a long connection. Default 100.

@@ -18,6 +18,12 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
     case redisErrors = "redis_errors"
     case redisReconnects = "redis_reconnects"
     case flushSlices = "flush_slices"
+    case apiForbidden = "api_forbidden"
+    case apiRateLimited = "api_rate_limited"
+    case bannedAtAccept = "banned_at_accept"
+    case bannedAtAuth = "banned_at_auth"
+    case bannedDisconnects = "banned_disconnects"
+    case bannedRegisters = "banned_registers"
 
     /// The Prometheus counter's name.
     public var metricName: String {
@@ -48,6 +54,12 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
         case .redisErrors: "Redis commands that failed: no reply (Redis down, timed out, overloaded) or an error reply."
         case .redisReconnects: "Times a Redis connection came back after being down."
         case .flushSlices: "Loop iterations that left queued output for the next one (fan-outs larger than one slice of writes)."
+        case .apiForbidden: "HTTP API requests refused with 403 forbidden: the caller's address is not in api.allow."
+        case .apiRateLimited: "HTTP API requests refused with 429 rate_limited: over limits.api_rate for their API key."
+        case .bannedAtAccept: "Client connections closed at accept: their address is banned."
+        case .bannedAtAuth: "Client AUTHs refused with ERROR banned: the user, device or address is banned."
+        case .bannedDisconnects: "Open client connections sent DISCONNECT banned: a ban added since covers them."
+        case .bannedRegisters: "POST /v1/register requests refused with 403 banned."
         }
     }
 }

@@ -15,6 +15,7 @@ public struct ProtocolError: Error, Equatable, Sendable, CustomStringConvertible
         case badBody = "bad_body"
         case unavailable = "unavailable"
         case writeQueueFull = "write_queue_full"
+        case banned
     }
 
     private let kind: Kind
@@ -44,7 +45,7 @@ public struct ProtocolError: Error, Equatable, Sendable, CustomStringConvertible
         case .badLength, .badHeader: .protocolError
         case .frameTooLarge: .messageTooBig
         case .authRequired, .badAuth, .authFailed, .alreadyAuthenticated, .handshakeTimeout, .idleTimeout,
-            .unknownOperation, .badBody, .unavailable, .writeQueueFull:
+            .unknownOperation, .badBody, .unavailable, .writeQueueFull, .banned:
             .policyViolation
         }
     }
@@ -83,6 +84,12 @@ public struct ProtocolError: Error, Equatable, Sendable, CustomStringConvertible
     public static func unavailable(_ op: Operation, _ detail: String) -> Self { .init(.unavailable, "op \(op): \(detail)") }
     /// The client did not read fast enough: its write queue passed `limits.max_write_queue`.
     public static let writeQueueFull = Self(.writeQueueFull, "write queue over max_write_queue")
+
+    /// The user, the device or the address is banned (SPEC §8): refused at AUTH. `until` is the ban's end in Unix
+    /// seconds, 0 for never. The ban's reason is the operator's note and is not sent.
+    public static func banned(until: Int) -> Self {
+        .init(.banned, until == 0 ? "banned" : "banned until \(until) (Unix time)")
+    }
 
     /// The ERROR frame's JSON body: `{"code":…,"message":…,"op":N}`.
     public func frame(op: Operation, sequence: UInt32 = 0) -> Frame {

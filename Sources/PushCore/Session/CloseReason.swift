@@ -24,6 +24,8 @@ public struct CloseReason: Equatable, Sendable {
         case kicked
         /// The gateway is shutting down.
         case shutdown
+        /// A ban (SPEC §8) covers it: its address at accept, its user or device at AUTH, or a ban added while open.
+        case banned
         /// An HTTP client asked for `Connection: close`, or its request could not be parsed.
         case requestDone = "request_done"
         /// The TLS handshake failed (no ClientHello but garbage, no protocol or cipher in common, a bad record).
@@ -49,6 +51,7 @@ public struct CloseReason: Equatable, Sendable {
         case kicked
         case shutdown
         case storageUnavailable = "storage_unavailable"
+        case banned
     }
 
     public let kind: Kind
@@ -84,6 +87,16 @@ public struct CloseReason: Equatable, Sendable {
     public static let idleTimeout = Self(.idleTimeout, .error(.idleTimeout, operation: Operation(0), sequence: 0))
     /// Kicked: DISCONNECT `kicked`, not to reconnect.
     public static let kicked = Self(.kicked, .disconnect(.kicked, reconnect: false, afterMillis: 0))
+
+    /// A banned address at accept: closed at once, nothing said (as nginx's `deny` does).
+    public static let bannedAddress = Self(.banned)
+    /// A ban added while the connection was open covers it: DISCONNECT `banned`, not to reconnect.
+    public static let banned = Self(.banned, .disconnect(.banned, reconnect: false, afterMillis: 0))
+
+    /// A ban refuses the session at AUTH: ERROR `banned` answering the AUTH frame (`sequence`), then the close.
+    public static func bannedAtAuth(until: Int, sequence: UInt32) -> Self {
+        Self(.banned, .error(.banned(until: until), operation: .auth, sequence: sequence))
+    }
 
     /// A fatal protocol error: ERROR with its code, answering the frame with `operation` and `sequence`.
     public static func protocolError(_ error: ProtocolError, operation: Operation, sequence: UInt32) -> Self {

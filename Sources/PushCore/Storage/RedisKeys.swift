@@ -5,7 +5,8 @@
 /// themselves: change both together.
 ///
 /// Every key of one user carries the hash tag `{u:<uid>}`, so a script that touches a user's inbox, meta and
-/// sessions touches one slot, as Redis Cluster requires.
+/// sessions touches one slot, as Redis Cluster requires; keys that belong to no user and are written together
+/// (the bans and their version) share a tag of their own.
 public enum RedisKeys {
     /// `pg:{u:<uid>}:inbox`, a list: the user's stored messages, oldest first, contiguous in seq, capped at
     /// `inbox.max` and trimmed from the head only. Each element is a ``StoredMessage/encoded`` message.
@@ -58,6 +59,22 @@ public enum RedisKeys {
 
     /// Channel `pg:all`: fan-out of broadcast messages between nodes.
     public static let broadcastChannel = "pg:all"
+
+    /// `pg:{bans}`, a hash: ban id → the ban as JSON (``Ban/json``: `{"id","ip","user","device","reason",
+    /// "expires_at"}`). Bans belong to no user, so they carry a hash tag of their own (SPEC §9): `bans.lua` writes
+    /// the hash and ``bansVersion`` in one slot. An expired ban stays until `GET /v1/bans` removes it; every node
+    /// ignores it meanwhile.
+    public static let bans = "pg:{bans}"
+
+    /// `pg:{bans}:v`, a string: a counter `bans.lua` increments with every ban added or lifted. Each worker reads
+    /// it twice a second and reloads ``bans`` only when it changed, so a change reaches every node within a second
+    /// for the cost of one tiny GET.
+    public static let bansVersion = "pg:{bans}:v"
+
+    /// `pg:{rules}`, a string: the route rules of `PUT /v1/route/rules` as JSON (``RouteRules/json``), with a hash
+    /// tag of its own. Each worker reads it twice a second (one small key) and applies it when its bytes changed;
+    /// missing means the defaults.
+    public static let routeRules = "pg:{rules}"
 
     /// The field of ``meta(_:)`` holding device `key`'s ACK cursor: `dev:<key>`.
     public static func deviceCursorField(_ key: String) -> String { "dev:\(key)" }

@@ -61,7 +61,9 @@ public enum Scripts {
     public static let user = Script(name: "user", file: PackageResources.user_lua)
     /// Publishes a transient push or kick to the other nodes holding a user's sessions.
     public static let route = Script(name: "route", file: PackageResources.route_lua)
+    /// Adds or lifts a ban and bumps the bans' version.
+    public static let bans = Script(name: "bans", file: PackageResources.bans_lua)
 
     /// All of them, to SCRIPT LOAD on every (re)connect.
-    public static let all: [Script] = [store, session, sync, ack, read, leave, user, route]
+    public static let all: [Script] = [store, session, sync, ack, read, leave, user, route, bans]
 }

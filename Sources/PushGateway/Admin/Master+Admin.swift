@@ -3,8 +3,8 @@ import Logging
 import PushCore
 
 /// The admin socket's commands, run by the master (SPEC §6). Figures come from the workers' latest snapshots (at
-/// most a second old); `conns`, `kick`, `nodes`, `drain` and `log-level` are sent down the workers' control
-/// pipes and answered when every worker asked has replied, or after `replyTimeout`.
+/// most a second old); `conns`, `kick`, `nodes`, `drain`, `log-level` and the ban commands are sent down the
+/// workers' control pipes and answered when every worker asked has replied, or after `replyTimeout`.
 extension Master {
     /// How long a command waits for the workers' replies.
     static let replyTimeout = 2.0
@@ -32,6 +32,8 @@ extension Master {
             }
         case .nodes:
             nodes(client)
+        case .bans, .ban, .unban:
+            banCommand(command, client)
         case .reload:
             if let refusal = reload() {
                 client.reply(["ERR \(refusal)"])

@@ -40,6 +40,8 @@ final class WorkerControl {
     private var waitingSince = 0.0
     /// Called when the pipe to the master is lost.
     var onLost: (() -> Void)?
+    /// Bans in Redis, for `bans`, `ban`, `unban` (`WorkerControl+Bans.swift`); set by the worker.
+    var edge: EdgeState!
 
     /// `controlFD`: the worker's end of its control pipe, nil when started without a master.
     init(_ parts: Parts, controlFD: Int32?) {
@@ -123,6 +125,12 @@ final class WorkerControl {
         totals[.redisErrors] = redis.errors + redis.errorReplies
         totals[.redisReconnects] = redis.reconnects
         totals[.flushSlices] = parts.loop.flushSlicesCut
+        totals[.apiForbidden] = stats.apiForbidden
+        totals[.apiRateLimited] = stats.apiRateLimited
+        totals[.bannedAtAccept] = stats.bannedAtAccept
+        totals[.bannedAtAuth] = stats.bannedAtAuth
+        totals[.bannedDisconnects] = stats.bannedDisconnects
+        totals[.bannedRegisters] = stats.bannedRegisters
         totals.closes = stats.closes
         totals.pushDelivery = stats.pushDelivery
         totals.redisLatency = redis.latencyHistogram
@@ -211,6 +219,8 @@ final class WorkerControl {
             guard let level = Logger.Level(rawValue: arguments[0]) else { return reply(["ERR unknown level"]) }
             LogSetup.setLevel(level)
             reply(["level \(level)"])
+        case ("bans", 0), ("ban", 1), ("unban", 1):
+            runBanCommand(name, arguments, reply: reply)
         default:
             reply(["ERR unknown command \(name) with \(arguments.count) arguments"])
         }

@@ -34,6 +34,9 @@ final class HTTPConnection: SocketConnection {
     /// requests still being handled.
     private var parsing = false
 
+    /// The backend's address, for `api.allow` and the rate limit's buckets (looked up at the first request).
+    lazy var peerAddress: IPAddress? = Posix.peerAddress(fd)
+
     /// A backend waits for each answer: it is not held behind a fan-out's slices.
     override var flushesFirst: Bool { true }
 
@@ -103,7 +106,7 @@ final class HTTPConnection: SocketConnection {
             let last = !request.keepAlive || (endingKeepAlive && atBoundary && index == requests.count - 1)
             waiting.append((nil, last))
             if last { closing = true }
-            server.handle(request) { [self] response in respond(slot, response) }
+            server.handle(request, from: self) { [self] response in respond(slot, response) }
         }
         guard !closing else { return }
         if paused {

@@ -15,6 +15,8 @@ final class HTTPServer {
     let maxBody: Int
     let idleTicks: UInt32
     private let keys: Set<String>
+    /// `api.allow` and `limits.api_rate` (SPEC §8).
+    private var apiGuard: APIGuard
     private let api: PushAPI
     private let stats: WorkerStats
     private var open: [Int32: HTTPConnection] = [:]
@@ -33,6 +35,7 @@ final class HTTPServer {
         maxBody = config.limits.maxBody
         idleTicks = EventLoop.ticks(config.limits.httpIdleTimeout)
         keys = Set(config.api.keys)
+        apiGuard = APIGuard(config: config)
         self.api = api
         self.stats = stats
     }
@@ -89,12 +92,17 @@ final class HTTPServer {
         finishing.done()
     }
 
-    /// Answers one request through `respond` (now, or later for work that waits on Redis).
-    func handle(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
+    /// Answers one request through `respond` (now, or later for work that waits on Redis): the caller's address
+    /// is checked against `api.allow`, then the route, the key and the rate limit.
+    func handle(_ request: HTTPRequest, from connection: HTTPConnection, respond: @escaping (HTTPResponse) -> Void) {
         stats.httpRequests += 1
         do {
+            try admitAddress(request, connection)
             let route = try APIRoute.match(method: request.method, path: request.path)
-            if route.needsKey { try authorize(request) }
+            if route.needsKey {
+                try authorize(request)
+                try admitRate(request, connection)
+            }
             api.handle(route, request, respond: respond)
         } catch {
             respond(Self.errorResponse(error, target: request.path))
@@ -104,6 +112,24 @@ final class HTTPServer {
     /// The answer to a refused request: goim's `{"code","message"}` under `/goim/`, else the /v1 error envelope.
     static func errorResponse(_ error: APIError, target: some StringProtocol) -> HTTPResponse {
         APIRoute.isGoim(target) ? PushAPI.goimError(error) : HTTPResponse(error)
+    }
+
+    private func admitAddress(_ request: HTTPRequest, _ connection: HTTPConnection) throws(APIError) {
+        do {
+            try apiGuard.checkAddress(request, from: connection.peerAddress)
+        } catch {
+            stats.apiForbidden += 1
+            throw error
+        }
+    }
+
+    private func admitRate(_ request: HTTPRequest, _ connection: HTTPConnection) throws(APIError) {
+        do {
+            try apiGuard.checkRate(request, from: connection.peerAddress)
+        } catch {
+            stats.apiRateLimited += 1
+            throw error
+        }
     }
 
     /// `Authorization: Bearer <key>` must name one of `api.keys` (when any are configured).

@@ -15,6 +15,8 @@ final class Worker {
     private let scripts: ScriptRunner
     private let nodeChannel: NodeChannel
     private let store: MessageStore
+    /// Bans and route rules, polled from Redis (SPEC §8).
+    private let edge: EdgeState
     private let registry: NodeRegistry
     private let connections: ConnectionServer
     private let http: HTTPServer
@@ -45,7 +47,7 @@ final class Worker {
         self.connections = connections
         registry = NodeRegistry(
             loop: loop, scripts: scripts, node: node, address: config.server.tcp?.description ?? "",
-            webSocketAddress: config.server.websocket?.description ?? "",
+            webSocketAddress: config.server.websocket?.description ?? "", group: config.server.group,
             connections: { connections.connectionCount },
             groupCounts: {
                 connections.topics.counts.map { (RedisKeys.topicCountField($0.0), $0.1) }
@@ -61,6 +63,9 @@ final class Worker {
         tls = config.tlsListeners.isEmpty ? nil : try TLSContext(config)
         Self.wire(loop: loop, store: store, delivery: delivery, nodes: nodes, api: api)
         logger.info("node", metadata: ["id": "\(node)", "redis": "\(config.redis.url)"])
+        edge = EdgeState(loop: loop, scripts: scripts, logger: logger)
+        edge.onBans = { [unowned connections] in connections.applyBans($0, added: $1) }
+        api.edge = edge
 
         if let address = config.server.tcp {
             try listen("tcp", address) { [connections] in connections.accept($0) }
@@ -93,6 +98,7 @@ final class Worker {
                 ticketKeys: { [tls] in tls?.setTicketKeys($0) }),
             controlFD: controlFD)
         control.onLost = { [unowned self] in self.stop("control pipe lost") }
+        control.edge = edge
     }
 
     /// The callbacks between the parts of a worker, all in one place, in the order they run.
@@ -147,6 +153,7 @@ final class Worker {
         scripts.start()
         nodeChannel.start()
         registry.start()
+        edge.start()
         roomCountTimer.start(after: NodeRegistry.refreshSeconds + 1, repeat: 5)
         control.start()
         logger.info("worker running", metadata: ["pid": "\(Posix.pid())"])
@@ -185,6 +192,7 @@ final class Worker {
     private func exit() {
         control.stop()
         registry.stop()
+        edge.stop()
         scripts.stop()
         nodeChannel.stop()
         loop.stop()

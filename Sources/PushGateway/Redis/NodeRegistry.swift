@@ -2,8 +2,10 @@ import Logging
 import PushCore
 import PushPosix
 
-/// This node's entry in `pg:nodes` (SPEC §5: node id → address, connection count, updated-at), refreshed every
-/// couple of seconds; entries not refreshed for `staleAfter` belong to dead nodes and are ignored and pruned.
+/// This node's entry in `pg:nodes` (SPEC §5: node id → address, connection count, updated-at, and its group,
+/// `server.group`, for the route rules), refreshed every couple of seconds; entries not refreshed for
+/// `staleAfter` belong to dead nodes and are ignored and pruned. An entry without `group` (written by an older
+/// pushgw) is in `default`.
 final class NodeRegistry {
     /// One live node as `pg:nodes` describes it.
     struct Node {
@@ -11,6 +13,8 @@ final class NodeRegistry {
         let address: String
         /// The WebSocket listener's address ("" when it has none).
         let webSocketAddress: String
+        /// `server.group`.
+        let group: String
         let connections: Int
         let updatedAt: UInt64
     }
@@ -23,6 +27,7 @@ final class NodeRegistry {
     private let node: String
     private let address: String
     private let webSocketAddress: String
+    private let group: String
     private let connections: () -> Int
     /// This node's member counts per group (`t:<topic>`, `r:<room>`), published for cross-node counts.
     private let groupCounts: () -> [(String, Int)]
@@ -30,12 +35,14 @@ final class NodeRegistry {
 
     init(
         loop: EventLoop, scripts: ScriptRunner, node: String, address: String, webSocketAddress: String,
-        connections: @escaping () -> Int, groupCounts: @escaping () -> [(String, Int)]
+        group: String = RouteRules.defaultGroup, connections: @escaping () -> Int,
+        groupCounts: @escaping () -> [(String, Int)]
     ) {
         self.scripts = scripts
         self.node = node
         self.address = address
         self.webSocketAddress = webSocketAddress
+        self.group = group
         self.connections = connections
         self.groupCounts = groupCounts
         timer = LoopTimer(loop: loop) { [unowned self] in self.refresh() }
@@ -58,6 +65,7 @@ final class NodeRegistry {
         value.object {
             $0.field("addr", address)
             if !webSocketAddress.isEmpty { $0.field("ws", webSocketAddress) }
+            $0.field("group", group)
             $0.field("conns", connections())
             $0.field("at", Posix.wallSeconds())
         }
@@ -168,6 +176,7 @@ final class NodeRegistry {
                 nodes.append(
                     Node(
                         id: id, address: json["addr"]?.stringValue ?? "", webSocketAddress: json["ws"]?.stringValue ?? "",
+                        group: json["group"]?.stringValue ?? RouteRules.defaultGroup,
                         connections: Int(json["conns"]?.int64Value ?? 0), updatedAt: UInt64(at)))
             }
             if !stale.isEmpty { scripts.command(["HDEL", RedisKeys.nodes] + stale) }

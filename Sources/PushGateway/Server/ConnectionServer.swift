@@ -46,6 +46,9 @@ final class ConnectionServer {
     var held: [ObjectIdentifier: [Frame]] = [:]
     /// Topics each connection joined with SUB (a side table, like `held`).
     var topicsOf: [ObjectIdentifier: [String]] = [:]
+    /// The bans in force on this node (SPEC §8), kept up to date by the worker's `EdgeState`
+    /// (`ConnectionServer+Bans.swift`).
+    var bans = BanList()
     /// Connections accepted and not yet closed, authenticated or not.
     private(set) var connectionCount = 0
     /// Frames a client may pipeline behind its AUTH while Redis answers it.
@@ -82,6 +85,7 @@ final class ConnectionServer {
         guard loop.adopt(fd, connection, tls: tls) else { return }
         connectionCount += 1
         stats.accepted += 1
+        refuseIfBanned(connection)
     }
 
     // MARK: - Frames from clients

@@ -18,6 +18,15 @@ final class WorkerStats {
     var httpRequests = 0
     var httpBackpressure = 0
     var httpClosedOverflow = 0
+    /// Refused by the edge (SPEC §8): API calls from addresses outside `api.allow` (403), over `limits.api_rate`
+    /// (429); client connections closed at accept for a banned address, AUTHs refused for a ban, open connections
+    /// sent away by a new ban; registers refused for a ban.
+    var apiForbidden = 0
+    var apiRateLimited = 0
+    var bannedAtAccept = 0
+    var bannedAtAuth = 0
+    var bannedDisconnects = 0
+    var bannedRegisters = 0
     private(set) var closes: [CloseReason.Kind: Int] = [:]
     /// Push → delivery seconds of stored messages delivered live.
     private(set) var pushDelivery = Histogram()

@@ -85,10 +85,12 @@ final class TestSocket: @unchecked Sendable {
 
     enum FillResult { case data, eof, timedOut }
 
-    /// Connects to 127.0.0.1:`port`. `receiveBufferSize` is set before connecting so it bounds the TCP window.
-    init(port: UInt16, timeout: Double = 5, receiveBufferSize: Int32? = nil) throws {
+    /// Connects to 127.0.0.1:`port`, from `source` (another loopback address, `127.0.0.2`…) when given.
+    /// `receiveBufferSize` is set before connecting so it bounds the TCP window.
+    init(port: UInt16, timeout: Double = 5, receiveBufferSize: Int32? = nil, source: String? = nil) throws {
         let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard s >= 0 else { throw TestError("socket(): \(errnoText())") }
+        if let source { try Self.bind(s, to: source) }
         if var size = receiveBufferSize {
             setsockopt(s, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
@@ -116,6 +118,23 @@ final class TestSocket: @unchecked Sendable {
     }
 
     deinit { close() }
+
+    /// Binds `s` to `address`, any port: the source address of the connection it then makes.
+    private static func bind(_ s: Int32, to address: String) throws {
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr = in_addr(s_addr: inet_addr(address))
+        let rc = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard rc == 0 else {
+            let text = errnoText()
+            Glibc.close(s)
+            throw TestError("bind to \(address): \(text)")
+        }
+    }
 
     func close() {
         if let tls {

@@ -147,7 +147,7 @@ final class WireClient: FrameConversation, @unchecked Sendable {
         socket = try TestSocket(port: port, timeout: Self.defaultTimeout, receiveBufferSize: receiveBufferSize)
     }
 
-    /// A client over a socket the test set up itself (a TLS one, say).
+    /// A client over a socket the test set up itself (a TLS one, or one from another source address).
     init(socket: TestSocket) { self.socket = socket }
 
     static func connect(_ gateway: GatewayProcess, receiveBufferSize: Int32? = nil) async throws -> WireClient {

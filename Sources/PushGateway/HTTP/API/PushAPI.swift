@@ -16,6 +16,8 @@ final class PushAPI {
     let tokens: TokenSigner?
     /// Parked `GET /v1/users/{uid}/messages?wait=S` requests.
     let waiters: LongPolls
+    /// Bans and route rules shared by every node (SPEC §8); set by the worker.
+    var edge: EdgeState!
 
     init(
         pipeline: PushPipeline, connections: ConnectionServer, store: MessageStore, registry: NodeRegistry,
@@ -53,6 +55,11 @@ final class PushAPI {
             case .topic(let name): topicCount(name, respond: respond)
             case .goim(let route): goim(route, request, respond: respond)
             case .metrics: stats.serveMetrics(respond)
+            case .listBans: try listBans(respond: respond)
+            case .addBan: try addBan(request, respond: respond)
+            case .removeBan(let id): try removeBan(id, respond: respond)
+            case .routeRules: try routeRules(respond: respond)
+            case .putRouteRules: try putRouteRules(request, respond: respond)
             }
         } catch {
             respond(HTTPResponse(error))

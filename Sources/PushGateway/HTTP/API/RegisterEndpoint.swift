@@ -2,9 +2,11 @@ import Glibc
 import PushCore
 import PushPosix
 
-/// `POST /v1/register` (SPEC §3): a device's token and the gateways to dial, least loaded first.
+/// `POST /v1/register` (SPEC §3, §8): a device's token, whether to hold a long connection (the route rules), and
+/// the gateways of its group to dial, least loaded first.
 extension PushAPI {
-    /// `POST /v1/register`: a signed token for a user's device and the gateway addresses to connect to.
+    /// `POST /v1/register` `{"user","device","platform","version"}`: a signed token for a user's device, the route
+    /// rules' answer for it and the gateway addresses to connect to. 403 `banned` for a banned user or device.
     func register(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) throws(APIError) {
         try requireJSON(request)
         guard let tokens else {
@@ -21,16 +23,29 @@ extension PushAPI {
         else {
             throw .badRequest("user and device are required: non-empty, at most 256 bytes, no control characters")
         }
+        var version: String?
+        if let value = body["version"], !value.isNull {
+            guard let text = value.identifier, AuthRequest.isValidIdentifier(text) else {
+                throw .badRequest("version must be a string of at most 256 bytes without control characters")
+            }
+            version = text
+        }
+        if let ban = edge.bans.bansIdentity(user: user, device: device, now: EdgeState.now()) {
+            stats.bannedRegisters += 1
+            throw .banned(until: ban.expiresAt)
+        }
+        let route = edge.rules.decide(uid: user, device: device, version: version)
         let expiresAt = Posix.wallSeconds() + UInt64(config.auth.tokenTTL)
         let token = tokens.issue(user: user, device: device, expiresAt: expiresAt)
         let host = request.header("host")
         registry.fetch { [self] result in
+            let (group, nodes) = Self.nodes(of: route.group ?? RouteRules.defaultGroup, (try? result.get()) ?? [])
             // Addresses least loaded first; workers of one host share an address, so their loads add up.
             // Browsers get the WebSocket addresses of the same hosts, in the same order.
             var load: [String: Int] = [:]
             var order: [String] = []
             var webSocketOf: [String: String] = [:]
-            for node in (try? result.get()) ?? [] where !node.address.isEmpty {
+            for node in nodes {
                 let address = dialable(node.address, host: host)
                 if load[address] == nil { order.append(address) }
                 load[address, default: 0] += node.connections
@@ -42,6 +57,11 @@ extension PushAPI {
                 gateways = config.server.tcp.map { [dialable($0.description, host: host)] } ?? []
                 webSockets = config.server.websocket.map { [dialable($0.description, host: host)] } ?? []
             }
+            // A client told to long-poll gets no gateway to dial.
+            if !route.longConnection {
+                gateways = []
+                webSockets = []
+            }
             respond(.json {
                 $0.object {
                     $0.field("token", token)
@@ -50,9 +70,25 @@ extension PushAPI {
                     $0.array { writer in gateways.forEach { writer.value($0) } }
                     $0.key("websockets")
                     $0.array { writer in webSockets.forEach { writer.value($0) } }
+                    $0.field("long_connection", route.longConnection)
+                    $0.field("group", group)
+                    $0.field("poll", "/v1/users/\(PercentEncoding.pathSegment(user))/messages")
                 }
             })
         }
+    }
+
+    /// The live nodes with a client address that a user of `group` is sent to, and the group they are: the
+    /// group's own; `default`'s when the group has none (a gray group with no node yet); every live node when
+    /// `default` has none either (nodes of other groups only), rather than none.
+    static func nodes(
+        of group: String, _ live: [NodeRegistry.Node]
+    ) -> (group: String, nodes: [NodeRegistry.Node]) {
+        let dialable = live.filter { !$0.address.isEmpty }
+        let own = dialable.filter { $0.group == group }
+        if !own.isEmpty || group == RouteRules.defaultGroup { return (group, own.isEmpty ? dialable : own) }
+        let fallback = dialable.filter { $0.group == RouteRules.defaultGroup }
+        return (RouteRules.defaultGroup, fallback.isEmpty ? dialable : fallback)
     }
 
     /// An address as a device should dial it: a wildcard host (`0.0.0.0`, `[::]`) becomes the host name the

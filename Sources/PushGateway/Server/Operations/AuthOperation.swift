@@ -20,6 +20,14 @@ extension ConnectionServer {
             }
         }
         let key = request.key ?? tokenDevice ?? Self.makeDeviceKey()
+        if let ban = sessionBan(connection, user: request.user, key: key) {
+            stats.bannedAtAuth += 1
+            logger.debug(
+                "AUTH refused: banned",
+                metadata: ["fd": "\(connection.fd)", "uid": "\(request.user)", "ban": "\(ban.id)"])
+            connection.close(.bannedAtAuth(until: ban.expiresAt, sequence: sequence))
+            return
+        }
         connection.session.authenticating(request, key: key)
         users.add(connection, user: request.user)
         byKey[key] = connection
