@@ -115,7 +115,7 @@ def run(port, name, source, layout, users, total, batch, callgrind):
                 break
     cpu1 = cpu()
     if callgrind:
-        subprocess.run(['callgrind_control', '-d', name], capture_output=True)
+        subprocess.run(['callgrind_control', '-d', name.replace('/', '_').replace(':', '_')], capture_output=True)
     stats = redis.cmd('INFO', 'commandstats').decode()
     usec = int([l for l in stats.split('\r\n') if l.startswith('cmdstat_evalsha')][0].split('usec=')[1].split(',')[0])
     print(f'{name}: {sent} messages, {errors} errors, evalsha {usec / sent:.1f} us/message, '
