@@ -23,6 +23,8 @@ final class WorkerControl {
         let isDraining: () -> Bool
         /// The master's TLS session ticket keys arrived (`tls-keys`, sent at start and at each rotation).
         let ticketKeys: ([TLSTicketKey]) -> Void
+        /// The certificate files changed and nothing else did (`tls-reload`, on SIGHUP): reload them in place.
+        let reloadCertificate: () -> Void
     }
 
     /// Most connections one worker lists for `conns`.
@@ -214,6 +216,10 @@ final class WorkerControl {
         case ("tls-keys", 1...):
             // Not an operator's command (the admin socket has no such one): the master's, with id 0, unanswered.
             parts.ticketKeys(arguments.compactMap { Base64.decode($0).flatMap(TLSTicketKey.init(bytes:)) })
+            reply([])
+        case ("tls-reload", 0):
+            // The master's, with id 0, unanswered (the master checked the files before it sent it).
+            parts.reloadCertificate()
             reply([])
         case ("log-level", 1):
             guard let level = Logger.Level(rawValue: arguments[0]) else { return reply(["ERR unknown level"]) }

@@ -311,6 +311,7 @@ final class Master {
 
     /// SIGHUP or `reload`: re-reads the configuration; when it is valid, a new generation of workers starts and,
     /// a moment later, the old one drains (SO_REUSEPORT lets both listen meanwhile, so no connection is refused).
+    /// When the configuration is unchanged and TLS is on, the workers reload the certificate files in place instead.
     /// The log level and a `drain` set by operators are reset to what the configuration says. Returns why the
     /// reload was refused, or nil.
     @discardableResult
@@ -326,6 +327,17 @@ final class Master {
                 logger.warning(
                     "server.admin_socket changes only at restart", metadata: ["serving": "\(config.server.adminSocket)"]
                 )
+            }
+            // Only the certificate files' contents changed (a renewal): the workers load them in place, so no
+            // connection is dropped (SPEC §8). Anything else replaces the workers, as does a drain to undo.
+            if fresh == config, !config.tlsListeners.isEmpty, !clientsDrained {
+                LogSetup.setLevel(config.log.level)
+                logger.info("reloading the TLS certificate in place", metadata: ["workers": "\(links.count)"])
+                for link in links.values {
+                    link.send(.command(id: 0, name: "log-level", arguments: [config.log.level.rawValue]))
+                    link.send(.command(id: 0, name: "tls-reload", arguments: []))
+                }
+                return nil
             }
             config = fresh
         } catch {

@@ -95,7 +95,15 @@ final class Worker {
                 loop: loop, logger: logger, index: index, node: node, stats: stats, connections: connections,
                 store: store, registry: registry, http: http,
                 drain: { [unowned self] in self.drainClients() }, isDraining: { [unowned self] in self.draining },
-                ticketKeys: { [tls] in tls?.setTicketKeys($0) }),
+                ticketKeys: { [tls] in tls?.setTicketKeys($0) },
+                reloadCertificate: { [tls, config, logger] in
+                    do {
+                        try tls?.reloadCertificate(config)
+                        logger.info("TLS certificate reloaded", metadata: ["cert": "\(config.tls.cert ?? "")"])
+                    } catch {
+                        logger.error("TLS certificate not reloaded: the old one stays", metadata: ["error": "\(error)"])
+                    }
+                }),
             controlFD: controlFD)
         control.onLost = { [unowned self] in self.stop("control pipe lost") }
         control.edge = edge

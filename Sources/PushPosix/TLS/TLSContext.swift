@@ -85,6 +85,21 @@ public final class TLSContext {
 
     deinit { SSL_CTX_free(pointer) }
 
+    /// Loads the certificate chain and key again from the same files (a renewal: SIGHUP with an unchanged
+    /// configuration). Connections open already keep the certificate they were made with (each SSL object holds
+    /// its own copy); new ones get the new one. The files are checked in a context of their own first, so files
+    /// that cannot be used leave this one as it was.
+    public func reloadCertificate(_ config: GatewayConfiguration) throws(TLSSetupError) {
+        _ = try TLSContext(config)
+        guard let cert = config.tls.cert, let key = config.tls.key else { return }
+        ERR_clear_error()
+        guard SSL_CTX_use_certificate_chain_file(pointer, cert) == 1,
+            SSL_CTX_use_PrivateKey_file(pointer, key, SSL_FILETYPE_PEM) == 1, SSL_CTX_check_private_key(pointer) == 1
+        else {
+            throw TLSSetupError(key: "tls.cert", message: "cannot reload \(cert): \(openSSLErrors())")
+        }
+    }
+
     /// Replaces the ticket keys (the master's, shared by every worker): `keys[0]` seals new tickets, each opens them.
     public func setTicketKeys(_ keys: [TLSTicketKey]) {
         guard !keys.isEmpty else { return }
