@@ -143,7 +143,7 @@ struct TLSTests {
 
     @Test("Garbage instead of a ClientHello is closed at once and counted as tls_handshake_failed; the gateway still serves TLS clients")
     func garbageIsRefused() async throws {
-        let gateway = try await GatewayProcess.start(tls: true)
+        let gateway = try await GatewayProcess.start(["PUSHGW_AUTH_SECRET": "register-secret"], tls: true)
         defer { gateway.stop() }
         let ports = try #require(gateway.tlsPorts)
         let garbage: [[UInt8]] = [
@@ -262,6 +262,23 @@ struct TLSTests {
         let still = try await gateway.tlsClient()
         #expect(still.socket.peerSerial == 2002)
         #expect(try await client.heartbeat(seq: 2) == 0)
+    }
+
+    @Test("POST /v1/register names the TLS and WebSocket-over-TLS listeners beside the plain ones")
+    func registerNamesTLSListeners() async throws {
+        let gateway = try await GatewayProcess.start(["PUSHGW_AUTH_SECRET": "register-secret"], tls: true)
+        defer { gateway.stop() }
+        let ports = try #require(gateway.tlsPorts)
+        var json: [String: Any]?
+        // The node's entry in pg:nodes is written within its first refresh.
+        let listed = try await eventually(timeout: 5) {
+            let response = try await gateway.http(HTTP.request("POST", "/v1/register", body: #"{"user":"u","device":"d"}"#))
+            json = response.json
+            return (json?["tls"] as? [String]) == ["127.0.0.1:\(ports.tls)"]
+        }
+        #expect(listed, "\(String(describing: json))")
+        #expect((json?["wss"] as? [String]) == ["127.0.0.1:\(ports.wss)"])
+        #expect((json?["gateways"] as? [String]) == ["127.0.0.1:\(gateway.tcpPort)"])
     }
 
     @Test("A TLS listener whose certificate or key cannot be used stops the start, naming the key")

@@ -47,7 +47,9 @@ final class Worker {
         self.connections = connections
         registry = NodeRegistry(
             loop: loop, scripts: scripts, node: node, address: config.server.tcp?.description ?? "",
-            webSocketAddress: config.server.websocket?.description ?? "", group: config.server.group,
+            webSocketAddress: config.server.websocket?.description ?? "",
+            tlsAddress: config.server.tls?.description ?? "", wssAddress: config.server.wss?.description ?? "",
+            group: config.server.group,
             connections: { connections.connectionCount },
             groupCounts: {
                 connections.topics.counts.map { (RedisKeys.topicCountField($0.0), $0.1) }

@@ -13,6 +13,9 @@ final class NodeRegistry {
         let address: String
         /// The WebSocket listener's address ("" when it has none).
         let webSocketAddress: String
+        /// The TLS and WebSocket-over-TLS listeners' addresses (`server.tls`, `server.wss`; "" when off).
+        var tlsAddress = ""
+        var wssAddress = ""
         /// `server.group`.
         let group: String
         let connections: Int
@@ -27,6 +30,8 @@ final class NodeRegistry {
     private let node: String
     private let address: String
     private let webSocketAddress: String
+    private let tlsAddress: String
+    private let wssAddress: String
     private let group: String
     private let connections: () -> Int
     /// This node's member counts per group (`t:<topic>`, `r:<room>`), published for cross-node counts.
@@ -35,13 +40,16 @@ final class NodeRegistry {
 
     init(
         loop: EventLoop, scripts: ScriptRunner, node: String, address: String, webSocketAddress: String,
-        group: String = RouteRules.defaultGroup, connections: @escaping () -> Int,
+        tlsAddress: String = "", wssAddress: String = "", group: String = RouteRules.defaultGroup,
+        connections: @escaping () -> Int,
         groupCounts: @escaping () -> [(String, Int)]
     ) {
         self.scripts = scripts
         self.node = node
         self.address = address
         self.webSocketAddress = webSocketAddress
+        self.tlsAddress = tlsAddress
+        self.wssAddress = wssAddress
         self.group = group
         self.connections = connections
         self.groupCounts = groupCounts
@@ -65,6 +73,8 @@ final class NodeRegistry {
         value.object {
             $0.field("addr", address)
             if !webSocketAddress.isEmpty { $0.field("ws", webSocketAddress) }
+            if !tlsAddress.isEmpty { $0.field("tls", tlsAddress) }
+            if !wssAddress.isEmpty { $0.field("wss", wssAddress) }
             $0.field("group", group)
             $0.field("conns", connections())
             $0.field("at", Posix.wallSeconds())
@@ -173,11 +183,13 @@ final class NodeRegistry {
                     stale.append(id)
                     continue
                 }
-                nodes.append(
-                    Node(
-                        id: id, address: json["addr"]?.stringValue ?? "", webSocketAddress: json["ws"]?.stringValue ?? "",
-                        group: json["group"]?.stringValue ?? RouteRules.defaultGroup,
-                        connections: Int(json["conns"]?.int64Value ?? 0), updatedAt: UInt64(at)))
+                var node = Node(
+                    id: id, address: json["addr"]?.stringValue ?? "", webSocketAddress: json["ws"]?.stringValue ?? "",
+                    group: json["group"]?.stringValue ?? RouteRules.defaultGroup,
+                    connections: Int(json["conns"]?.int64Value ?? 0), updatedAt: UInt64(at))
+                node.tlsAddress = json["tls"]?.stringValue ?? ""
+                node.wssAddress = json["wss"]?.stringValue ?? ""
+                nodes.append(node)
             }
             if !stale.isEmpty { scripts.command(["HDEL", RedisKeys.nodes] + stale) }
             done(.success(nodes.sorted { ($0.connections, $0.id) < ($1.connections, $1.id) }))

@@ -41,26 +41,32 @@ extension PushAPI {
         registry.fetch { [self] result in
             let (group, nodes) = Self.nodes(of: route.group ?? RouteRules.defaultGroup, (try? result.get()) ?? [])
             // Addresses least loaded first; workers of one host share an address, so their loads add up.
-            // Browsers get the WebSocket addresses of the same hosts, in the same order.
+            // Browsers get the WebSocket addresses of the same hosts, in the same order, and TLS clients the TLS
+            // (and WebSocket over TLS) ones.
             var load: [String: Int] = [:]
             var order: [String] = []
-            var webSocketOf: [String: String] = [:]
+            var companions: [KeyPath<NodeRegistry.Node, String>: [String: String]] = [:]
+            let kinds: [KeyPath<NodeRegistry.Node, String>] = [\.webSocketAddress, \.tlsAddress, \.wssAddress]
             for node in nodes {
                 let address = dialable(node.address, host: host)
                 if load[address] == nil { order.append(address) }
                 load[address, default: 0] += node.connections
-                if !node.webSocketAddress.isEmpty { webSocketOf[address] = dialable(node.webSocketAddress, host: host) }
+                for kind in kinds where !node[keyPath: kind].isEmpty {
+                    companions[kind, default: [:]][address] = dialable(node[keyPath: kind], host: host)
+                }
             }
             var gateways = order.sorted { (load[$0]!, $0) < (load[$1]!, $1) }
-            var webSockets = gateways.compactMap { webSocketOf[$0] }
+            var lists = kinds.map { kind in gateways.compactMap { companions[kind]?[$0] } }
             if gateways.isEmpty {
-                gateways = config.server.tcp.map { [dialable($0.description, host: host)] } ?? []
-                webSockets = config.server.websocket.map { [dialable($0.description, host: host)] } ?? []
+                let own = [config.server.tcp, config.server.websocket, config.server.tls, config.server.wss]
+                    .map { $0.map { [dialable($0.description, host: host)] } ?? [] }
+                gateways = own[0]
+                lists = Array(own[1...])
             }
             // A client told to long-poll gets no gateway to dial.
             if !route.longConnection {
                 gateways = []
-                webSockets = []
+                lists = lists.map { _ in [] }
             }
             respond(.json {
                 $0.object {
@@ -68,8 +74,10 @@ extension PushAPI {
                     $0.field("expires_at", expiresAt)
                     $0.key("gateways")
                     $0.array { writer in gateways.forEach { writer.value($0) } }
-                    $0.key("websockets")
-                    $0.array { writer in webSockets.forEach { writer.value($0) } }
+                    for (name, list) in zip(["websockets", "tls", "wss"], lists) {
+                        $0.key(name)
+                        $0.array { writer in list.forEach { writer.value($0) } }
+                    }
                     $0.field("long_connection", route.longConnection)
                     $0.field("group", group)
                     $0.field("poll", "/v1/users/\(PercentEncoding.pathSegment(user))/messages")
