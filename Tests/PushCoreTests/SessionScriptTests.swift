@@ -108,6 +108,26 @@ import Testing
         #expect(try redis.command("HLEN", backend) == .integer(2))
     }
 
+    /// Several AUTHs in one call: each device gets its own entry, in order; one whose keys Redis refuses (a session
+    /// key of the wrong type) fails alone.
+    @Test func sessionBatch() throws {
+        let redis = try RedisTestClient()
+        let (a, b, bad) = (unique("sa"), unique("sb"), unique("sbad"))
+        try redis.store(a)
+        try redis.store(a)
+        _ = try redis.command("SET", RedisKeys.sessions(bad), "x")
+        func call(_ uid: String, _ device: String) -> SessionCall {
+            SessionCall(
+                uid: uid, device: device, node: "n1", platform: "ios", nowSeconds: T, ttl: 600, lastSeq: 0, limit: 100)
+        }
+        let entries = try redis.run(SessionBatchCall([call(a, "d1"), call(bad, "d"), call(b, "d2")]))
+        #expect(entries.count == 3)
+        #expect((try? entries[0].get())?.messages.map(\.seq) == [1, 2])
+        #expect(throws: ScriptError.self) { try entries[1].get() }
+        #expect((try? entries[2].get())?.seq == 0)
+        #expect(try redis.command("HEXISTS", RedisKeys.sessions(b), "d2") == .integer(1))
+    }
+
     /// route.lua publishes a transient push once to each other node with a matching session, none to its own.
     @Test func routePublishesToOtherNodes() throws {
         let redis = try RedisTestClient()

@@ -136,10 +136,15 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
         let session = SessionCall(
             uid: "u", device: "d", node: "n", platform: "ios", nowSeconds: 5, ttl: 60, lastSeq: nil, limit: 10)
-        #expect(session.args == ["d", "n", "ios", "5", "60", "-1", "10", "u"].map(bytes))
-        #expect(
-            SessionCall(uid: "u", device: "d", node: "n", platform: "p", nowSeconds: 5, ttl: 60, lastSeq: 7, limit: 1)
-                .args[5] == bytes("7"))
+        // The device count, then 8 fields per device; 3 keys per device.
+        #expect(session.args == ["1", "d", "n", "ios", "5", "60", "-1", "10", "u"].map(bytes))
+        #expect(session.keys == ["pg:{u:u}:inbox", "pg:{u:u}:meta", "pg:{u:u}:sess"].map(bytes))
+        let other = SessionCall(
+            uid: "v", device: "e", node: "n", platform: "p", nowSeconds: 5, ttl: 60, lastSeq: 7, limit: 1)
+        #expect(other.args[6] == bytes("7"))
+        let sessions = SessionBatchCall([session, other])
+        #expect(sessions.keys == session.keys + other.keys)
+        #expect(sessions.args == [bytes("2")] + session.args.dropFirst() + other.args.dropFirst())
         #expect(SyncCall(uid: "u", after: 3, limit: 100, nowSeconds: 9).args == ["3", "100", "9"].map(bytes))
         #expect(AckCall(uid: "u", device: "d", seq: 4).keys == [bytes("pg:{u:u}:meta")])
         #expect(ReadCall(uid: "u", seq: 4).keys == ["pg:{u:u}:inbox", "pg:{u:u}:meta"].map(bytes))
@@ -255,9 +260,11 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         let element = RedisValue.string(bytes("4:1000:9:0:hi"))
         let message = StoredMessage(seq: 4, op: 1000, timestampMillis: 9, expiresAt: 0, payload: bytes("hi"))
         #expect(
-            try SessionCall.decode(.array([.integer(4), .integer(2), .integer(1), .integer(3), .integer(1), element]))
+            try SessionCall.decode(.array([.array([.integer(4), .integer(2), .integer(1), .integer(3), .integer(1), element])]))
                 == SessionResult(seq: 4, unread: 2, read: 1, firstKept: 3, remote: true, messages: [message]))
-        #expect(throws: ScriptError.self) { try SessionCall.decode(.array([.integer(4), .integer(2), .integer(1), .integer(3)])) }
+        #expect(throws: ScriptError.self) {
+            try SessionCall.decode(.array([.array([.integer(4), .integer(2), .integer(1), .integer(3)])]))
+        }
         #expect(try SyncCall.decode(.array([.integer(4), element])) == SyncResult(seq: 4, messages: [message]))
         #expect(throws: ScriptError.self) { try SyncCall.decode(.array([.integer(4), .string(bytes("junk"))])) }
         #expect(throws: ScriptError.self) { try SyncCall.decode(.array([.integer(4), .integer(5)])) }

@@ -67,6 +67,11 @@ final class MessageStore {
         scripts.runSessionScript(call, done)
     }
 
+    /// An AUTH's session script through the same queue, batched with the other AUTHs of this loop iteration.
+    func runSessionScript(_ call: SessionCall, _ done: @escaping (Result<SessionResult, StoreFailure>) -> Void) {
+        scripts.runSessionScript(call, done)
+    }
+
     /// Sends a plain command whose reply only matters as success or failure.
     func command(_ args: [String], _ done: ((Bool) -> Void)? = nil) { scripts.command(args, done) }
 }

@@ -35,6 +35,8 @@ final class ScriptRunner {
     private let stores = ScriptBatcher<StoreBatchCall>(maxItems: 128, maxWeight: 256 * 1024)
     /// ACKs of this loop iteration, one per device cursor (the highest seq): as few `ack.lua` calls.
     private let acks = ScriptBatcher<AckBatchCall>(maxItems: 256)
+    /// AUTHs' session scripts started in this loop iteration (``runSessionScript(_:_:)-SessionCall``).
+    private let sessions = ScriptBatcher<SessionBatchCall>(maxItems: 64)
     /// The index in `acks` of each device cursor's pending ACK.
     private var pendingAcks: [DeviceCursor: Int] = [:]
 
@@ -102,6 +104,8 @@ final class ScriptRunner {
     }
 
     private func flushBatches() {
+        // Sessions first: an AUTH asked for in this iteration was sent at once before batching, ahead of the stores.
+        flushSessions()
         if !pendingAcks.isEmpty { pendingAcks.removeAll(keepingCapacity: true) }
         guard !stores.isEmpty || !acks.isEmpty else { return }
         // Not sent when the connection is down: fail now rather than at the next iteration (a 503 at once).
@@ -128,18 +132,51 @@ final class ScriptRunner {
     /// Runs a session script through the bounded queue above; otherwise the same as `run`. One queue for both
     /// kinds keeps a device's leave after its session, as they were asked for.
     func runSessionScript<Call: ScriptCall>(_ call: Call, _ done: @escaping (Result<Call.Result, StoreFailure>) -> Void) {
-        let start = { [unowned self] in
+        enqueueSessionScript { [unowned self] in
+            // AUTHs started in this iteration are sent before the loop sleeps: send them now, so that this script
+            // (a leave of the same device, say) does not overtake them.
+            self.flushSessions()
+            self.run(call) { result in self.sessionScriptFinished { done(result) } }
+        }
+    }
+
+    /// An AUTH's `session.lua` through the same queue, sent with the other AUTHs that start in this loop iteration,
+    /// as few calls as ``ScriptBatcher`` allows, before the loop sleeps (a reconnect storm's AUTHs 64 per call).
+    func runSessionScript(_ call: SessionCall, _ done: @escaping (Result<SessionResult, StoreFailure>) -> Void) {
+        enqueueSessionScript { [unowned self] in
+            self.sessions.add(call) { result in self.sessionScriptFinished { done(result) } }
+        }
+    }
+
+    /// Starts `start` now when fewer than the most session scripts are in flight and none wait, else queues it.
+    private func enqueueSessionScript(_ start: @escaping () -> Void) {
+        let begin = { [unowned self] in
             self.sessionScriptsInFlight += 1
-            self.run(call) { result in
-                self.sessionScriptsInFlight -= 1
-                done(result)
-                self.startWaitingSessionScripts()
-            }
+            start()
         }
         if sessionScriptsInFlight < Self.maxSessionScriptsInFlight && nextWaiting == waitingSessionScripts.count {
-            start()
+            begin()
         } else {
-            waitingSessionScripts.append(start)
+            waitingSessionScripts.append(begin)
+        }
+    }
+
+    /// A session script's reply came: `report` hands it on, then waiting scripts may start.
+    private func sessionScriptFinished(_ report: () -> Void) {
+        sessionScriptsInFlight -= 1
+        report()
+        startWaitingSessionScripts()
+    }
+
+    /// Sends the AUTHs' session scripts collected since the last time (failing them at once when Redis is down);
+    /// a failure may start waiting ones, which are sent (or failed) too.
+    private func flushSessions() {
+        while !sessions.isEmpty {
+            guard redis.isReady else {
+                sessions.fail(.unavailable(.notConnected))
+                continue
+            }
+            sessions.flush { call, done in run(call, done) }
         }
     }
 

@@ -53,24 +53,91 @@ public struct SessionCall: ScriptCall {
         self.limit = limit
     }
 
-    public var keys: [[UInt8]] {
-        [RedisKeys.inbox(uid), RedisKeys.meta(uid), RedisKeys.sessions(uid)].map { Array($0.utf8) }
+    /// Its 3 KEYS and 8 ARGV fields in a `session.lua` call.
+    func append(keys: inout [[UInt8]], args: inout [[UInt8]]) {
+        keys.append(Array(RedisKeys.inbox(uid).utf8))
+        keys.append(Array(RedisKeys.meta(uid).utf8))
+        keys.append(Array(RedisKeys.sessions(uid).utf8))
+        args.append(Array(device.utf8))
+        args.append(Array(node.utf8))
+        args.append(Array(platform.utf8))
+        args.append(decimal(nowSeconds))
+        args.append(decimal(ttl))
+        args.append(lastSeq.map(decimal) ?? Array("-1".utf8))
+        args.append(decimal(limit))
+        args.append(Array(uid.utf8))
     }
 
-    public var args: [[UInt8]] {
-        [
-            Array(device.utf8), Array(node.utf8), Array(platform.utf8), decimal(nowSeconds), decimal(ttl),
-            lastSeq.map(decimal) ?? Array("-1".utf8), decimal(limit), Array(uid.utf8),
-        ]
+    /// The Redis Cluster slot of the user's keys (`{u:<uid>}`).
+    public var slot: UInt16 { RedisSlot.of(key: RedisKeys.meta(uid)) }
+
+    public var keys: [[UInt8]] { SessionBatchCall(self).keys }
+    public var args: [[UInt8]] { SessionBatchCall(self).args }
+    public var evalsha: [[UInt8]] { SessionBatchCall(self).evalsha }
+    public var eval: [[UInt8]] { SessionBatchCall(self).eval }
+
+    /// The reply of a call of one device: its one entry.
+    public static func decode(_ reply: RedisValue) throws -> SessionResult {
+        let entries = try SessionBatchCall.decode(reply)
+        guard entries.count == 1 else {
+            throw ScriptError.unexpectedReply(script: script.name, "expected 1 entry, got \(entries.count)", reply: reply)
+        }
+        return try entries[0].get()
     }
 
     /// `{seq, unread, read, first_kept, remote, element…}`.
-    public static func decode(_ reply: RedisValue) throws -> SessionResult {
+    static func decodeEntry(_ reply: RedisValue) throws -> SessionResult {
         let reader = try ReplyReader(script.name, reply)
         guard reader.count >= 5 else { throw reader.unexpected("expected {seq, unread, read, first_kept, remote, …}") }
         return SessionResult(
             seq: try reader.count(0, "seq"), unread: try reader.count(1, "unread"), read: try reader.count(2, "read"),
             firstKept: try reader.count(3, "first_kept"), remote: try reader.count(4, "remote") != 0,
             messages: try reader.messages(from: 5))
+    }
+}
+
+/// `session.lua` for several devices at once (the AUTHs of one loop iteration): one script call instead of one per
+/// device. Each device keeps its own result: a device whose keys Redis refuses fails alone.
+public struct SessionBatchCall: BatchScriptCall {
+    public typealias Item = SessionCall
+    public typealias Entry = SessionResult
+    public static var script: Script { Scripts.session }
+
+    public var items: [SessionCall]
+
+    public init(_ items: [SessionCall]) {
+        precondition(!items.isEmpty, "SessionBatchCall of no device")
+        self.items = items
+    }
+
+    public init(_ item: SessionCall) { self.init([item]) }
+
+    public var keys: [[UInt8]] { encoded.keys }
+    public var args: [[UInt8]] { encoded.args }
+
+    public var evalsha: [[UInt8]] {
+        let (keys, args) = encoded
+        return Self.script.evalsha(keys: keys, args: args)
+    }
+
+    public var eval: [[UInt8]] {
+        let (keys, args) = encoded
+        return Self.script.eval(keys: keys, args: args)
+    }
+
+    private var encoded: (keys: [[UInt8]], args: [[UInt8]]) {
+        var keys: [[UInt8]] = []
+        keys.reserveCapacity(items.count * 3)
+        var args: [[UInt8]] = [decimal(items.count)]
+        args.reserveCapacity(1 + items.count * 8)
+        for item in items { item.append(keys: &keys, args: &args) }
+        return (keys, args)
+    }
+
+    public static func slot(of item: SessionCall) -> UInt16 { item.slot }
+
+    /// One entry per device, in order.
+    public static func decode(_ reply: RedisValue) throws -> [Result<SessionResult, ScriptError>] {
+        try decodeEntries(reply, SessionCall.decodeEntry)
     }
 }
