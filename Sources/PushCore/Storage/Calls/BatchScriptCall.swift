@@ -20,6 +20,28 @@ public protocol BatchScriptCall: ScriptCall where Result == [Swift.Result<Entry,
     static func weight(of item: Item) -> Int
 }
 
+/// A batch call whose KEYS and ARGV come from one pass over its items (``encoded``): the EVALSHA command is built
+/// from that one pass, not from one for the keys and another for the arguments.
+public protocol EncodedBatchCall: BatchScriptCall {
+    /// KEYS and ARGV, in the order the script's header comment gives.
+    var encoded: (keys: [[UInt8]], args: [[UInt8]]) { get }
+}
+
+extension EncodedBatchCall {
+    public var keys: [[UInt8]] { encoded.keys }
+    public var args: [[UInt8]] { encoded.args }
+
+    public var evalsha: [[UInt8]] {
+        let (keys, args) = encoded
+        return Self.script.evalsha(keys: keys, args: args)
+    }
+
+    public var eval: [[UInt8]] {
+        let (keys, args) = encoded
+        return Self.script.eval(keys: keys, args: args)
+    }
+}
+
 extension BatchScriptCall {
     public static func canShare(_ item: Item, with first: Item) -> Bool { true }
 

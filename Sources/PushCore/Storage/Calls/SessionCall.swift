@@ -98,7 +98,7 @@ public struct SessionCall: ScriptCall {
 
 /// `session.lua` for several devices at once (the AUTHs of one loop iteration): one script call instead of one per
 /// device. Each device keeps its own result: a device whose keys Redis refuses fails alone.
-public struct SessionBatchCall: BatchScriptCall {
+public struct SessionBatchCall: EncodedBatchCall {
     public typealias Item = SessionCall
     public typealias Entry = SessionResult
     public static var script: Script { Scripts.session }
@@ -112,20 +112,7 @@ public struct SessionBatchCall: BatchScriptCall {
 
     public init(_ item: SessionCall) { self.init([item]) }
 
-    public var keys: [[UInt8]] { encoded.keys }
-    public var args: [[UInt8]] { encoded.args }
-
-    public var evalsha: [[UInt8]] {
-        let (keys, args) = encoded
-        return Self.script.evalsha(keys: keys, args: args)
-    }
-
-    public var eval: [[UInt8]] {
-        let (keys, args) = encoded
-        return Self.script.eval(keys: keys, args: args)
-    }
-
-    private var encoded: (keys: [[UInt8]], args: [[UInt8]]) {
+    public var encoded: (keys: [[UInt8]], args: [[UInt8]]) {
         var keys: [[UInt8]] = []
         keys.reserveCapacity(items.count * 3)
         var args: [[UInt8]] = [decimal(items.count)]

@@ -127,7 +127,7 @@ public struct StoreCall: ScriptCall {
 /// `store.lua` for several messages at once (one push to many users, or the stored pushes of one loop iteration):
 /// one script call instead of one per message. Each message keeps its own result: a message whose keys Redis
 /// refuses fails alone.
-public struct StoreBatchCall: BatchScriptCall {
+public struct StoreBatchCall: EncodedBatchCall {
     public typealias Item = StoreCall
     public typealias Entry = StoreResult
     public static var script: Script { Scripts.store }
@@ -142,21 +142,7 @@ public struct StoreBatchCall: BatchScriptCall {
 
     public init(_ item: StoreCall) { self.init([item]) }
 
-    public var keys: [[UInt8]] { encoded.keys }
-
-    public var args: [[UInt8]] { encoded.args }
-
-    public var evalsha: [[UInt8]] {
-        let (keys, args) = encoded
-        return Self.script.evalsha(keys: keys, args: args)
-    }
-
-    public var eval: [[UInt8]] {
-        let (keys, args) = encoded
-        return Self.script.eval(keys: keys, args: args)
-    }
-
-    private var encoded: (keys: [[UInt8]], args: [[UInt8]]) {
+    public var encoded: (keys: [[UInt8]], args: [[UInt8]]) {
         let first = items[0]
         var keys: [[UInt8]] = []
         keys.reserveCapacity(items.count * 5)
