@@ -100,3 +100,19 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
         .init(status: 503, code: "unavailable", message: message, headers: [("Retry-After", "1")])
     }
 }
+
+extension APIError {
+    /// A request body that must be a JSON object: the value and its members, or a 400 saying what it is instead.
+    public static func objectBody(
+        _ body: [UInt8]
+    ) throws(APIError) -> (value: JSONValue, members: [(String, JSONValue)]) {
+        let json: JSONValue
+        do {
+            json = try JSONParser.parse(body)
+        } catch {
+            throw .badRequest("body is not a JSON object: \(error)")
+        }
+        guard case .object(let members) = json else { throw .badRequest("body must be a JSON object") }
+        return (json, members)
+    }
+}

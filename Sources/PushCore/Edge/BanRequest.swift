@@ -25,13 +25,7 @@ public struct BanRequest: Equatable, Sendable {
 
     /// Parses and validates a body; every problem is a 400 that names the field.
     public init(body: [UInt8]) throws(APIError) {
-        let json: JSONValue
-        do {
-            json = try JSONParser.parse(body)
-        } catch {
-            throw .badRequest("body is not a JSON object: \(error)")
-        }
-        guard case .object(let members) = json else { throw .badRequest("body must be a JSON object") }
+        let (json, members) = try APIError.objectBody(body)
         do {
             try BanFormatError.refuseUnknown(members, known: Self.fields)
             self.init(

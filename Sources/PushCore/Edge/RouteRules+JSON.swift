@@ -8,13 +8,7 @@ extension RouteRules {
     /// Reads a `PUT /v1/route/rules` body, or rules kept in Redis; a missing member keeps its default. Every
     /// problem is a 400 naming the member; unknown members are refused so that a typo is not silently ignored.
     public init(body: [UInt8]) throws(APIError) {
-        let json: JSONValue
-        do {
-            json = try JSONParser.parse(body)
-        } catch {
-            throw .badRequest("body is not a JSON object: \(error)")
-        }
-        guard case .object(let members) = json else { throw .badRequest("body must be a JSON object") }
+        let (json, members) = try APIError.objectBody(body)
         try Self.refuseUnknown(members, known: Self.fields, in: "the rules")
         var longConnection = true
         if let value = json["long_connection"], !value.isNull {
