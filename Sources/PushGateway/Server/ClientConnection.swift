@@ -17,8 +17,9 @@ class ClientConnection: SocketConnection {
     /// Stored messages in seq order; paused until AUTH's replay is in.
     var delivery = OrderedDelivery<StoredMessage>(paused: true)
     /// The client's address, as limits, bans, logs and `conns` see it: the PROXY header's source behind a load
-    /// balancer (`server.proxy_protocol`), else the socket's peer as `accept4` gave it. 16 bytes here (BENCHMARKS.md:
-    /// 404 B → 420 B per idle connection), so that no check ever costs a `getpeername`.
+    /// balancer (`server.proxy_protocol`), else the socket's peer as `accept4` gave it. Kept here so that no check ever
+    /// costs a `getpeername`: 16 bytes, which take the object from 177 to 200 bytes and its malloc chunk from 192 to
+    /// 208 (BENCHMARKS.md, "Memory per idle authenticated connection").
     let address: IPAddress
 
     init(fd: Int32, server: ConnectionServer, address: IPAddress) {
