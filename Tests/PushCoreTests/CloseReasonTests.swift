@@ -82,12 +82,45 @@ private func text(_ frame: Frame?) -> String? { frame.map { String(decoding: $0.
         #expect(refused.frame == nil && !refused.closesWebSocket && refused.flushes)
     }
 
+    /// The frame rate: a dropped frame's ERROR is not fatal, the one after another burst is (same code, answering
+    /// the frame, WebSocket 1008), counted as rate_limited.
+    @Test func rateLimited() {
+        let drop = ProtocolError.rateLimited(.sub)
+        #expect(drop.code == "rate_limited" && !drop.isFatal)
+        let reason = CloseReason.rateLimited(operation: .sub, sequence: 9)
+        #expect(reason.kind == .rateLimited)
+        let farewell = reason.farewell
+        #expect(farewell.frame?.operation == .error && farewell.frame?.sequence == 9)
+        #expect(text(farewell.frame)?.hasPrefix(#"{"code":"rate_limited","#) == true)
+        #expect(text(farewell.frame)?.hasSuffix(#""op":24}"#) == true)
+        #expect(farewell.webSocketStatus == .policyViolation && farewell.detail == "rate_limited" && farewell.flushes)
+        #expect(ProtocolError.rateLimitedClose(.sub).isFatal)
+    }
+
+    /// What automatic bans count against an address: failed AUTHs and fatal protocol errors, broken WebSocket
+    /// framing, a refused upgrade, the frame rate; not timeouts, storage down, bans, kicks, drains or closes.
+    @Test func blame() {
+        let blamed: [CloseReason] = [
+            .protocolError(.authFailed("forged"), operation: .auth, sequence: 1),
+            .protocolError(.badLength(3), operation: Operation(0), sequence: 0),
+            .webSocketError(.protocolError, "unmasked"), .upgradeRefused, .rateLimited(operation: .sub, sequence: 1),
+        ]
+        for reason in blamed { #expect(reason.blamesClient, "\(reason)") }
+        let spared: [CloseReason] = [
+            .peerClosed, .ioError, .handshakeTimeout, .idleTimeout, .kicked, .banned, .bannedAddress,
+            .bannedAtAuth(until: 0, sequence: 1), .storageUnavailable(afterMillis: 1000), .draining(afterMillis: 1),
+            .webSocketClosed(.normal), .writeQueueFull, .tlsHandshakeFailed, .protocolError,
+        ]
+        for reason in spared { #expect(!reason.blamesClient, "\(reason)") }
+    }
+
     /// The metric labels are the wire contract of `/metrics` and the admin socket: every kind, spelled as before.
     @Test func labels() {
         #expect(
             CloseReason.Kind.allCases.map(\.rawValue) == [
                 "peer_closed", "io_error", "protocol_error", "handshake_timeout", "idle_timeout", "write_queue_full",
-                "kicked", "shutdown", "banned", "request_done", "tls_handshake_failed",
+                "kicked", "shutdown", "banned", "request_done", "tls_handshake_failed", "refused", "rate_limited",
+                "proxy_refused",
             ])
         #expect(CloseReason.kicked.rawValue == "kicked")
         // What a lingering connection keeps is its kind alone.

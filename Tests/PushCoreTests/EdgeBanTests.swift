@@ -160,7 +160,8 @@ struct EdgeBanTests {
         #expect(auto.recordFailure(ip, now: 59 * second) == false)  // counting again from zero
         let ban = auto.ban(ip, id: "x", now: 1_000)
         #expect(ban == Ban(id: "x", ip: range("203.0.113.50"), reason: ban.reason, expiresAt: 1_600))
-        #expect(ban.reason == "automatic: more than 3 failures within 60 s")
+        #expect(ban.reason == "automatic: more than 3 failed AUTHs or protocol errors within 60 s")
+        #expect(auto.request(ip) == BanRequest(ip: range("203.0.113.50"), ttl: 600, reason: ban.reason))
     }
 
     /// A window ends: failures spread over time are forgiven.

@@ -27,6 +27,24 @@ private func acceptOne(_ listener: Int32) throws -> Int32 {
         #expect(Posix.peerAddress(accepted)?.isIPv4 == true)
     }
 
+    /// `acceptWithPeer` gives the same address as `getpeername`, from `accept4` itself (the gateway's listeners).
+    @Test func acceptGivesThePeer() throws {
+        let listener = try Posix.listen(host: "127.0.0.1", port: 0, ipv6: false)
+        defer { Posix.close(listener) }
+        let destination = try #require(Posix.ipv4Address("127.0.0.1", port: Int(Posix.localPort(listener))))
+        let client = try Posix.connect(to: destination, from: Posix.ipv4("127.0.0.3"))
+        defer { Posix.close(client.fd) }
+        var accepted: (fd: Int32, peer: IPAddress?)?
+        for _ in 0..<100 where accepted == nil {
+            if case .done(let result) = try Posix.acceptWithPeer(listener) { accepted = result } else { usleep(10_000) }
+        }
+        let result = try #require(accepted, "nothing to accept")
+        defer { Posix.close(result.fd) }
+        #expect(result.peer == IPAddress("127.0.0.3"))
+        #expect(result.peer == Posix.peerAddress(result.fd))
+        #expect(fcntl(result.fd, F_GETFL) & O_NONBLOCK != 0)
+    }
+
     /// An IPv6 peer comes back as IPv6 (`::1`), matched by an IPv6 range; a descriptor that is not a connected
     /// socket gives nil.
     @Test func ipv6() throws {

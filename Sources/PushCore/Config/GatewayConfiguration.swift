@@ -50,8 +50,9 @@ extension GatewayConfiguration {
         /// `server.drain_timeout`: seconds a stopping worker spreads its clients' DISCONNECTs over before it
         /// exits, > 0. Default 10.
         public var drainTimeout: Double = 10
-        /// `server.proxy_protocol`: client listeners expect a PROXY v1/v2 header (HAProxy, cloud load balancers) and
-        /// take the client's address from it; a connection without one is closed. Default `false`.
+        /// `server.proxy_protocol`: the client listeners (tcp, websocket, tls, wss; not the HTTP API's) expect a PROXY
+        /// v1/v2 header (HAProxy, cloud load balancers) and take the client's address from it; a connection without
+        /// one is closed. Default `false`.
         public var proxyProtocol = false
         /// `server.group`: the group this node's gateways belong to, for the route rules' gray release. Default
         /// `default`.

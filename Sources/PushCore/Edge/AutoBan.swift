@@ -59,11 +59,20 @@ public struct AutoBan {
 
     /// The ban for `ip` once `recordFailure` said so, ending `ttl` seconds after `now` (Unix seconds).
     public func ban(_ ip: IPAddress, id: String, now: Int) -> Ban {
+        request(ip).ban(id: id, now: now)
+    }
+
+    /// The ban to store for `ip` once `recordFailure` said so (`POST /v1/bans`'s request): the address alone, for
+    /// `ttl` seconds, its reason saying it was automatic and why.
+    public func request(_ ip: IPAddress) -> BanRequest {
+        BanRequest(ip: CIDR(ip), ttl: ttl, reason: reason)
+    }
+
+    /// `automatic: more than 50 failed AUTHs or protocol errors within 60 s`.
+    public var reason: String {
         let seconds = Double(window) / 1e9
         let span = seconds.rounded() == seconds ? "\(Int(seconds))" : "\(seconds)"
-        return Ban(
-            id: id, ip: CIDR(ip), reason: "automatic: more than \(errors) failures within \(span) s",
-            expiresAt: now + ttl)
+        return "automatic: more than \(errors) failed AUTHs or protocol errors within \(span) s"
     }
 
     /// Whether the window of `count` has passed at `now` (or the clock went back before it opened).

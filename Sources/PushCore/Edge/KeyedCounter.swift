@@ -13,6 +13,15 @@ public struct KeyedCounter<Key: Hashable> {
         self.maximum = maximum
     }
 
+    /// One worker's share of an instance's `maximum` split between `workers` processes that keep no shared state:
+    /// divided rounded up, at least 1 (so an address is never refused below the instance's maximum on a worker of
+    /// its own); 0 (no maximum) stays 0.
+    public static func share(of maximum: Int, workers: Int) -> Int {
+        guard maximum > 0 else { return 0 }
+        let workers = max(1, workers)
+        return (maximum + workers - 1) / workers
+    }
+
     /// Counts one more for `key` if that stays within the maximum: true to accept, false to refuse (and nothing
     /// counted, so a refused connection must not call `decrement`).
     public mutating func increment(_ key: Key) -> Bool {

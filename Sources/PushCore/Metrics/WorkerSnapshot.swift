@@ -24,6 +24,11 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
     case bannedAtAuth = "banned_at_auth"
     case bannedDisconnects = "banned_disconnects"
     case bannedRegisters = "banned_registers"
+    case refusedConnectRate = "refused_connect_rate"
+    case refusedMaxConnsPerIP = "refused_max_conns_per_ip"
+    case rateLimitedFrames = "rate_limited_frames"
+    case rateLimitedCloses = "rate_limited_closes"
+    case autobans
 
     /// The Prometheus counter's name.
     public var metricName: String {
@@ -60,6 +65,14 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
         case .bannedAtAuth: "Client AUTHs refused with ERROR banned: the user, device or address is banned."
         case .bannedDisconnects: "Open client connections sent DISCONNECT banned: a ban added since covers them."
         case .bannedRegisters: "POST /v1/register requests refused with 403 banned."
+        case .refusedConnectRate: "Client connections closed at accept: over limits.connect_rate for their address."
+        case .refusedMaxConnsPerIP:
+            "Client connections closed at accept: their address has limits.max_conns_per_ip open already."
+        case .rateLimitedFrames: "Client frames dropped with ERROR rate_limited: over limits.client_rate."
+        case .rateLimitedCloses:
+            "Client connections closed still over limits.client_rate after a burst of dropped frames."
+        case .autobans:
+            "Addresses banned automatically: more than limits.autoban_errors failures within limits.autoban_window."
         }
     }
 }

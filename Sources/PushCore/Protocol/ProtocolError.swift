@@ -16,6 +16,9 @@ public struct ProtocolError: Error, Equatable, Sendable, CustomStringConvertible
         case unavailable = "unavailable"
         case writeQueueFull = "write_queue_full"
         case banned
+        case rateLimited = "rate_limited"
+        /// `rate_limited` again, fatal: sent under the same code (`code`), the raw value only tells them apart.
+        case rateLimitedClose = "rate_limited!"
     }
 
     private let kind: Kind
@@ -28,12 +31,12 @@ public struct ProtocolError: Error, Equatable, Sendable, CustomStringConvertible
     }
 
     /// The wire code, sent as `code`.
-    public var code: String { kind.rawValue }
+    public var code: String { kind == .rateLimitedClose ? Kind.rateLimited.rawValue : kind.rawValue }
 
     /// Whether the connection is closed after the ERROR frame.
     public var isFatal: Bool {
         switch kind {
-        case .badBody, .unavailable: false
+        case .badBody, .unavailable, .rateLimited: false
         default: true
         }
     }
@@ -45,7 +48,7 @@ public struct ProtocolError: Error, Equatable, Sendable, CustomStringConvertible
         case .badLength, .badHeader: .protocolError
         case .frameTooLarge: .messageTooBig
         case .authRequired, .badAuth, .authFailed, .alreadyAuthenticated, .handshakeTimeout, .idleTimeout,
-            .unknownOperation, .badBody, .unavailable, .writeQueueFull, .banned:
+            .unknownOperation, .badBody, .unavailable, .writeQueueFull, .banned, .rateLimited, .rateLimitedClose:
             .policyViolation
         }
     }
@@ -89,6 +92,17 @@ public struct ProtocolError: Error, Equatable, Sendable, CustomStringConvertible
     /// seconds, 0 for never. The ban's reason is the operator's note and is not sent.
     public static func banned(until: Int) -> Self {
         .init(.banned, until == 0 ? "banned" : "banned until \(until) (Unix time)")
+    }
+
+    /// Over `limits.client_rate` frames a second (SPEC §8): this frame was dropped, the connection stays (non-fatal).
+    public static func rateLimited(_ op: Operation) -> Self {
+        .init(.rateLimited, "op \(op) dropped: over the frame rate limit (limits.client_rate)")
+    }
+
+    /// Still over `limits.client_rate` after another burst of dropped frames: the connection is closed (fatal, same
+    /// code as `rateLimited`).
+    public static func rateLimitedClose(_ op: Operation) -> Self {
+        .init(.rateLimitedClose, "op \(op) dropped: still over the frame rate limit after a burst of drops, closing")
     }
 
     /// The ERROR frame's JSON body: `{"code":…,"message":…,"op":N}`.

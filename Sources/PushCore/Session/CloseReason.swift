@@ -30,6 +30,12 @@ public struct CloseReason: Equatable, Sendable {
         case requestDone = "request_done"
         /// The TLS handshake failed (no ClientHello but garbage, no protocol or cipher in common, a bad record).
         case tlsHandshakeFailed = "tls_handshake_failed"
+        /// Refused at accept by a limit on its address (SPEC §8): `limits.connect_rate` or `limits.max_conns_per_ip`.
+        case refused
+        /// Still over `limits.client_rate` after a burst of dropped frames: ERROR `rate_limited`, then the close.
+        case rateLimited = "rate_limited"
+        /// `server.proxy_protocol` is on and the connection did not start with a valid PROXY header in time.
+        case proxyRefused = "proxy_refused"
     }
 
     /// What a client is told last, before the close.
@@ -98,6 +104,11 @@ public struct CloseReason: Equatable, Sendable {
         Self(.banned, .error(.banned(until: until), operation: .auth, sequence: sequence))
     }
 
+    /// Still over the frame rate after a burst of drops: ERROR `rate_limited` answering the frame, then the close.
+    public static func rateLimited(operation: Operation, sequence: UInt32) -> Self {
+        Self(.rateLimited, .error(.rateLimitedClose(operation), operation: operation, sequence: sequence))
+    }
+
     /// A fatal protocol error: ERROR with its code, answering the frame with `operation` and `sequence`.
     public static func protocolError(_ error: ProtocolError, operation: Operation, sequence: UInt32) -> Self {
         Self(.protocolError, .error(error, operation: operation, sequence: sequence))
@@ -124,6 +135,17 @@ public struct CloseReason: Equatable, Sendable {
     /// The client sent a close frame: answered with one carrying the same status.
     public static func webSocketClosed(_ code: WebSocketCloseCode?) -> Self {
         Self(.peerClosed, .webSocketClose(code, ""))
+    }
+
+    /// Whether the client is to blame, as SPEC §8's automatic bans count failures: a failed AUTH or another fatal
+    /// protocol error (an ERROR, broken WebSocket framing, a refused upgrade), or a frame rate kept over the limit.
+    /// Not timeouts, the peer's own close, storage being down, bans, kicks or drains.
+    public var blamesClient: Bool {
+        switch (kind, notice) {
+        case (.protocolError, .error), (.protocolError, .webSocketClose), (.protocolError, .queued): true
+        case (.rateLimited, _): true
+        default: false
+        }
     }
 
     // MARK: - On the wire

@@ -133,6 +133,11 @@ final class WorkerControl {
         totals[.bannedAtAuth] = stats.bannedAtAuth
         totals[.bannedDisconnects] = stats.bannedDisconnects
         totals[.bannedRegisters] = stats.bannedRegisters
+        totals[.refusedConnectRate] = stats.refusedConnectRate
+        totals[.refusedMaxConnsPerIP] = stats.refusedMaxConnsPerIP
+        totals[.rateLimitedFrames] = stats.rateLimitedFrames
+        totals[.rateLimitedCloses] = stats.rateLimitedCloses
+        totals[.autobans] = stats.autobans
         totals.closes = stats.closes
         totals.pushDelivery = stats.pushDelivery
         totals.redisLatency = redis.latencyHistogram
@@ -246,11 +251,15 @@ final class WorkerControl {
             guard lines.count < Self.connsLimit else { return }
             let session = connection.session
             let now = parts.loop.now
+            let room = AdminText.escape(session.room ?? "")
             lines.append(
                 "uid=\(AdminText.escape(session.user)) key=\(AdminText.escape(session.key)) "
-                    + "platform=\(AdminText.escape(session.platform)) room=\(AdminText.escape(session.room ?? "")) age_s=\(Self.seconds(now &- connection.since)) "
+                    + "platform=\(AdminText.escape(session.platform)) room=\(room) "
+                    + "age_s=\(Self.seconds(now &- connection.since)) "
                     + "idle_s=\(Self.seconds(now &- connection.lastActive)) "
-                    + "write_queue_bytes=\(connection.pendingOutput) topics=\(parts.connections.topics(of: connection).count) fd=\(connection.fd) "
+                    + "write_queue_bytes=\(connection.pendingOutput) "
+                    + "topics=\(parts.connections.topics(of: connection).count) "
+                    + "addr=\(AdminText.escape(connection.address.description)) fd=\(connection.fd) "
                     + "transport=\(transport(connection))")
         }
         if let user {

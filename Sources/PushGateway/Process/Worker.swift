@@ -67,26 +67,34 @@ final class Worker {
         logger.info("node", metadata: ["id": "\(node)", "redis": "\(config.redis.url)"])
         edge = EdgeState(loop: loop, scripts: scripts, logger: logger)
         edge.onBans = { [unowned connections] in connections.applyBans($0, added: $1) }
+        connections.onAutoBan = { [unowned edge, logger] request in
+            edge.addBan(request) { result in
+                guard case .failure(let failure) = result else { return }
+                logger.warning(
+                    "automatic ban not stored",
+                    metadata: ["ip": "\(request.ip?.description ?? "-")", "error": "\(failure)"])
+            }
+        }
         api.edge = edge
 
         if let address = config.server.tcp {
-            try listen("tcp", address) { [connections] in connections.accept($0) }
+            try listen("tcp", address) { [connections] in connections.accept($0, peer: $1) }
         }
         if let address = config.server.http {
-            try listen("http", address) { [http] in http.accept($0) }
+            try listen("http", address) { [http] fd, _ in http.accept(fd) }
         }
         if let address = config.server.websocket {
-            try listen("websocket", address) { [connections] in connections.acceptWebSocket($0) }
+            try listen("websocket", address) { [connections] in connections.acceptWebSocket($0, peer: $1) }
         }
         // The same servers over TLS: the connections are the same classes, their sockets speak TLS underneath.
         if let address = config.server.tls, let tls {
-            try listen("tls", address) { [connections] in connections.accept($0, tls: tls) }
+            try listen("tls", address) { [connections] in connections.accept($0, peer: $1, tls: tls) }
         }
         if let address = config.server.wss, let tls {
-            try listen("wss", address) { [connections] in connections.acceptWebSocket($0, tls: tls) }
+            try listen("wss", address) { [connections] in connections.acceptWebSocket($0, peer: $1, tls: tls) }
         }
         if let address = config.server.https, let tls {
-            try listen("https", address) { [http] in http.accept($0, tls: tls) }
+            try listen("https", address) { [http] fd, _ in http.accept(fd, tls: tls) }
         }
         // SIGINT reaches workers too when the master runs in a terminal: the master's SIGTERM drains them.
         roomCountTimer = LoopTimer(loop: loop) { [unowned self] in self.refreshRoomCounts() }
@@ -128,7 +136,9 @@ final class Worker {
         store.whenNodeChannelReady { [unowned api, unowned store] in if store.isAvailable { api.waiters.recheckAll() } }
     }
 
-    private func listen(_ name: String, _ address: ListenAddress, _ onAccept: @escaping (Int32) -> Void) throws {
+    private func listen(
+        _ name: String, _ address: ListenAddress, _ onAccept: @escaping (Int32, IPAddress?) -> Void
+    ) throws {
         // Bound now (a taken port fails the start) but accepting only once Redis answers, so a fresh worker never
         // turns clients away with storage_unavailable; connections wait in the backlog meanwhile.
         let listener = try Listener(name: name, address: address, loop: loop, logger: logger, held: true, onAccept: onAccept)

@@ -16,16 +16,22 @@ class ClientConnection: SocketConnection {
     var sessionRefreshedAt: UInt32 = 0
     /// Stored messages in seq order; paused until AUTH's replay is in.
     var delivery = OrderedDelivery<StoredMessage>(paused: true)
+    /// The client's address, as limits, bans, logs and `conns` see it: the PROXY header's source behind a load
+    /// balancer (`server.proxy_protocol`), else the socket's peer as `accept4` gave it. Kept here so that no check ever
+    /// costs a `getpeername`: 16 bytes, which take the object from 177 to 200 bytes and its malloc chunk from 192 to
+    /// 208 (BENCHMARKS.md, "Memory per idle authenticated connection").
+    let address: IPAddress
 
-    init(fd: Int32, server: ConnectionServer) {
+    init(fd: Int32, server: ConnectionServer, address: IPAddress) {
         self.server = server
+        self.address = address
         super.init(fd: fd, loop: server.loop)
     }
 
     override func received(_ bytes: UnsafeRawBufferPointer) {
         do {
             try decoder.feed(bytes, maxFrame: server.maxFrame) { frame in
-                server.handle(frame, from: self)
+                server.receive(frame, from: self)
                 return isOpen && session.state != .closing
             }
         } catch let error as ProtocolError {

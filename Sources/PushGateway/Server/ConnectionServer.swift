@@ -49,8 +49,19 @@ final class ConnectionServer {
     /// The bans in force on this node (SPEC §8), kept up to date by the worker's `EdgeState`
     /// (`ConnectionServer+Bans.swift`).
     var bans = BanList()
-    /// Connections accepted and not yet closed, authenticated or not.
-    private(set) var connectionCount = 0
+    /// Connections accepted and not yet closed, authenticated or not (`connectionClosed` counts them down).
+    var connectionCount = 0
+    /// `server.proxy_protocol`: each client socket reads its PROXY header first (`ConnectionServer+Accept.swift`).
+    let proxyProtocol: Bool
+    /// The limits on clients (SPEC §8), this worker's share of the instance's: new connections and open
+    /// connections per address (at accept), frames per connection, failures per address for automatic bans
+    /// (`ConnectionServer+Limits.swift`).
+    var connectLimiter: KeyedLimiter<IPAddress>
+    var openPerAddress: KeyedCounter<IPAddress>
+    var frameLimiter: FrameRateLimiter<UInt32>
+    var autoBan: AutoBan
+    /// Stores an automatic ban for every node: the worker's `EdgeState.addBan`.
+    var onAutoBan: ((BanRequest) -> Void)?
     /// Frames a client may pipeline behind its AUTH while Redis answers it.
     static let maxHeld = 32
 
@@ -68,31 +79,23 @@ final class ConnectionServer {
         sessionTTL = Int((config.limits.idleTimeout * 2).rounded(.up)) + 60
         sessionRefreshTicks = EventLoop.ticks(Double(sessionTTL) / 2)
         tokens = config.auth.required ? config.auth.secret.map { TokenSigner(authenticator: OpenSSLHMAC(secret: $0)) } : nil
+        let limits = config.limits
+        let workers = config.server.workers
+        proxyProtocol = config.server.proxyProtocol
+        connectLimiter = KeyedLimiter(RateLimit.share(of: (limits.connectRate, limits.connectBurst), workers: workers))
+        openPerAddress = KeyedCounter(
+            maximum: KeyedCounter<IPAddress>.share(of: limits.maxConnsPerIP, workers: workers))
+        frameLimiter = FrameRateLimiter(limits.clientLimit)
+        autoBan = AutoBan(errors: limits.autobanErrors, window: limits.autobanWindow, ttl: limits.autobanTTL)
         delivery = LocalDelivery(hub: self, store: store, stats: stats, inboxMax: config.inbox.max)
-    }
-
-    /// Takes a freshly accepted client socket from the TCP listener (`tls`: the TLS one).
-    func accept(_ fd: Int32, tls: TLSContext? = nil) {
-        adopt(fd, ClientConnection(fd: fd, server: self), tls: tls)
-    }
-
-    /// Takes a freshly accepted client socket from the WebSocket listener (`tls`: the WSS one).
-    func acceptWebSocket(_ fd: Int32, tls: TLSContext? = nil) {
-        adopt(fd, WebSocketConnection(fd: fd, server: self), tls: tls)
-    }
-
-    private func adopt(_ fd: Int32, _ connection: ClientConnection, tls: TLSContext?) {
-        guard loop.adopt(fd, connection, tls: tls) else { return }
-        connectionCount += 1
-        stats.accepted += 1
-        refuseIfBanned(connection)
+        startSweepingFrameBudgets()
     }
 
     // MARK: - Frames from clients
 
-    /// One frame from a client, to the operation its session says it is.
+    /// One frame from a client, to the operation its session says it is (frames held behind AUTH come here again
+    /// once it is answered; `receive` counted them when they arrived).
     func handle(_ frame: Frame, from connection: ClientConnection) {
-        stats.framesIn += 1
         switch connection.session.receive(frame) {
         case .none: break
         case .reply(let reply): connection.send(reply)
@@ -161,20 +164,23 @@ final class ConnectionServer {
         store.runSessionScript(LeaveCall(uid: user, device: connection.session.key, node: store.node)) { _ in }
     }
 
-    /// A connection starts closing: counted and logged here, once, whatever happens while it lingers.
+    /// A connection starts closing: counted and logged here, once, whatever happens while it lingers; a close the
+    /// client is to blame for counts towards an automatic ban of its address.
     func closing(_ connection: ClientConnection, _ reason: CloseReason, _ farewell: CloseReason.Farewell) {
         stats.closed(reason.kind)
         logger.debug(
             "connection closed",
             metadata: [
                 "fd": "\(connection.fd)", "uid": "\(connection.session.user)", "reason": "\(reason.kind.rawValue)",
-                "detail": "\(farewell.detail)",
+                "detail": "\(farewell.detail)", "addr": "\(connection.address)",
             ])
+        if reason.blamesClient { countFailure(from: connection.address) }
     }
 
-    /// A connection's descriptor was closed.
+    /// A connection's descriptor was closed: its address has one connection less open.
     func connectionClosed(_ connection: ClientConnection) {
         connectionCount -= 1
+        openPerAddress.decrement(connection.address)
     }
 
     /// Sends DISCONNECT to the connections of `user` on device `key` here and closes them; returns how many.

@@ -10,9 +10,9 @@ final class WebSocketConnection: ClientConnection {
     private var handshake: WebSocketHandshake? = WebSocketHandshake()
     private var frames: WebSocketDecoder
 
-    override init(fd: Int32, server: ConnectionServer) {
+    override init(fd: Int32, server: ConnectionServer, address: IPAddress) {
         frames = WebSocketDecoder(maxMessage: WebSocketDecoder.messageLimit(maxFrame: server.maxFrame))
-        super.init(fd: fd, server: server)
+        super.init(fd: fd, server: server, address: address)
     }
 
     override func received(_ bytes: UnsafeRawBufferPointer) {

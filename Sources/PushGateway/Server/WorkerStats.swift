@@ -27,6 +27,14 @@ final class WorkerStats {
     var bannedAtAuth = 0
     var bannedDisconnects = 0
     var bannedRegisters = 0
+    /// Limits on clients (SPEC §8): connections closed at accept over `limits.connect_rate` or
+    /// `limits.max_conns_per_ip` for their address; frames dropped over `limits.client_rate`, and connections closed
+    /// still over it; addresses banned automatically.
+    var refusedConnectRate = 0
+    var refusedMaxConnsPerIP = 0
+    var rateLimitedFrames = 0
+    var rateLimitedCloses = 0
+    var autobans = 0
     private(set) var closes: [CloseReason.Kind: Int] = [:]
     /// Push → delivery seconds of stored messages delivered live.
     private(set) var pushDelivery = Histogram()

@@ -2,7 +2,8 @@ import Glibc
 import Logging
 import PushCore
 
-/// A listening socket on the loop. Accepts many connections per wakeup and hands each to `onAccept`.
+/// A listening socket on the loop. Accepts many connections per wakeup and hands each to `onAccept`, with the
+/// peer's address (`accept4` gives it: nil only for a socket that is not IP).
 /// At the descriptor limit (EMFILE) it stops watching until a tick later, so the loop does not spin on a
 /// socket that stays readable.
 public final class Listener: LoopHandler {
@@ -17,7 +18,7 @@ public final class Listener: LoopHandler {
 
     private unowned(unsafe) let loop: EventLoop
     private let logger: Logger
-    private let onAccept: (Int32) -> Void
+    private let onAccept: (Int32, IPAddress?) -> Void
     private var paused = false
     /// Not accepting yet (the worker waits for Redis): connections queue in the kernel's backlog meanwhile.
     private var held: Bool
@@ -25,7 +26,7 @@ public final class Listener: LoopHandler {
     /// Binds and listens at once (so a taken port fails the start); accepts only after `open()` when `held`.
     public init(
         name: String, address: ListenAddress, loop: EventLoop, logger: Logger, held: Bool = false,
-        onAccept: @escaping (Int32) -> Void
+        onAccept: @escaping (Int32, IPAddress?) -> Void
     ) throws {
         fd = try Posix.listen(host: address.host, port: address.port, ipv6: address.isIPv6)
         self.name = name
@@ -45,8 +46,8 @@ public final class Listener: LoopHandler {
     public func handleEvents(_ events: IOEvents) {
         for _ in 0..<Self.acceptBatch {
             do {
-                switch try Posix.accept(fd) {
-                case .done(let client): onAccept(client)
+                switch try Posix.acceptWithPeer(fd) {
+                case .done(let client): onAccept(client.fd, client.peer)
                 case .wouldBlock: return
                 }
             } catch let error as SystemError where error.errno == EMFILE || error.errno == ENFILE {

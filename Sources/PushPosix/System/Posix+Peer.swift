@@ -11,7 +11,12 @@ extension Posix {
         let named = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
         }
-        guard named else { return nil }
+        return named ? ipAddress(storage) : nil
+    }
+
+    /// The IP address in a `sockaddr_storage` (an IPv4-mapped IPv6 one as its IPv4 address); nil for other families.
+    static func ipAddress(_ storage: sockaddr_storage) -> IPAddress? {
+        var storage = storage
         return withUnsafePointer(to: &storage) { pointer -> IPAddress? in
             switch Int32(pointer.pointee.ss_family) {
             case AF_INET:

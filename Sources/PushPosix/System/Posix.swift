@@ -1,5 +1,6 @@
 import CSystem
 import Glibc
+import PushCore
 
 /// A failed system call: which call and its errno.
 public struct SystemError: Error, CustomStringConvertible {
@@ -81,6 +82,28 @@ public enum Posix {
         while true {
             let fd = accept4(listener, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
             if fd >= 0 { return .done(fd) }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            // The peer gave up before we accepted: nothing to do, try the next one.
+            case ECONNABORTED, EPROTO: continue
+            default: throw SystemError(call: "accept4", errno: errno)
+            }
+        }
+    }
+
+    /// Accepts one connection as a non-blocking, close-on-exec socket, with its peer's address as `peerAddress` gives
+    /// it (nil for a socket that is not IP): `accept4` fills it in, so knowing it costs no system call.
+    public static func acceptWithPeer(_ listener: Int32) throws -> IOResult<(fd: Int32, peer: IPAddress?)> {
+        while true {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    accept4(listener, $0, &length, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+                }
+            }
+            if fd >= 0 { return .done((fd, ipAddress(storage))) }
             switch errno {
             case EINTR: continue
             case EAGAIN, EWOULDBLOCK: return .wouldBlock
