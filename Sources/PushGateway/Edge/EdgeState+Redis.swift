@@ -50,8 +50,10 @@ extension EdgeState {
                 let now = Self.now()
                 let bans = Self.decodeBans(fields, logger: logger).sorted { $0.id < $1.id }
                 let expired = bans.filter { $0.isExpired(now: now) }.map(\.id)
-                if !expired.isEmpty { scripts.command(["HDEL", RedisKeys.bans] + expired) }
-                done(.success(bans.filter { !$0.isExpired(now: now) }))
+                let listed = bans.filter { !$0.isExpired(now: now) }
+                guard !expired.isEmpty else { return done(.success(listed)) }
+                // Answered once they are gone: whoever reads pg:{bans} after the listing no longer finds them.
+                scripts.command(["HDEL", RedisKeys.bans] + expired) { _ in done(.success(listed)) }
             case .success(let reply):
                 done(.failure(.script(.unexpectedReply(script: "HGETALL", "expected the bans hash", reply: reply))))
             case .failure(let error):
