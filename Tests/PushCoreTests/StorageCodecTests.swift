@@ -125,6 +125,11 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
             uid: "u", op: 1000, payload: [], nowMillis: 1_700_000_000_000, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n",
             idempotency: Idempotency(id: generated, bodyHash: "hash"))
         #expect(fresh.args.last == bytes("1700000000123"))
+        // A backend's own key of that form naming a time no inbox can still hold: not looked for in the inbox.
+        let random = StoreCall(
+            uid: "u", op: 1000, payload: [], nowMillis: 1_700_000_000_000, ttl: 0, inboxMax: 1, inboxTTL: 3600, node: "n",
+            idempotency: Idempotency(id: "f00dfacecafe0123", bodyHash: "hash"))
+        #expect(random.args.last == [])
         let batch = StoreBatchCall([store, plain, fresh])
         #expect(batch.keys == store.keys + plain.keys + fresh.keys)
         #expect(batch.evalsha == Scripts.store.evalsha(keys: batch.keys, args: batch.args))

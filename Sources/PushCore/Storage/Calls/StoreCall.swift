@@ -77,7 +77,17 @@ public struct StoreCall: ScriptCall {
         args.append(Array(idempotency.bodyHash.utf8))
         args.append(decimal(Idempotency.backendTTL))
         args.append(decimal(records.expiresAt))
-        args.append(Idempotency.generatedTime(idempotency.id).map { decimal($0) } ?? [])
+        args.append(generatedAt(idempotency.id).map { decimal($0) } ?? [])
+    }
+
+    /// The time a key of the generated form names, when the message it names may still be in the inbox (from an
+    /// inbox ttl ago to a minute ahead, for clocks apart): a backend's own 16-hex-digit key names a random time,
+    /// almost never in that window, and must not cost a read of the inbox per push.
+    private func generatedAt(_ id: String) -> UInt64? {
+        guard let at = Idempotency.generatedTime(id) else { return nil }
+        let slack: UInt64 = 60_000
+        guard at <= nowMillis + slack, at + UInt64(inboxTTL) * 1000 + slack >= nowMillis else { return nil }
+        return at
     }
 
     /// Whether `other` can go in the same `store.lua` call: the header (cap, inbox ttl, node) is common to all.
