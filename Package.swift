@@ -72,7 +72,11 @@ let package = Package(
         ),
         .testTarget(name: "PushCoreTests", dependencies: ["PushCore"]),
         // The engine on its own: the loop's events and ticks, sockets, pipes, deferred closes.
-        .testTarget(name: "PushPosixTests", dependencies: ["PushPosix", "PushCore", "COpenSSL"]),
+        .testTarget(
+            name: "PushPosixTests",
+            dependencies: [
+                "PushPosix", "PushCore", "COpenSSL", "CHiredis", .product(name: "Logging", package: "swift-log"),
+            ]),
         // Integration tests: start the built `pushgw` binary and talk to it over real sockets.
         // The TLS tests' client is OpenSSL, blocking, over the same test sockets.
         .testTarget(name: "PushGatewayTests", dependencies: ["PushCore", "COpenSSL"]),

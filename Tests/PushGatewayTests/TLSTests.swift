@@ -176,7 +176,7 @@ struct TLSTests {
     }
 
     @Test(
-        "Session tickets: a reconnect resumes the first connection's session on either worker (keys from the master), over TLS 1.3 and 1.2",
+        "Session tickets: a reconnect resumes the first connection's session on either worker (keys from the master), and each resumed connection gets a new ticket that the next reconnect resumes with, over TLS 1.3 and 1.2",
         arguments: [nil, TLS1_2_VERSION])
     func resumptionAcrossWorkers(maxVersion: Int32?) async throws {
         let gateway = try await GatewayProcess.start(["PUSHGW_SERVER_WORKERS": "2"], tls: true)
@@ -197,8 +197,10 @@ struct TLSTests {
             defer { again.close() }
             #expect(again.socket.tlsResumed, "try \(tries): a full handshake instead of a resumption")
             try await again.auth(mid: "resume", key: "try\(tries)")
-            // As a phone does: the next reconnect offers the newest ticket, the one this connection got.
-            if let newer = again.socket.tlsSession { session = newer }
+            // As a phone does: the next reconnect offers the newest ticket, the one this resumed connection got.
+            let newer = try #require(again.socket.tlsSession)
+            #expect(!newer.ticket.isEmpty && newer.ticket != session.ticket, "try \(tries): no new ticket")
+            session = newer
             let devices = try await gateway.deviceNodes("resume")
             if let node = devices["try\(tries)"] { nodes.insert(node) }
         }

@@ -52,6 +52,14 @@ private func handshake(_ server: TLSContext, client: OpaquePointer, resuming ses
     return (SSL_session_reused(clientSSL) == 1, SSL_get1_session(clientSSL))
 }
 
+/// The ticket a client session holds (empty when the server sent none).
+private func ticket(_ session: OpaquePointer) -> [UInt8] {
+    var bytes: UnsafePointer<UInt8>?
+    var length = 0
+    SSL_SESSION_get0_ticket(session, &bytes, &length)
+    return bytes.map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
+}
+
 @Suite struct TLSTicketKeyTests {
     /// Tickets sealed with the current key open after a rotation (the previous key is kept) and not once the key is
     /// gone; a context that never heard from the master seals with a key of its own.
@@ -85,6 +93,32 @@ private func handshake(_ server: TLSContext, client: OpaquePointer, resuming ses
         expired.session.map(SSL_SESSION_free)
         server.setTicketKeys([])
         #expect(server.ticketKeys.count == 1, "an empty list keeps the keys")
+    }
+
+    /// A resumed connection gets a new ticket, as a full handshake does, and the next reconnect resumes with it: a
+    /// client that uses each ticket once (RFC 8446 advises it for TLS 1.3) resumes on every reconnect, not every
+    /// other one. OpenSSL renews only when the ticket callback asks it to.
+    @Test(arguments: [TLS1_3_VERSION, TLS1_2_VERSION])
+    func resumedConnectionGetsNewTicket(version: Int32) throws {
+        let files = try certificate.get()
+        let server = try TLSContext(
+            certificateChain: files.cert, privateKey: files.key, minVersion: .v1_2, handshakeTimeout: 10)
+        let client = try #require(SSL_CTX_new(TLS_client_method()))
+        defer { SSL_CTX_free(client) }
+        _ = SSL_CTX_ctrl(client, SSL_CTRL_SET_MAX_PROTO_VERSION, Int(version), nil)
+
+        let fresh = handshake(server, client: client, resuming: nil)
+        var session = try #require(fresh.session)
+        #expect(!ticket(session).isEmpty)
+        for reconnect in 1...3 {
+            let resumed = handshake(server, client: client, resuming: session)
+            let newer = try #require(resumed.session)
+            #expect(resumed.resumed, "reconnect \(reconnect) resumes with the newest ticket")
+            #expect(!ticket(newer).isEmpty && ticket(newer) != ticket(session), "reconnect \(reconnect): a new ticket")
+            SSL_SESSION_free(session)
+            session = newer
+        }
+        SSL_SESSION_free(session)
     }
 
     /// A key is 80 bytes: name, AES key, HMAC key.

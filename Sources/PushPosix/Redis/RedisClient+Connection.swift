@@ -148,16 +148,28 @@ extension RedisClient {
     }
 
     /// Every loop tick (0.1 s): abandon a stalled connect, handshake or command; keep an idle connection checked.
+    ///
+    /// Only Redis's silence counts, not the loop's own delays. A loop busy for a long stretch (a worker running
+    /// thousands of TLS handshakes in one iteration) could neither write the commands it queued nor read the replies
+    /// that came, so the stall clock starts again once the loop is back (`loopBackAt`); and since libev runs this
+    /// tick before the I/O callbacks of the same iteration, what the socket holds is read before a connection is
+    /// called stalled.
     func tick() {
         let now = Posix.monotonicSeconds()
+        if now - lastTickAt > Self.loopDelayAllowance { loopBackAt = now }
+        lastTickAt = now
         switch state {
         case .connecting, .handshaking:
-            if now - phaseStartedAt > commandTimeout {
+            if now - max(phaseStartedAt, loopBackAt) > commandTimeout {
                 let phase = state == .connecting ? "connect" : "handshake"
                 drop(reason: "\(phase) timed out after \(commandTimeout) s", error: .timeout)
             }
         case .ready:
-            if let oldest = sendTimes.oldest, now - max(oldest, lastReplyAt) > commandTimeout {
+            if let oldest = sendTimes.oldest, now - max(oldest, lastReplyAt, loopBackAt) > commandTimeout {
+                if let context { redisAsyncHandleRead(context) }
+                guard state == .ready, let oldest = sendTimes.oldest,
+                    Posix.monotonicSeconds() - max(oldest, lastReplyAt, loopBackAt) > commandTimeout
+                else { return }
                 drop(reason: "no reply for \(commandTimeout) s, \(sendTimes.count) in flight", error: .timeout)
             } else if sendTimes.count == 0, now - lastSentAt >= heartbeatInterval, let context {
                 heartbeat(context)

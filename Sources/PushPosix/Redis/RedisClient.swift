@@ -86,6 +86,12 @@ public final class RedisClient {
     var lastSentAt = 0.0
     /// When the last reply (or pub/sub message) arrived on the current connection.
     var lastReplyAt = 0.0
+    /// When the last tick ran, and when the loop last came back from a delay longer than `loopDelayAllowance`
+    /// between two ticks (monotonic seconds): the stall check does not count the loop's own delays against Redis.
+    var lastTickAt = 0.0
+    var loopBackAt = 0.0
+    /// A gap between two ticks (0.1 s apart) longer than this is the loop's delay, not Redis's.
+    static let loopDelayAllowance = 0.5
     var sendTimes = SendTimes()
     var latencies = LatencyRing(capacity: 1024)
 

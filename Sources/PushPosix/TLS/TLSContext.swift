@@ -106,8 +106,11 @@ public final class TLSContext {
         ticketKeys = keys
     }
 
-    /// Seals (`encrypt`) or opens a ticket for OpenSSL: 1 done, 2 opened with an older key (OpenSSL then issues a
-    /// fresh ticket), 0 no key for it (a full handshake), -1 failure.
+    /// Seals (`encrypt`) or opens a ticket for OpenSSL: 1 sealed, 2 opened (OpenSSL then issues a fresh ticket),
+    /// 0 no key for it (a full handshake), -1 failure. A ticket that opens is always renewed, with whichever key:
+    /// OpenSSL sends a resumed connection a new ticket only when told to (1 would resume without one, in TLS 1.3 as
+    /// in 1.2), and a client that uses each ticket once, as RFC 8446 advises, would pay a full handshake at every
+    /// other reconnect.
     fileprivate func ticketKey(
         name: UnsafeMutablePointer<UInt8>, iv: UnsafeMutablePointer<UInt8>, cipher: OpaquePointer?, mac: OpaquePointer?,
         encrypt: Bool
@@ -121,7 +124,7 @@ public final class TLSContext {
         let index = ticketKeys.firstIndex { $0.bytes.prefix(TLSTicketKey.nameLength).elementsEqual(wanted) }
         guard let index else { return 0 }
         guard ticketKeys[index].initialize(cipher, mac, iv: iv, encrypt: false) else { return -1 }
-        return index == 0 ? 1 : 2
+        return 2
     }
 }
 

@@ -112,6 +112,14 @@ final class TLSClientSession: @unchecked Sendable {
     let pointer: OpaquePointer
     init(_ pointer: OpaquePointer) { self.pointer = pointer }
     deinit { SSL_SESSION_free(pointer) }
+
+    /// The session ticket the gateway sealed it in (empty when it sent none).
+    var ticket: [UInt8] {
+        var bytes: UnsafePointer<UInt8>?
+        var length = 0
+        SSL_SESSION_get0_ticket(pointer, &bytes, &length)
+        return bytes.map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
+    }
 }
 
 extension TestSocket {
