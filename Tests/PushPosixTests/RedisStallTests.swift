@@ -64,8 +64,17 @@ private func run(_ loop: EventLoop, atMost seconds: Double) {
         let listener = try Posix.listen(host: "127.0.0.1", port: 0, ipv6: false)
         let port = Posix.localPort(listener)
         let server = Thread {
-            let fd = Glibc.accept(listener, nil, nil)
+            // The listener is non-blocking: wait (at most 5 s) for the client's connection rather than give up at once
+            // when the thread runs before the client connects.
+            var fd: Int32 = -1
+            for _ in 0..<500 {
+                fd = Glibc.accept(listener, nil, nil)
+                if fd >= 0 || errno != EAGAIN { break }
+                usleep(10_000)
+            }
             guard fd >= 0 else { return }
+            // The accepted socket may inherit O_NONBLOCK; the reads below block.
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             var buffer = [UInt8](repeating: 0, count: 4096)
             var answered = false
             while Glibc.read(fd, &buffer, buffer.count) > 0 {
