@@ -35,7 +35,7 @@ private func run(_ loop: EventLoop, atMost seconds: Double) {
         let loop = try EventLoop(capacity: 1024)
         let client = RedisClient(
             loop: loop, url: try testRedisURL(), name: "stall-test", logger: Logger(label: "test"),
-            commandTimeout: 0.3, heartbeatInterval: 60)
+            commandTimeout: 0.5, heartbeatInterval: 60)
         client.onReady = { loop.stop() }
         client.start()
         defer { client.stop() }
@@ -48,7 +48,7 @@ private func run(_ loop: EventLoop, atMost seconds: Double) {
                 result = reply
                 loop.stop()
             }
-            usleep(800_000)  // in the same callback: the PING waits in hiredis's output buffer meanwhile
+            usleep(1_300_000)  // in the same callback: the PING waits in hiredis's output buffer meanwhile
         }
         busy.start(after: 0.05)
         run(loop, atMost: 5)
@@ -63,33 +63,29 @@ private func run(_ loop: EventLoop, atMost seconds: Double) {
     @Test func silentRedisIsAStall() throws {
         let listener = try Posix.listen(host: "127.0.0.1", port: 0, ipv6: false)
         let port = Posix.localPort(listener)
+        _ = fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) & ~O_NONBLOCK)  // the server thread blocks in accept
+        // One connection after the other (a reconnect is served too), until the listener is shut down.
         let server = Thread {
-            // The listener is non-blocking: wait (at most 5 s) for the client's connection rather than give up at once
-            // when the thread runs before the client connects.
-            var fd: Int32 = -1
-            for _ in 0..<500 {
-                fd = Glibc.accept(listener, nil, nil)
-                if fd >= 0 || errno != EAGAIN { break }
-                usleep(10_000)
+            while case let fd = Glibc.accept(listener, nil, nil), fd >= 0 {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                var answered = false
+                while Glibc.read(fd, &buffer, buffer.count) > 0 {
+                    if !answered { _ = Glibc.write(fd, "+PONG\r\n", 7) }
+                    answered = true
+                }
+                Glibc.close(fd)
             }
-            guard fd >= 0 else { return }
-            // The accepted socket may inherit O_NONBLOCK; the reads below block.
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            var answered = false
-            while Glibc.read(fd, &buffer, buffer.count) > 0 {
-                if !answered { _ = Glibc.write(fd, "+PONG\r\n", 7) }
-                answered = true
-            }
-            Glibc.close(fd)
         }
         server.start()
-        defer { Posix.close(listener) }
+        defer {
+            Glibc.shutdown(listener, Int32(SHUT_RDWR))  // wakes the accept
+            Posix.close(listener)
+        }
 
         let loop = try EventLoop(capacity: 1024)
         let client = RedisClient(
             loop: loop, url: RedisURL(host: "127.0.0.1", port: port), name: "stall-test", logger: Logger(label: "test"),
-            commandTimeout: 0.3, heartbeatInterval: 60)
+            commandTimeout: 0.5, heartbeatInterval: 60)
         client.onReady = { loop.stop() }
         client.start()
         defer { client.stop() }
@@ -106,7 +102,7 @@ private func run(_ loop: EventLoop, atMost seconds: Double) {
         let took = Posix.monotonicSeconds() - started
 
         #expect(result.map { if case .failure(.timeout) = $0 { true } else { false } } == true, "\(String(describing: result))")
-        #expect(took > 0.3 && took < 0.8, "declared stalled after \(took) s")
+        #expect(took > 0.5 && took < 1.5, "declared stalled after \(took) s")
     }
 
     /// A loop busy for longer than the command timeout (a worker that ran thousands of TLS handshakes in one
@@ -117,7 +113,7 @@ private func run(_ loop: EventLoop, atMost seconds: Double) {
         let loop = try EventLoop(capacity: 1024)
         let client = RedisClient(
             loop: loop, url: try testRedisURL(), name: "stall-test", logger: Logger(label: "test"),
-            commandTimeout: 0.3, heartbeatInterval: 60)
+            commandTimeout: 0.5, heartbeatInterval: 60)
         client.onReady = { loop.stop() }
         client.start()
         defer { client.stop() }
@@ -127,13 +123,13 @@ private func run(_ loop: EventLoop, atMost seconds: Double) {
         var result: Result<RedisValue, RedisError>?
         var blocked = false
         // Once the PING is written (hiredis's output buffer is empty again; Redis answers at once) and before its
-        // reply is read, the loop's thread is kept busy for almost three times the command timeout.
+        // reply is read, the loop's thread is kept busy for more than twice the command timeout.
         loop.addBeforeSleep {
             guard !blocked, result == nil, client.inFlight > 0, let context = client.context,
                 sdslen(context.pointee.c.obuf) == 0
             else { return }
             blocked = true
-            usleep(800_000)
+            usleep(1_300_000)
         }
         client.send([Array("PING".utf8)]) { reply in
             result = reply
