@@ -28,19 +28,28 @@ private func run(_ loop: EventLoop, atMost seconds: Double) {
     loop.run()
 }
 
+/// A client of `url` with a 0.5 s command timeout, run on `loop` until it is ready (at most 5 s).
+private func connectedClient(_ loop: EventLoop, url: RedisURL) throws -> RedisClient {
+    let client = RedisClient(
+        loop: loop, url: url, name: "stall-test", logger: Logger(label: "test"), commandTimeout: 0.5,
+        heartbeatInterval: 60)
+    client.onReady = { loop.stop() }
+    client.start()
+    run(loop, atMost: 5)
+    guard client.isReady else {
+        client.stop()
+        throw RedisError.notConnected
+    }
+    return client
+}
+
 @Suite(.serialized) struct RedisStallTests {
     /// A command queued just before the loop stays busy for longer than the command timeout is not written until
     /// the loop is back: Redis cannot be blamed for that time, the command succeeds and the connection stays.
     @Test func busyLoopBeforeTheWrite() throws {
         let loop = try EventLoop(capacity: 1024)
-        let client = RedisClient(
-            loop: loop, url: try testRedisURL(), name: "stall-test", logger: Logger(label: "test"),
-            commandTimeout: 0.5, heartbeatInterval: 60)
-        client.onReady = { loop.stop() }
-        client.start()
+        let client = try connectedClient(loop, url: try testRedisURL())
         defer { client.stop() }
-        run(loop, atMost: 5)
-        try #require(client.isReady)
 
         var result: Result<RedisValue, RedisError>?
         let busy = LoopTimer(loop: loop) {
@@ -83,14 +92,8 @@ private func run(_ loop: EventLoop, atMost seconds: Double) {
         }
 
         let loop = try EventLoop(capacity: 1024)
-        let client = RedisClient(
-            loop: loop, url: RedisURL(host: "127.0.0.1", port: port), name: "stall-test", logger: Logger(label: "test"),
-            commandTimeout: 0.5, heartbeatInterval: 60)
-        client.onReady = { loop.stop() }
-        client.start()
+        let client = try connectedClient(loop, url: RedisURL(host: "127.0.0.1", port: port))
         defer { client.stop() }
-        run(loop, atMost: 5)
-        try #require(client.isReady)
 
         var result: Result<RedisValue, RedisError>?
         let started = Posix.monotonicSeconds()
@@ -111,14 +114,8 @@ private func run(_ loop: EventLoop, atMost seconds: Double) {
     /// check used to see only the loop's own delay, drop a healthy connection and fail every command in flight.
     @Test func busyLoopIsNotAStall() throws {
         let loop = try EventLoop(capacity: 1024)
-        let client = RedisClient(
-            loop: loop, url: try testRedisURL(), name: "stall-test", logger: Logger(label: "test"),
-            commandTimeout: 0.5, heartbeatInterval: 60)
-        client.onReady = { loop.stop() }
-        client.start()
+        let client = try connectedClient(loop, url: try testRedisURL())
         defer { client.stop() }
-        run(loop, atMost: 5)
-        try #require(client.isReady)
 
         var result: Result<RedisValue, RedisError>?
         var blocked = false
