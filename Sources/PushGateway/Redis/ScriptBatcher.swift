@@ -28,6 +28,9 @@ final class ScriptBatcher<Call: BatchScriptCall> {
 
     var isEmpty: Bool { items.isEmpty }
 
+    /// Items added since the last flush.
+    var count: Int { items.count }
+
     /// Adds an item for the next flush; returns its index until then (for ``update(at:_:)``).
     @discardableResult
     func add(_ item: Call.Item, _ done: @escaping Done) -> Int {

@@ -81,11 +81,28 @@ final class ScriptRunner {
         }
     }
 
-    /// Stores one message (``StoreCall``) with the others of this loop iteration: `store.lua` runs before the loop
-    /// sleeps, for as many messages per call as ``ScriptBatcher`` allows, and `done` gets this message's result.
-    /// Messages of one user are stored in the order of these calls.
+    /// Stores one message (``StoreCall``) with the others of this loop iteration: `store.lua` runs for as many
+    /// messages per call as ``ScriptBatcher`` allows, and `done` gets this message's result. Messages of one user
+    /// are stored in the order of these calls.
+    ///
+    /// Every ``storesSentEarly`` messages go to Redis at once, not when the loop sleeps: an iteration that reads
+    /// 128 pipelined pushes would otherwise hand Redis one call only after parsing all of them, and get their
+    /// answers back all at once, so that the gateway, Redis and the backend worked in turns instead of together
+    /// (BENCHMARKS.md, "Stores sent while the loop still reads").
     func store(_ call: StoreCall, _ done: @escaping (Result<StoreResult, StoreFailure>) -> Void) {
         stores.add(call, done)
+        if stores.count >= Self.storesSentEarly { sendStoresNow() }
+    }
+
+    /// Stores collected in an iteration that are sent at once, as one call, without waiting for the loop to sleep.
+    static let storesSentEarly = 16
+
+    private func sendStoresNow() {
+        // AUTHs of this iteration go first, as at the end of the iteration (`flushBatches`).
+        flushSessions()
+        guard redis.isReady else { return }  // failed before the loop sleeps, with the rest of the iteration's
+        stores.flush { call, done in run(call, done) }
+        redis.writeNow()
     }
 
     /// Moves a device's ACK cursor forward, with the other ACKs of this loop iteration (one `ack.lua` call for

@@ -192,6 +192,16 @@ public final class RedisClient {
     ///
     /// SUBSCRIBE, PSUBSCRIBE, (P)UNSUBSCRIBE and MONITOR are refused (they trap): hiredis answers them with many
     /// replies or none, not one. Use `subscribe(channels:onMessage:)` on a dedicated client.
+    /// Writes the commands sent so far to the socket now, instead of when the loop next polls (after every other
+    /// callback of this iteration), so that Redis can work on them while the caller goes on. Only the write: an
+    /// error is left in the context, where hiredis finds it at its next write from the loop, as always (it frees
+    /// the context then, which must not happen inside a caller's code or a hiredis callback).
+    public func writeNow() {
+        guard state == .ready, let context else { return }
+        var done: Int32 = 0
+        _ = redisBufferWrite(UnsafeMutableRawPointer(context).assumingMemoryBound(to: redisContext.self), &done)
+    }
+
     public func send(_ args: [[UInt8]], _ completion: @escaping Completion) {
         precondition(!args.isEmpty && !Self.isMultiReplyCommand(args[0]), "RedisClient.send: not a one-reply command")
         precondition(subscriptions.isEmpty, "RedisClient.send on a client dedicated to pub/sub")
