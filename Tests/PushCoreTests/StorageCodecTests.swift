@@ -120,6 +120,8 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         // that time.
         let generated = Idempotency.generatedID(nowMillis: 1_700_000_000_123, random: 0xabc)
         #expect(generated == "018bcfe5687b0abc" && Idempotency.generatedTime(generated) == 1_700_000_000_123)
+        #expect(Idempotency.generatedID(nowMillis: 0, random: 0) == "0000000000000000")
+        #expect(Idempotency.generatedID(nowMillis: .max, random: 0x1_2345) == "ffffffffffff2345")
         #expect(Idempotency.generatedTime("order-1") == nil && Idempotency.generatedTime("018BCFE5687B0ABC") == nil)
         let fresh = StoreCall(
             uid: "u", op: 1000, payload: [], nowMillis: 1_700_000_000_000, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n",

@@ -25,12 +25,16 @@ public struct Idempotency: Sendable, Equatable {
     /// The id the gateway gives a push sent without one at `nowMillis` (the time it passes to `store.lua`):
     /// 12 hex digits of the time and 4 of `random`, 16 lowercase hex digits in all.
     public static func generatedID(nowMillis: UInt64, random: UInt64) -> String {
-        hex(nowMillis & 0xFFFF_FFFF_FFFF, digits: 12) + hex(random & 0xFFFF, digits: 4)
-    }
-
-    private static func hex(_ value: UInt64, digits: Int) -> String {
-        let text = String(value, radix: 16)
-        return String(repeating: "0", count: digits - text.count) + text
+        // Written as 16 bytes at once: per push, String(radix:) and concatenations cost about 1,100 instructions
+        // (2 % of a transient push, callgrind), this about a tenth of that.
+        let value = (nowMillis & 0xFFFF_FFFF_FFFF) << 16 | random & 0xFFFF
+        return String(unsafeUninitializedCapacity: 16) { buffer in
+            for index in 0..<16 {
+                let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * index)) & 0xF
+                buffer[index] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
+            }
+            return 16
+        }
     }
 
     /// The timestamp (unix ms) of a generated id, nil for an id of another form: a backend that retries a 503 sends
