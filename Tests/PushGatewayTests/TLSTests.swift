@@ -175,6 +175,42 @@ struct TLSTests {
         try await client.auth(mid: "modern")
     }
 
+    @Test("200 ClientHellos waiting at once are handshaken at most 64 per loop iteration, the rest queued (counted in /metrics), and all of them complete and AUTH")
+    func handshakeStormIsSpreadOverIterations() async throws {
+        let gateway = try await GatewayProcess.start(tls: true)
+        defer { gateway.stop() }
+        let ports = try #require(gateway.tlsPorts)
+        let worker = try #require(try await gateway.waitForWorkers(1).first)
+        // The worker stopped while the ClientHellos come: when it goes on, all 200 are ready in one iteration.
+        kill(worker, SIGSTOP)
+        let sockets: [TestSocket]
+        do {
+            sockets = try await offload {
+                try (0..<200).map { _ in
+                    let socket = try TestSocket(port: ports.tls, timeout: 20)
+                    try socket.sendClientHello()
+                    return socket
+                }
+            }
+        } catch {
+            kill(worker, SIGCONT)
+            throw error
+        }
+        kill(worker, SIGCONT)
+        try await offload { for socket in sockets { try socket.finishTLS() } }
+        for (index, socket) in sockets.enumerated() where index % 20 == 0 {
+            let client = WireClient(socket: socket)
+            try await client.auth(mid: .string("storm\(index)"))
+            #expect(try await client.heartbeat() == 0)
+        }
+        var text = ""
+        let deferred = try await eventually {
+            text = try await gateway.metrics().text
+            return (metricValue(text, "pushgw_tls_handshakes_deferred_total") ?? 0) >= 1
+        }
+        #expect(deferred, "\(text.split(separator: "\n").filter { $0.contains("handshake") })")
+    }
+
     @Test(
         "Session tickets: a reconnect resumes the first connection's session on either worker (keys from the master), and each resumed connection gets a new ticket that the next reconnect resumes with, over TLS 1.3 and 1.2",
         arguments: [nil, TLS1_2_VERSION])

@@ -18,6 +18,7 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
     case redisErrors = "redis_errors"
     case redisReconnects = "redis_reconnects"
     case flushSlices = "flush_slices"
+    case tlsHandshakesDeferred = "tls_handshakes_deferred"
     case apiForbidden = "api_forbidden"
     case apiRateLimited = "api_rate_limited"
     case bannedAtAccept = "banned_at_accept"
@@ -59,6 +60,8 @@ public enum WorkerCounter: String, CaseIterable, Sendable {
         case .redisErrors: "Redis commands that failed: no reply (Redis down, timed out, overloaded) or an error reply."
         case .redisReconnects: "Times a Redis connection came back after being down."
         case .flushSlices: "Loop iterations that left queued output for the next one (fan-outs larger than one slice of writes)."
+        case .tlsHandshakesDeferred:
+            "TLS ClientHellos put off to a later loop iteration (more than 64 came in one; answered oldest first)."
         case .apiForbidden: "HTTP API requests refused with 403 forbidden: the caller's address is not in api.allow."
         case .apiRateLimited: "HTTP API requests refused with 429 rate_limited: over limits.api_rate for their API key."
         case .bannedAtAccept: "Client connections closed at accept: their address is banned."

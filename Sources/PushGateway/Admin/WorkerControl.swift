@@ -127,6 +127,7 @@ final class WorkerControl {
         totals[.redisErrors] = redis.errors + redis.errorReplies
         totals[.redisReconnects] = redis.reconnects
         totals[.flushSlices] = parts.loop.flushSlicesCut
+        totals[.tlsHandshakesDeferred] = parts.loop.handshakesDeferred
         totals[.apiForbidden] = stats.apiForbidden
         totals[.apiRateLimited] = stats.apiRateLimited
         totals[.bannedAtAccept] = stats.bannedAtAccept

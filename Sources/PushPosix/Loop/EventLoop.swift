@@ -82,6 +82,13 @@ public final class EventLoop {
     private var pendingClose: [SocketConnection] = []
     /// Times a loop iteration left queued output for the next one (a fan-out larger than one slice).
     public internal(set) var flushSlicesCut = 0
+    /// TLS ClientHellos answered in this iteration, against `clientHellosPerIteration`.
+    var clientHellosAnswered = 0
+    /// Connections whose ClientHello waits for a later iteration, oldest first from `deferredHead`.
+    var deferredHandshakes: [SocketConnection] = []
+    var deferredHead = 0
+    /// ClientHellos put off to a later iteration (a storm larger than one iteration's budget).
+    public internal(set) var handshakesDeferred = 0
     /// Bytes waiting in the output queues of every connection on this loop (the write-queue figure of `stats`).
     public internal(set) var queuedOutputBytes = 0
     /// One read buffer for every connection of the loop: reads land here and only a partial frame's tail is
@@ -254,11 +261,14 @@ public final class EventLoop {
     }
 
     fileprivate func prepare() {
+        runDeferredHandshakes()
         beforeSleep.forEach { $0() }
         flushPending()
         closePending()
         // A `didClose` that queued output: it goes out next iteration, without sleeping first.
-        if !pendingFirst.isEmpty || flushHead < pendingFlush.count { stayAwake(true) }
+        if !pendingFirst.isEmpty || flushHead < pendingFlush.count || deferredHead < deferredHandshakes.count {
+            stayAwake(true)
+        }
     }
 
     /// While `awake`, the loop polls for events without sleeping, so `prepare` comes round again at once.

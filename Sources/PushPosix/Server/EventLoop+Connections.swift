@@ -31,6 +31,45 @@ extension EventLoop {
     /// requests, Redis replies) between them. Each connection's output stays in order: it is one queue.
     public static let flushSlice = 1024
 
+    /// Most ClientHellos answered per loop iteration. Answering one costs the worker a few hundred microseconds
+    /// (key exchange and signature): 10,000 devices reconnecting at once would otherwise hold one iteration for
+    /// seconds, with every heartbeat, request and Redis reply waiting behind it. A connection over the budget stops
+    /// being watched and waits in a queue, oldest first, for the next iterations (its handshake timeout runs on).
+    /// The later, cheap steps of a handshake already answered are not counted and never wait.
+    public static let clientHellosPerIteration = 64
+
+    /// Whether a ClientHello may be answered now; counts it if so.
+    func takeClientHello() -> Bool {
+        guard clientHellosAnswered < Self.clientHellosPerIteration else { return false }
+        clientHellosAnswered += 1
+        return true
+    }
+
+    /// Puts off answering `connection`'s ClientHello to a later iteration.
+    func deferHandshake(_ connection: SocketConnection) {
+        setEvents(connection.fd, [])
+        deferredHandshakes.append(connection)
+        handshakesDeferred += 1
+    }
+
+    /// A new iteration's budget, first for the handshakes put off (in `prepare`, so the oldest go before any that
+    /// are read in the next iteration).
+    func runDeferredHandshakes() {
+        clientHellosAnswered = 0
+        while deferredHead < deferredHandshakes.count, takeClientHello() {
+            let connection = deferredHandshakes[deferredHead]
+            deferredHead += 1
+            connection.resumeHandshake()
+        }
+        if deferredHead == deferredHandshakes.count {
+            if deferredHead > 0 { deferredHandshakes.removeAll(keepingCapacity: deferredHead <= 4096) }
+            deferredHead = 0
+        } else if deferredHead >= 4096 {
+            deferredHandshakes.removeSubrange(..<deferredHead)
+            deferredHead = 0
+        }
+    }
+
     /// Queues `connection` to be flushed before the loop sleeps.
     func scheduleFlush(_ connection: SocketConnection) {
         if connection.flushesFirst {

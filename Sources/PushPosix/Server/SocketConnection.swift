@@ -333,17 +333,29 @@ open class SocketConnection: LoopHandler {
         guard let session = tlsSession else { return }
         guard session.established else {
             guard phase == .open else { return }
-            do {
-                guard try session.handshake() else { return loop.setEvents(fd, session.handshakeWaits) }
-            } catch {
-                return close(error.reason(duringHandshake: true))
-            }
-            loop.setEvents(fd, openEvents)
-            if pendingOutput > 0 { flush() }
-            return readAvailable()
+            if session.awaitsClientHello && !loop.takeClientHello() { return loop.deferHandshake(self) }
+            return stepHandshake(session)
         }
         if writeBlocked && !events.isDisjoint(with: session.writeWaits) { flush() }
         if !events.isDisjoint(with: session.readWaits) { readAvailable() }
+    }
+
+    /// One `SSL_do_handshake`; once the handshake is done, the output queued meanwhile and the input that came.
+    private final func stepHandshake(_ session: TLSSession) {
+        do {
+            guard try session.handshake() else { return loop.setEvents(fd, session.handshakeWaits) }
+        } catch {
+            return close(error.reason(duringHandshake: true))
+        }
+        loop.setEvents(fd, openEvents)
+        if pendingOutput > 0 { flush() }
+        readAvailable()
+    }
+
+    /// A handshake step put off by the loop (``EventLoop/deferHandshake(_:)``), now within an iteration's budget.
+    final func resumeHandshake() {
+        guard phase == .open, let session = tlsSession, !session.established else { return }
+        stepHandshake(session)
     }
 
     private final func tlsRead(into buffer: UnsafeMutableRawBufferPointer) throws -> TLSSession.Read {

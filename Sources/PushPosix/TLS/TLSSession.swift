@@ -59,6 +59,10 @@ final class TLSSession {
         }
     }
 
+    /// No handshake message processed yet: the next step reads the ClientHello and answers it, the costly one
+    /// (key exchange and signature; the client's Finished afterwards costs little).
+    var awaitsClientHello: Bool { SSL_in_before(ssl) == 1 }
+
     /// Drives the handshake on; true once it is done, false while it waits for `handshakeWaits`.
     func handshake() throws(Failure) -> Bool {
         ERR_clear_error()

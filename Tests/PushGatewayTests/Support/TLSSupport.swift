@@ -150,6 +150,32 @@ extension TestSocket {
         }
     }
 
+    /// Sends the ClientHello without waiting for an answer (a non-blocking `SSL_connect`), so that many can be
+    /// made to wait at the gateway at once; ``finishTLS()`` completes the handshake.
+    func sendClientHello(_ context: TLSClientContext? = nil) throws {
+        let context = try context ?? TLSClientContext.shared()
+        guard let ssl = SSL_new(context.pointer) else { throw TestError("SSL_new failed") }
+        tls = ssl
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), "127.0.0.1")
+        SSL_set_fd(ssl, fd)
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        defer { _ = fcntl(fd, F_SETFL, flags) }
+        ERR_clear_error()
+        let result = SSL_connect(ssl)
+        guard result != 1, SSL_get_error(ssl, result) == SSL_ERROR_WANT_READ else {
+            throw TestError("SSL_connect did not stop for the ServerHello: \(result), \(tlsErrors())")
+        }
+    }
+
+    /// Completes a handshake started by ``sendClientHello(_:)`` (blocking).
+    func finishTLS() throws {
+        guard let ssl = tls else { throw TestError("no handshake started") }
+        ERR_clear_error()
+        let result = SSL_connect(ssl)
+        guard result == 1 else { throw TestError("TLS handshake failed: \(SSL_get_error(ssl, result)), \(tlsErrors())") }
+    }
+
     /// Connects to 127.0.0.1:`port` and runs the TLS handshake.
     static func tls(
         port: UInt16, context: TLSClientContext? = nil, host: String = "127.0.0.1", resuming: TLSClientSession? = nil
