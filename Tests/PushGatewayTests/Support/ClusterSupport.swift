@@ -276,8 +276,11 @@ func evalshaCalls(_ redis: RedisServer) throws -> Int {
 
 /// One command over a raw RESP connection; the reply's text: an integer's or a simple string's line, or a bulk
 /// string's contents.
-func redisCall(_ redis: RedisServer, _ args: [String]) throws -> String {
-    let socket = try TestSocket(port: redis.port)
+func redisCall(_ redis: RedisServer, _ args: [String]) throws -> String { try redisCall(port: redis.port, args) }
+
+/// ``redisCall(_:_:)`` to the server on 127.0.0.1:`port`.
+func redisCall(port: UInt16, _ args: [String]) throws -> String {
+    let socket = try TestSocket(port: port)
     defer { socket.close() }
     var request = "*\(args.count)\r\n"
     for arg in args { request += "$\(arg.utf8.count)\r\n\(arg)\r\n" }
