@@ -45,7 +45,7 @@ start_redis() {
     dir=$(cd "$1" && pwd) # redis-server changes directory: give it absolute paths
     rm -f "$dir/redis.pid"
     redis-server --daemonize yes --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
-        --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+        --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "${@:3}"
     while ((SECONDS < deadline)); do
         if [[ $(timeout 1 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]]; then return 0; fi
         # It wrote its pidfile and died (port taken, say): no point waiting.
@@ -66,4 +66,46 @@ stop_redis() {
     while ((tries-- > 0)) && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     rm -f "$pidfile"
+}
+
+# start_redis_cluster <dir>: a local Redis Cluster of three masters with a replica each (SPEC §9) on free loopback
+# ports whose cluster bus ports (port + 10000) are free too, one node per <dir>/node<i>, a 1 s cluster-node-timeout;
+# waits until every node reports cluster_state:ok and prints the seeds (host:port,…). stop_redis_cluster <dir>.
+start_redis_cluster() {
+    local dir=$1 ports=() port i deadline
+    for i in 0 1 2 3 4 5; do
+        port=$(python3 -c '
+import socket
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    if port <= 55535:
+        b = socket.socket()
+        try:
+            b.bind(("127.0.0.1", port + 10000)); b.close(); s.close(); print(port); break
+        except OSError: b.close()
+    s.close()')
+        start_redis "$dir/node$i" "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
+            --cluster-node-timeout 1000 >&2 || return 1
+        ports+=("127.0.0.1:$port")
+    done
+    redis-cli --cluster create "${ports[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 || {
+        echo "error: redis-cli --cluster create failed; its output ($dir/create.log):" >&2
+        tail -n 20 "$dir/create.log" >&2
+        return 1
+    }
+    deadline=$((SECONDS + 30))
+    for port in "${ports[@]}"; do
+        until redis-cli -h 127.0.0.1 -p "${port#*:}" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; do
+            ((SECONDS < deadline)) || { echo "error: the cluster did not reach cluster_state:ok" >&2; return 1; }
+            sleep 0.1
+        done
+    done
+    local IFS=,
+    echo "${ports[*]}"
+}
+
+stop_redis_cluster() {
+    local node
+    for node in "$1"/node*; do [[ -d $node ]] && stop_redis "$node"; done
+    return 0
 }
