@@ -83,6 +83,9 @@ public final class RedisClusterClient {
         whenConnected(node) { [unowned self] connected in
             switch connected {
             case .failure(let error):
+                // The master is unreachable: a replica may have taken its slots over since (a failover), which
+                // only a fresh map says; this command fails (the caller answers 503), later ones go there.
+                self.refresh()
                 completion(.failure(error))
             case .success(let client):
                 client.send(args) { result in
