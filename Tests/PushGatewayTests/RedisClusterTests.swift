@@ -1,4 +1,4 @@
-// A real local Redis Cluster (three masters, three replicas; Support/RedisCluster.swift) against what the gateway's
+// A real local Redis Cluster of the test's own (three masters, three replicas; Support/RedisCluster.swift) against what the gateway's
 // cluster client will rely on (SPEC §9): its key → slot mapping, its reading of CLUSTER SLOTS, and the redirection
 // a master answers for a key it does not serve.
 import Foundation
@@ -21,7 +21,7 @@ struct RedisClusterTests {
             cluster.stop()
             try? FileManager.default.removeItem(at: directory)
         }
-        let port = cluster.nodes[0].port
+        let port = cluster.ports[0]
         let keys = ["u1", "42", "ü-ñ", "a{b}c", "{}x", "x{}{y}", "{{u}}"].flatMap { uid in
             [RedisKeys.inbox(uid), RedisKeys.meta(uid), RedisKeys.sessions(uid)]
         } + ["pg:{bans}", "pg:{bans}:v", "pg:{rules}", "plain", "{}", "a{", "}b{c}"]
@@ -32,7 +32,7 @@ struct RedisClusterTests {
 
         let map = try ClusterSlotMap(slotsReply: try redisValue(port: port, ["CLUSTER", "SLOTS"]), askedHost: "127.0.0.1")
         #expect(map.masters.count == 3 && map.unservedSlots == 0, "\(map.masters)")
-        #expect(Set(map.masters).isSubset(of: Set(cluster.nodes.map { ClusterNode(host: "127.0.0.1", port: $0.port) })))
+        #expect(Set(map.masters).isSubset(of: Set(cluster.ports.map { ClusterNode(host: "127.0.0.1", port: $0) })))
         #expect(map.replicas.values.allSatisfy { $0.count == 1 }, "\(map.replicas)")
 
         let key = RedisKeys.meta("moved-user")

@@ -1,95 +1,53 @@
-// A local Redis Cluster for the tests (SPEC §9): three masters and three replicas on free loopback ports, made with
-// `redis-cli --cluster create`, as an operator would make one.
+// A local Redis Cluster of its own for a test (SPEC §9): three masters and three replicas on free loopback ports,
+// made by Scripts/lib.sh's start_redis_cluster (the one Scripts/test starts for the suite as well), as an operator
+// would make one with `redis-cli --cluster create`. Its own, so a test may kill a node.
 import Foundation
 import PushCore
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 final class RedisCluster: @unchecked Sendable {
-    /// The six nodes, masters first as `redis-cli --cluster create` was given them (a failover may swap roles).
-    let nodes: [RedisServer]
     let directory: URL
+    /// `redis.cluster`'s value: the six nodes, masters first as they were created (a failover may swap roles).
+    let seeds: String
+    var ports: [UInt16] { seeds.split(separator: ",").compactMap { $0.split(separator: ":").last.flatMap { UInt16($0) } } }
 
-    /// `redis.cluster`'s value for these nodes.
-    var seeds: String { nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
-
-    static let cli = findExecutable("redis-cli")
-
-    private init(nodes: [RedisServer], directory: URL) {
-        self.nodes = nodes
+    private init(directory: URL, seeds: String) {
         self.directory = directory
+        self.seeds = seeds
     }
 
-    /// Starts six cluster-enabled servers (`cluster-node-timeout` 1 s, so a failover takes a few seconds), joins
-    /// them with one replica per master and waits (at most 30 s) until every node reports `cluster_state:ok`.
+    /// Starts it in `directory` and waits until every node reports `cluster_state:ok` (start_redis_cluster's own
+    /// limit: 30 s).
     static func start(in directory: URL) async throws -> RedisCluster {
-        guard let cli else { throw TestError("redis-cli not found on PATH") }
-        var nodes: [RedisServer] = []
-        do {
-            for index in 0..<6 {
-                let dir = directory.appendingPathComponent("node\(index)")
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                nodes.append(
-                    try await RedisServer.start(
-                        in: dir, port: try freeClusterPort(),
-                        arguments: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                            "--cluster-node-timeout", "1000"]))
-            }
-            let log = directory.appendingPathComponent("cluster-create.log").path
-            let create = try ChildProcess(
-                argv: [cli, "--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
-                    + ["--cluster-replicas", "1", "--cluster-yes"],
-                environment: ["PATH=/usr/bin:/bin"], stdoutPath: log, stderrPath: log)
-            guard create.waitForExit(timeout: 60) else {
-                create.killGroup()
-                throw TestError("redis-cli --cluster create did not finish: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-            }
-            let cluster = RedisCluster(nodes: nodes, directory: directory)
-            let ready = try await eventually(timeout: 30) {
-                cluster.nodes.allSatisfy { node in
-                    ((try? redisCall(port: node.port, ["CLUSTER", "INFO"])) ?? "").contains("cluster_state:ok")
-                }
-            }
-            guard ready else {
-                throw TestError("the cluster did not reach cluster_state:ok: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-            }
-            return cluster
-        } catch {
-            for node in nodes { node.stop() }
-            throw error
+        let output = directory.appendingPathComponent("cluster-seeds").path
+        let log = directory.appendingPathComponent("cluster-start.log").path
+        let child = try ChildProcess(
+            argv: ["/bin/bash", "-c", "cd \"$1\" && source Scripts/lib.sh && start_redis_cluster \"$2\" >\"$3\"", "bash",
+                GatewayProcess.packageRoot.path, directory.path, output],
+            environment: ["PATH=\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")"],
+            stdoutPath: log, stderrPath: log)
+        let finished = await offloadWait(child, timeout: 60)
+        let seeds = ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        let cluster = RedisCluster(directory: directory, seeds: seeds)
+        guard finished, child.exitState == .exited(0), cluster.ports.count == 6 else {
+            cluster.stop()
+            throw TestError("start_redis_cluster failed: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         }
+        return cluster
     }
 
     func stop() {
-        for node in nodes { node.stop() }
+        let child = try? ChildProcess(
+            argv: ["/bin/bash", "-c", "cd \"$1\" && source Scripts/lib.sh && stop_redis_cluster \"$2\"", "bash",
+                GatewayProcess.packageRoot.path, directory.path],
+            environment: ["PATH=\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")"],
+            stdoutPath: "/dev/null", stderrPath: "/dev/null")
+        _ = child?.waitForExit(timeout: 20)
     }
+}
 
-    /// A free loopback port whose cluster bus port (port + 10000) is free too.
-    private static func freeClusterPort() throws -> UInt16 {
-        for _ in 0..<200 {
-            let port = try freeLoopbackPort()
-            if port <= 55535 && canBind(port + 10000) { return port }
-        }
-        throw TestError("no free port with a free cluster bus port")
-    }
-
-    private static func canBind(_ port: UInt16) -> Bool {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard s >= 0 else { return false }
-        defer { Glibc.close(s) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-    }
+private func offloadWait(_ child: ChildProcess, timeout: Double) async -> Bool {
+    (try? await offload { child.waitForExit(timeout: timeout) }) ?? false
 }
 
 /// One command to 127.0.0.1:`port`, the whole reply decoded (PushCore's RESP decoder).

@@ -20,30 +20,27 @@ final class RedisServer: @unchecked Sendable {
 
     static let executable = findExecutable("redis-server")
 
-    private init(executable: String, directory: URL, port: UInt16, persistent: Bool, arguments: [String]) throws {
+    private init(executable: String, directory: URL, port: UInt16, persistent: Bool) throws {
         self.port = port
         self.persistent = persistent
         logPath = directory.appendingPathComponent("redis.log").path
         let persistence = persistent ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]
         process = try ChildProcess(
             argv: [executable, "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", ""]
-                + persistence + ["--daemonize", "no", "--logfile", ""] + arguments,
+                + persistence + ["--daemonize", "no", "--logfile", ""],
             environment: ["PATH=/usr/bin:/bin"], stdoutPath: logPath, stderrPath: logPath)
     }
 
     /// Starts one in `directory` (on `port`, else a free one) and waits (at most 10 s) until it answers PING.
     /// `persistent`: see the property; a persistent server started again in the same directory loads what the
     /// previous one acknowledged.
-    /// `arguments` go after the usual ones (a cluster node's `--cluster-enabled yes`, say).
-    static func start(
-        in directory: URL, port: UInt16? = nil, persistent: Bool = false, arguments: [String] = []
-    ) async throws -> RedisServer {
+    static func start(in directory: URL, port: UInt16? = nil, persistent: Bool = false) async throws -> RedisServer {
         guard let executable else { throw TestError("redis-server not found on PATH") }
         var log = ""
         for _ in 1...3 {
             let server = try RedisServer(
                 executable: executable, directory: directory, port: try port ?? freeLoopbackPort(),
-                persistent: persistent, arguments: arguments)
+                persistent: persistent)
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline && server.process.isRunning {
                 if server.answersPing() { return server }
