@@ -73,13 +73,7 @@ public struct ClusterSlotMap: Equatable, Sendable {
             let master = try node(fields[2], number)
             var followers: [ClusterNode] = []
             for field in fields[3...] { followers.append(try node(field, number)) }
-            let index: Int
-            if let known = masters.firstIndex(of: master) {
-                index = known
-            } else {
-                index = masters.count
-                masters.append(master)
-            }
+            let index = masterIndex(master)
             for replica in followers where !(replicas[master] ?? []).contains(replica) {
                 replicas[master, default: []].append(replica)
             }
@@ -101,14 +95,14 @@ public struct ClusterSlotMap: Equatable, Sendable {
 
     /// The map after a `MOVED`: `slot` is served by `node` from now on (until the next full refresh).
     public mutating func move(slot: UInt16, to node: ClusterNode) {
-        let index: Int
-        if let known = masters.firstIndex(of: node) {
-            index = known
-        } else {
-            index = masters.count
-            masters.append(node)
-        }
-        owners[Int(slot) & (RedisSlot.count - 1)] = Int16(index)
+        owners[Int(slot) & (RedisSlot.count - 1)] = Int16(masterIndex(node))
+    }
+
+    /// `node`'s index in `masters`, appended if it is new.
+    private mutating func masterIndex(_ node: ClusterNode) -> Int {
+        if let known = masters.firstIndex(of: node) { return known }
+        masters.append(node)
+        return masters.count - 1
     }
 }
 
