@@ -100,7 +100,8 @@ final class ScriptRunner {
     private func sendStoresNow() {
         // AUTHs of this iteration go first, as at the end of the iteration (`flushBatches`).
         flushSessions()
-        guard redis.isReady else { return }  // failed before the loop sleeps, with the rest of the iteration's
+        // Redis down: they fail in `flushBatches` before the loop sleeps, with the rest of the iteration's.
+        guard redis.isReady else { return }
         stores.flush { call, done in run(call, done) }
         redis.writeNow()
     }

@@ -186,12 +186,6 @@ public final class RedisClient {
         logger.info("Redis client stopped")
     }
 
-    /// Sends one command (binary-safe arguments, the command name first) and calls `completion` with its reply
-    /// once, on the loop. A Redis error reply is `.success(.error(message))`; `.failure` means no reply: not
-    /// connected, too many in flight, timed out or disconnected (the last two: the command may have run).
-    ///
-    /// SUBSCRIBE, PSUBSCRIBE, (P)UNSUBSCRIBE and MONITOR are refused (they trap): hiredis answers them with many
-    /// replies or none, not one. Use `subscribe(channels:onMessage:)` on a dedicated client.
     /// Writes the commands sent so far to the socket now, instead of when the loop next polls (after every other
     /// callback of this iteration), so that Redis can work on them while the caller goes on. Only the write: an
     /// error is left in the context, where hiredis finds it at its next write from the loop, as always (it frees
@@ -202,6 +196,12 @@ public final class RedisClient {
         _ = redisBufferWrite(UnsafeMutableRawPointer(context).assumingMemoryBound(to: redisContext.self), &done)
     }
 
+    /// Sends one command (binary-safe arguments, the command name first) and calls `completion` with its reply
+    /// once, on the loop. A Redis error reply is `.success(.error(message))`; `.failure` means no reply: not
+    /// connected, too many in flight, timed out or disconnected (the last two: the command may have run).
+    ///
+    /// SUBSCRIBE, PSUBSCRIBE, (P)UNSUBSCRIBE and MONITOR are refused (they trap): hiredis answers them with many
+    /// replies or none, not one. Use `subscribe(channels:onMessage:)` on a dedicated client.
     public func send(_ args: [[UInt8]], _ completion: @escaping Completion) {
         precondition(!args.isEmpty && !Self.isMultiReplyCommand(args[0]), "RedisClient.send: not a one-reply command")
         precondition(subscriptions.isEmpty, "RedisClient.send on a client dedicated to pub/sub")

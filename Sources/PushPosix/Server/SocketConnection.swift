@@ -352,7 +352,7 @@ open class SocketConnection: LoopHandler {
         readAvailable()
     }
 
-    /// A handshake step put off by the loop (``EventLoop/deferHandshake(_:)``), now within an iteration's budget.
+    /// A ClientHello put off by the loop (``EventLoop/deferHandshake(_:)``), now within an iteration's budget.
     final func resumeHandshake() {
         guard phase == .open, let session = tlsSession, !session.established else { return }
         stepHandshake(session)
