@@ -69,8 +69,10 @@ stop_redis() {
 }
 
 # start_redis_cluster <dir>: a local Redis Cluster of three masters with a replica each (SPEC §9) on free loopback
-# ports whose cluster bus ports (port + 10000) are free too, one node per <dir>/node<i>, a 1 s cluster-node-timeout;
-# waits until every node reports cluster_state:ok and prints the seeds (host:port,…). stop_redis_cluster <dir>.
+# ports whose cluster bus ports (port + 10000) are free too, one node per <dir>/node<i>, a 1 s cluster-node-timeout
+# and a replica that may always take over (validity factor 0: a test kills a master seconds after the start);
+# waits until every node reports cluster_state:ok and every replica's link to its master is up, and prints the
+# seeds (host:port,…). stop_redis_cluster <dir>.
 start_redis_cluster() {
     local dir=$1 ports=() port i deadline
     for i in 0 1 2 3 4 5; do
@@ -85,7 +87,7 @@ while True:
         except OSError: b.close()
     s.close()')
         start_redis "$dir/node$i" "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
-            --cluster-node-timeout 1000 >&2 || return 1
+            --cluster-node-timeout 1000 --cluster-replica-validity-factor 0 >&2 || return 1
         ports+=("127.0.0.1:$port")
     done
     redis-cli --cluster create "${ports[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 || {
@@ -100,12 +102,24 @@ while True:
             sleep 0.1
         done
     done
+    local replicas
+    until replicas=$(for port in "${ports[@]}"; do redis-cli -h 127.0.0.1 -p "${port#*:}" info replication; done |
+        grep -c '^master_link_status:up') && ((replicas == 3)); do
+        ((SECONDS < deadline)) || { echo "error: the cluster's replicas did not reach their masters" >&2; return 1; }
+        sleep 0.1
+    done
     local IFS=,
     echo "${ports[*]}"
 }
 
 stop_redis_cluster() {
-    local node
-    for node in "$1"/node*; do [[ -d $node ]] && stop_redis "$node"; done
+    local node pids=()
+    # All at once: a node takes about 2 s to shut down.
+    for node in "$1"/node*; do
+        [[ -d $node ]] || continue
+        stop_redis "$node" &
+        pids+=($!)
+    done
+    ((${#pids[@]} == 0)) || wait "${pids[@]}"
     return 0
 }

@@ -96,3 +96,97 @@ private func status(_ result: Result<RedisValue, RedisError>?) -> String {
         #expect(client.map.master(of: slot) == b && client.movedFollowed == 1)
     }
 }
+
+/// A cluster of the test's own (Scripts/lib.sh's start_redis_cluster, the one Scripts/test uses), so it may kill
+/// a node; stopped by `stop`.
+private struct OwnCluster {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    let directory: URL
+    let seeds: [ClusterNode]
+
+    static func start() throws -> OwnCluster {
+        let directory = URL(fileURLWithPath: NSTemporaryDirectory())
+            .appendingPathComponent("pushgw-own-cluster-" + UUID().uuidString.prefix(8).lowercased())
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try shell("source Scripts/lib.sh && start_redis_cluster \"$1\" >\"$1/seeds\"", directory.path)
+        let output = try String(contentsOf: directory.appendingPathComponent("seeds"), encoding: .utf8)
+        guard case .success(let seeds) = ClusterSeeds.parse(output.trimmingCharacters(in: .whitespacesAndNewlines)),
+            seeds.count == 6
+        else { throw SystemError(call: "start_redis_cluster printed \(output)", errno: 0) }
+        return OwnCluster(directory: directory, seeds: seeds)
+    }
+
+    /// The pid of the node listening on `port` (node<i> is the i-th seed).
+    func pid(of port: UInt16) -> pid_t? {
+        guard let index = seeds.firstIndex(where: { $0.port == port }) else { return nil }
+        let pidfile = directory.appendingPathComponent("node\(index)/redis.pid").path
+        return (try? String(contentsOfFile: pidfile, encoding: .utf8)).flatMap {
+            pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+
+    func stop() {
+        try? Self.shell("source Scripts/lib.sh && stop_redis_cluster \"$1\"", directory.path)
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Runs `script` with bash in the package root, `argument` as $1 (the root is shifted off). Output goes to files the script names, not
+    /// to a pipe: the redis-servers it starts would hold a pipe open after it exits.
+    /// (posix_spawn and waitpid: Foundation's `Process.waitUntilExit` never returned here.)
+    private static func shell(_ script: String, _ argument: String) throws {
+        let argv = ["/bin/bash", "-c", "cd \"$1\" && shift && \(script)", "bash", packageRoot.path, argument]
+        var arguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for argument in arguments { free(argument) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/bin/bash", &actions, nil, &arguments, environ)
+        guard rc == 0 else { throw SystemError(call: "posix_spawn /bin/bash", errno: rc) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else { throw SystemError(call: "bash -c \(script): wait status \(status)", errno: 0) }
+    }
+}
+
+@Suite(.serialized) struct RedisClusterFailoverTests {
+    /// kill -9 of the master of a key: commands for its slot fail (the caller answers 503) until its replica has
+    /// taken over, and then succeed there without the client being told anything: a fresh slot map names it.
+    @Test func aKilledMastersSlotsComeBackOnItsReplica() throws {
+        let cluster = try OwnCluster.start()
+        defer { cluster.stop() }
+        let loop = try EventLoop(capacity: 1024)
+        let client = RedisClusterClient(
+            loop: loop, seeds: cluster.seeds, logger: Logger(label: "test"), commandTimeout: 0.5)
+        client.start()
+        defer { client.stop() }
+        #expect(run(loop, atMost: 10) { client.isReady })
+        let key = "pg:{u:failover}:meta"
+        #expect(status(call(loop, client, bytes("SET", key, "before"), key: key)) == "OK")
+        let master = try #require(client.map.master(ofKey: key))
+        let pid = try #require(cluster.pid(of: master.port))
+        kill(pid, SIGKILL)
+
+        // A SET every 50 ms, one at a time, until one succeeds (at most 20 s).
+        var failures = 0
+        var succeeded = false
+        var inFlight = false
+        let pusher = LoopTimer(loop: loop) {
+            guard !inFlight, !succeeded else { return }
+            inFlight = true
+            client.send(bytes("SET", key, "after"), slot: RedisSlot.of(key: key)) { result in
+                inFlight = false
+                if status(result) == "OK" { succeeded = true } else { failures += 1 }
+            }
+        }
+        pusher.start(after: 0.05, repeat: 0.05)
+        #expect(run(loop, atMost: 20) { succeeded }, "\(failures) failures, map \(client.map.masters)")
+        pusher.stop()
+        #expect(failures > 0, "no command failed while the master was gone")
+        let promoted = try #require(client.map.master(ofKey: key))
+        #expect(promoted != master)
+        #expect(status(call(loop, client, bytes("GET", key), key: key)) == "after")
+    }
+}
