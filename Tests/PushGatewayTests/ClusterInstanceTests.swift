@@ -11,9 +11,9 @@ import Glibc
 struct ClusterInstanceTests {
     // MARK: - 2. Two instances on one Redis
 
-    @Test("Two instances on one Redis: pushes to instance 1 reach a device on instance 2; 200 stored pushes posted alternately to both arrive 1…200 in order on both devices")
-    func twoInstancesOrdered() async throws {
-        let cluster = try await SharedRedisCluster.start(instances: 2)
+    @Test("Two instances on one Redis (a server, or a Redis Cluster): pushes to instance 1 reach a device on instance 2; 200 stored pushes posted alternately to both arrive 1…200 in order on both devices", arguments: TestStorage.allCases)
+    func twoInstancesOrdered(storage: TestStorage) async throws {
+        let cluster = try await SharedRedisCluster.start(instances: 2, storage: storage)
         defer { cluster.stop() }
         let (g1, g2) = (cluster.gateways[0], cluster.gateways[1])
 
@@ -69,6 +69,14 @@ struct ClusterInstanceTests {
         }
         try await a.expectNothingPending("a: nothing beyond 200")
         try await b.expectNothingPending("b: nothing beyond 200")
+
+        if let redisCluster = cluster.redisCluster {
+            // The inbox is on the master of its slot, and only there: every other node answers MOVED (a replica
+            // too, without READONLY).
+            let answers = try redisCluster.ports.map { try redisValue(port: $0, ["LLEN", "pg:{u:x}:inbox"]) }
+            #expect(answers.filter { $0 == .integer(200) }.count == 1, "LLEN on each node: \(answers)")
+            #expect(answers.filter { if case .error(let text) = $0 { text.hasPrefix("MOVED") } else { false } }.count == 5)
+        }
     }
 
     @Test("Transient pushes to a user whose sessions are all on this node cost no Redis script; a device of the user on another instance, connected later or earlier, is reached")
@@ -136,9 +144,9 @@ struct ClusterInstanceTests {
 
     // MARK: - 3. Topics across instances
 
-    @Test("Topics across instances: SUB on both, a topic push on instance 1 reaches both, /v1/topics counts both, UNSUB stops delivery")
-    func topicsAcrossInstances() async throws {
-        let cluster = try await SharedRedisCluster.start(instances: 2)
+    @Test("Topics across instances (one Redis server, or a Redis Cluster): SUB on both, a topic push on instance 1 reaches both, /v1/topics counts both, UNSUB stops delivery", arguments: TestStorage.allCases)
+    func topicsAcrossInstances(storage: TestStorage) async throws {
+        let cluster = try await SharedRedisCluster.start(instances: 2, storage: storage)
         defer { cluster.stop() }
         let (g1, g2) = (cluster.gateways[0], cluster.gateways[1])
         let a = try await WireClient.connect(g1)

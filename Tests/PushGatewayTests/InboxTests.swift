@@ -5,9 +5,9 @@ import Testing
 
 @Suite("Inbox", .timeLimit(.minutes(1)))
 struct InboxTests {
-    @Test("Pushes to an offline user get seqs 1…N; AUTH last_seq 0 replays all N in order, last_seq k those after k, no last_seq none")
-    func offlineInbox() async throws {
-        let gateway = try await GatewayProcess.start()
+    @Test("Pushes to an offline user get seqs 1…N; AUTH last_seq 0 replays all N in order, last_seq k those after k, no last_seq none", arguments: TestStorage.allCases)
+    func offlineInbox(storage: TestStorage) async throws {
+        let gateway = try await GatewayProcess.start(on: storage)
         defer { gateway.stop() }
 
         let binary: [UInt8] = [0x00, 0xff, 0x01, 0x80, 0x0a, 0x0d, 0xc3, 0x28]
@@ -141,9 +141,9 @@ struct InboxTests {
         try await client.expectNothingPending("SYNC sends nothing beyond its reply")
     }
 
-    @Test("READ and POST /v1/users/{uid}/read lower unread, never below 0 and never back; GET shows read_seq")
-    func readAndUnread() async throws {
-        let gateway = try await GatewayProcess.start()
+    @Test("READ and POST /v1/users/{uid}/read lower unread, never below 0 and never back; GET shows read_seq", arguments: TestStorage.allCases)
+    func readAndUnread(storage: TestStorage) async throws {
+        let gateway = try await GatewayProcess.start(on: storage)
         defer { gateway.stop() }
         for index in 1...10 {
             let response = try await gateway.push(storedPushBody(users: ["rr"], payload: "{\"i\":\(index)}"))

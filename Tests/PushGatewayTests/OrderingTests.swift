@@ -5,9 +5,9 @@ import Testing
 
 @Suite("Stored message ordering", .timeLimit(.minutes(1)))
 struct OrderingTests {
-    @Test("400 pushes over 8 pipelined keep-alive connections: 400 distinct seqs; the client gets exactly 1…400 in order")
-    func concurrentPushesArriveInOrder() async throws {
-        let gateway = try await GatewayProcess.start()
+    @Test("400 pushes over 8 pipelined keep-alive connections: 400 distinct seqs; the client gets exactly 1…400 in order", arguments: TestStorage.allCases)
+    func concurrentPushesArriveInOrder(storage: TestStorage) async throws {
+        let gateway = try await GatewayProcess.start(on: storage)
         defer { gateway.stop() }
         let client = try await WireClient.connect(gateway)
         try await client.auth(mid: "ord", key: "k")
@@ -74,9 +74,9 @@ struct OrderingTests {
         try await client.expectNothingPending("no duplicates after seq \(total)")
     }
 
-    @Test("Two devices of one user both get every stored message in order; a third connecting later with last_seq gets the backlog")
-    func twoDevicesAndALateThird() async throws {
-        let gateway = try await GatewayProcess.start()
+    @Test("Two devices of one user both get every stored message in order; a third connecting later with last_seq gets the backlog", arguments: TestStorage.allCases)
+    func twoDevicesAndALateThird(storage: TestStorage) async throws {
+        let gateway = try await GatewayProcess.start(on: storage)
         defer { gateway.stop() }
         let phone = try await WireClient.connect(gateway)
         let tablet = try await WireClient.connect(gateway)

@@ -5,9 +5,9 @@ import Testing
 
 @Suite("Stored messages", .timeLimit(.minutes(1)))
 struct StoredMessageTests {
-    @Test("A push stores by default: the reply has the user's next seq and the frame carries it")
-    func storedPushSeqs() async throws {
-        let gateway = try await GatewayProcess.start()
+    @Test("A push stores by default: the reply has the user's next seq and the frame carries it", arguments: TestStorage.allCases)
+    func storedPushSeqs(storage: TestStorage) async throws {
+        let gateway = try await GatewayProcess.start(on: storage)
         defer { gateway.stop() }
         let client = try await WireClient.connect(gateway)
         try await client.auth(mid: "st", key: "k")
@@ -41,9 +41,9 @@ struct StoredMessageTests {
         #expect(frame?.seq == 4 && frame?.text == "4", "\(String(describing: frame))")
     }
 
-    @Test("SYNC returns the stored messages after N as a batch, READ answers unread, ACK is silent, AUTH with last_seq replays")
-    func syncReadAckReplay() async throws {
-        let gateway = try await GatewayProcess.start()
+    @Test("SYNC returns the stored messages after N as a batch, READ answers unread, ACK is silent, AUTH with last_seq replays", arguments: TestStorage.allCases)
+    func syncReadAckReplay(storage: TestStorage) async throws {
+        let gateway = try await GatewayProcess.start(on: storage)
         defer { gateway.stop() }
         let first = try await WireClient.connect(gateway)
         try await first.auth(mid: "sy", key: "a")

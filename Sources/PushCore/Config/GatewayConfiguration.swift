@@ -68,6 +68,15 @@ extension GatewayConfiguration {
     public struct Redis: Sendable, Equatable {
         /// `redis.url`: `redis://[[user]:password@]host[:port][/db]`. Default `redis://127.0.0.1:6379`.
         public var url = RedisURL(host: "127.0.0.1")
+        /// `redis.cluster`: seeds (`host:port`) of a Redis Cluster (SPEC §9); when set, storage runs on the cluster
+        /// and `redis.url` is not used. Default none (one Redis server at `redis.url`).
+        public var cluster: [ClusterNode] = []
+        /// `redis.wait_replicas`: a stored push is answered 200 only once this many replicas have it (`WAIT`).
+        /// Default 0 (answered once the master has it).
+        public var waitReplicas = 0
+        /// `redis.wait_timeout_ms`: how long `WAIT` waits for those replicas before the push is answered 503
+        /// (a retry with the same `id` is safe). Default 100.
+        public var waitTimeoutMillis = 100
 
         /// The defaults.
         public init() {}

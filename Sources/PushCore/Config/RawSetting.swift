@@ -137,6 +137,25 @@ struct RawSetting {
         return address
     }
 
+    /// Redis Cluster seeds: an array of `host:port` in the file, or one comma-separated string (the environment's
+    /// form); empty (`""` or `[]`) for none.
+    func clusterSeeds() throws -> [ClusterNode] {
+        let expected = "host:port seeds, as an array or comma-separated, or \"\" for one Redis server at redis.url"
+        let text: String
+        if case .toml(let toml) = value, toml.array != nil {
+            text = try strings().joined(separator: ",")
+        } else {
+            text = try string(expected: expected)
+        }
+        if text.trimmed.isEmpty { return [] }
+        switch ClusterSeeds.parse(text) {
+        case .success(let seeds): return seeds
+        case .failure(let error):
+            throw ConfigError(
+                key: key, message: "expected \(expected), got the entry \"\(error.entry)\"", environmentVariable: variable)
+        }
+    }
+
     func redisURL() throws -> RedisURL {
         let expected = "redis://[[user]:password@]host[:port][/db]"
         guard let url = RedisURL(try string(expected: expected).trimmed) else { throw failure(expected: expected) }

@@ -7,14 +7,16 @@ public enum RedisSlot {
     public static let count = 16384
 
     /// The slot of `key`.
-    public static func of(key: String) -> UInt16 {
-        var utf8 = Array(key.utf8)
-        if let open = utf8.firstIndex(of: UInt8(ascii: "{")),
-            let close = utf8[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
+    public static func of(key: String) -> UInt16 { of(key: Array(key.utf8)) }
+
+    /// The slot of `key`, as bytes.
+    public static func of(key: [UInt8]) -> UInt16 {
+        if let open = key.firstIndex(of: UInt8(ascii: "{")),
+            let close = key[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
         {
-            utf8 = Array(utf8[(open + 1)..<close])
+            return crc16(key[(open + 1)..<close]) & UInt16(count - 1)
         }
-        return crc16(utf8) & UInt16(count - 1)
+        return crc16(key) & UInt16(count - 1)
     }
 
     /// CRC16-CCITT (XMODEM), as Redis Cluster uses it: "123456789" → 0x31C3.

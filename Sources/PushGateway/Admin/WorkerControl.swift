@@ -124,7 +124,7 @@ final class WorkerControl {
         totals[.httpBackpressure] = stats.httpBackpressure
         totals[.httpClosedOverflow] = stats.httpClosedOverflow
         totals[.redisCommands] = redis.commandsSent
-        totals[.redisErrors] = redis.errors + redis.errorReplies
+        totals[.redisErrors] = redis.errors
         totals[.redisReconnects] = redis.reconnects
         totals[.flushSlices] = parts.loop.flushSlicesCut
         totals[.tlsHandshakesDeferred] = parts.loop.handshakesDeferred

@@ -40,8 +40,10 @@ final class Worker {
         logger.info("file descriptor limit", metadata: ["soft": "\(files.soft)", "hard": "\(files.hard)"])
         loop = try EventLoop(capacity: Int(clamping: files.soft))
         let node = Worker.makeNodeID()
-        scripts = ScriptRunner(loop: loop, url: config.redis.url, logger: logger)
-        nodeChannel = NodeChannel(loop: loop, url: config.redis.url, node: node, logger: logger)
+        scripts = ScriptRunner(loop: loop, config: config.redis, logger: logger)
+        let subscribeOn = config.redis.cluster.isEmpty
+            ? [config.redis.url] : config.redis.cluster.map { RedisURL(host: $0.host, port: $0.port) }
+        nodeChannel = NodeChannel(loop: loop, urls: subscribeOn, node: node, logger: logger)
         store = MessageStore(scripts: scripts, channel: nodeChannel, node: node)
         let connections = ConnectionServer(loop: loop, config: config, store: store, stats: stats, logger: logger)
         self.connections = connections
@@ -64,7 +66,13 @@ final class Worker {
         http = HTTPServer(loop: loop, config: config, api: api, stats: stats)
         tls = config.tlsListeners.isEmpty ? nil : try TLSContext(config)
         Self.wire(loop: loop, store: store, delivery: delivery, nodes: nodes, api: api)
-        logger.info("node", metadata: ["id": "\(node)", "redis": "\(config.redis.url)"])
+        if config.redis.cluster.isEmpty {
+            logger.info("node", metadata: ["id": "\(node)", "redis": "\(config.redis.url)"])
+        } else {
+            logger.info(
+                "node, on a Redis Cluster (redis.url is not used)",
+                metadata: ["id": "\(node)", "seeds": "\(config.redis.cluster.map(\.description).joined(separator: ","))"])
+        }
         edge = EdgeState(loop: loop, scripts: scripts, logger: logger)
         edge.onBans = { [unowned connections] in connections.applyBans($0, added: $1) }
         connections.onAutoBan = { [unowned edge, logger] request in

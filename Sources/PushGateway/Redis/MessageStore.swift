@@ -16,8 +16,8 @@ final class MessageStore {
         self.node = node
     }
 
-    /// The command connection (latency figures for the admin snapshot).
-    var redis: RedisClient { scripts.redis }
+    /// The command connections (figures for the admin snapshot).
+    var redis: RedisCommands { scripts.redis }
 
     /// Messages from other nodes: on this node's channel (`pg:node:<id>`), `pg:all`, and the topics subscribed.
     var onNodeMessage: ((NodeMessage) -> Void)? {

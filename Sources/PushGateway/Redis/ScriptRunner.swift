@@ -8,35 +8,50 @@ enum StoreFailure: Error, CustomStringConvertible {
     case unavailable(RedisError)
     /// Redis answered with an error, or with a reply the script decoder does not understand.
     case script(ScriptError)
+    /// The master ran the script, but fewer replicas than `redis.wait_replicas` acknowledged it within
+    /// `redis.wait_timeout_ms` (`WAIT`): a failover now could lose it, so it is not acknowledged (SPEC §9).
+    case notReplicated(wanted: Int, acknowledged: Int)
 
     /// Whether the command may have run in Redis all the same (sent, and no reply came). An error reply means
     /// the script stopped before writing (its checks come first); a command never sent did not run.
     var mayHaveRun: Bool {
-        if case .unavailable(let error) = self { error.mayHaveRun } else { false }
+        switch self {
+        case .unavailable(let error): error.mayHaveRun
+        case .script: false
+        case .notReplicated: true
+        }
     }
 
     var description: String {
         switch self {
         case .unavailable(let error): "\(error)"
         case .script(let error): "\(error)"
+        case .notReplicated(let wanted, let acknowledged):
+            "stored on the master, but \(acknowledged) of the \(wanted) replicas asked for acknowledged it in time"
         }
     }
 }
 
-/// The command connection to Redis (SPEC §5): runs the Lua scripts with EVALSHA over one pipelined connection,
-/// loading them at every connect and falling back to EVAL on NOSCRIPT, bounds the session scripts in flight, and
-/// sends the few plain commands (PUBLISH, the registry's hashes).
+/// The command connection to Redis (SPEC §5): runs the Lua scripts with EVALSHA over one pipelined connection (on
+/// a Redis Cluster, one per master, each call sent to the master of its keys' slot, SPEC §9), loading them at every
+/// connect and falling back to EVAL on NOSCRIPT, bounds the session scripts in flight, and sends the few plain
+/// commands (PUBLISH, the registry's hashes).
 final class ScriptRunner {
-    let redis: RedisClient
+    let redis: RedisCommands
     private let logger: Logger
     private var readyHandlers: [() -> Void] = []
+    /// `redis.wait_replicas` and `redis.wait_timeout_ms`: a batch of stores is acknowledged once that many replicas
+    /// have it (0: once the master has it).
+    private let waitReplicas: Int
+    private let waitTimeoutMillis: Int
 
     /// Stored messages of this loop iteration: sent as few `store.lua` calls before the loop sleeps.
-    private let stores = ScriptBatcher<StoreBatchCall>(maxItems: 128, maxWeight: 256 * 1024)
+    /// Grouped by slot on a cluster, as every batch here.
+    private let stores: ScriptBatcher<StoreBatchCall>
     /// ACKs of this loop iteration, one per device cursor (the highest seq): as few `ack.lua` calls.
-    private let acks = ScriptBatcher<AckBatchCall>(maxItems: 256)
+    private let acks: ScriptBatcher<AckBatchCall>
     /// AUTHs' session scripts started in this loop iteration (``runSessionScript(_:_:)-SessionCall``).
-    private let sessions = ScriptBatcher<SessionBatchCall>(maxItems: 64)
+    private let sessions: ScriptBatcher<SessionBatchCall>
     /// The index in `acks` of each device cursor's pending ACK.
     private var pendingAcks: [DeviceCursor: Int] = [:]
 
@@ -45,12 +60,30 @@ final class ScriptRunner {
         var device: String
     }
 
-    init(loop: EventLoop, url: RedisURL, logger: Logger) {
+    init(loop: EventLoop, config: GatewayConfiguration.Redis, logger: Logger) {
         self.logger = logger
-        redis = RedisClient(loop: loop, url: url, name: "store", logger: logger)
-        redis.onReady = { [unowned self] in
-            self.loadScripts()
-            for handler in self.readyHandlers { handler() }
+        waitReplicas = config.waitReplicas
+        waitTimeoutMillis = config.waitTimeoutMillis
+        let bySlot = !config.cluster.isEmpty
+        stores = ScriptBatcher(maxItems: 128, maxWeight: 256 * 1024, bySlot: bySlot)
+        acks = ScriptBatcher(maxItems: 256, bySlot: bySlot)
+        sessions = ScriptBatcher(maxItems: 64, bySlot: bySlot)
+        if config.cluster.isEmpty {
+            let client = RedisClient(loop: loop, url: config.url, name: "store", logger: logger)
+            redis = .server(client)
+            client.onReady = { [unowned self, unowned client] in
+                self.loadScripts(on: client)
+                for handler in self.readyHandlers { handler() }
+            }
+        } else {
+            let cluster = RedisClusterClient(loop: loop, seeds: config.cluster, logger: logger)
+            redis = .cluster(cluster)
+            // Each master (again, or newly promoted) gets the scripts; once all are ready, the handlers run, as
+            // after a reconnect to one server.
+            cluster.onMasterReady = { [unowned self, unowned cluster] _, client in
+                self.loadScripts(on: client)
+                if cluster.isReady { for handler in self.readyHandlers { handler() } }
+            }
         }
         // After the client's own hook (registered in its init): a failure found at send is then delivered at the
         // next iteration, as for any command.
@@ -64,19 +97,47 @@ final class ScriptRunner {
 
     func stop() { redis.stop() }
 
-    /// Whether commands can be sent now.
-    var isAvailable: Bool { redis.isReady }
+    /// Whether commands can be sent now (on a cluster: its slot map is known).
+    var isAvailable: Bool { redis.isAvailable }
 
     /// Runs one script and decodes its reply.
     func run<Call: ScriptCall>(_ call: Call, _ done: @escaping (Result<Call.Result, StoreFailure>) -> Void) {
-        redis.send(call.evalsha) { [weak self] result in
+        // Every key of a call shares one slot: the first names it.
+        let key = call.keys.first ?? []
+        redis.send(call.evalsha, key: key) { [weak self] result in
             switch Self.decode(Call.self, result) {
             case .failure(.script(let error)) where error.isNoScript:
-                // Redis lost its script cache (restart, SCRIPT FLUSH): EVAL runs it and caches it again.
+                // Redis lost its script cache (restart, SCRIPT FLUSH, a replica promoted since the load): EVAL runs
+                // it and caches it again.
                 self?.logger.notice("script not cached in Redis, sending it again", metadata: ["script": "\(Call.script.name)"])
-                self?.redis.send(call.eval) { done(Self.decode(Call.self, $0)) }
+                self?.redis.send(call.eval, key: key) { done(Self.decode(Call.self, $0)) }
             case let other:
                 done(other)
+            }
+        }
+    }
+
+    /// Runs a batch of stores; with `redis.wait_replicas`, its result is handed on only once `WAIT` says enough
+    /// replicas have it. `WAIT` goes after the reply, on the connection that ran the script (its slot's master):
+    /// it waits for every write that connection made before it.
+    private func runStores(_ call: StoreBatchCall, _ done: @escaping (Result<StoreBatchCall.Result, StoreFailure>) -> Void) {
+        guard waitReplicas > 0 else { return run(call, done) }
+        let key = call.keys.first ?? []
+        run(call) { [weak self] result in
+            guard let self, case .success = result else { return done(result) }
+            let wait = [Array("WAIT".utf8), Array(String(self.waitReplicas).utf8), Array(String(self.waitTimeoutMillis).utf8)]
+            self.redis.send(wait, key: key) { [wanted = self.waitReplicas] reply in
+                switch reply {
+                case .success(.integer(let acknowledged)) where acknowledged >= wanted:
+                    done(result)
+                case .success(.integer(let acknowledged)):
+                    done(.failure(.notReplicated(wanted: wanted, acknowledged: Int(acknowledged))))
+                case .success:
+                    done(.failure(.notReplicated(wanted: wanted, acknowledged: 0)))
+                case .failure(let error):
+                    // The script ran: whatever happened to WAIT, the stores may be there.
+                    done(.failure(.unavailable(error.mayHaveRun ? error : .disconnected)))
+                }
             }
         }
     }
@@ -101,8 +162,8 @@ final class ScriptRunner {
         // AUTHs of this iteration go first, as at the end of the iteration (`flushBatches`).
         flushSessions()
         // Redis down: they fail in `flushBatches` before the loop sleeps, with the rest of the iteration's.
-        guard redis.isReady else { return }
-        stores.flush { call, done in run(call, done) }
+        guard redis.isAvailable else { return }
+        stores.flush { call, done in runStores(call, done) }
         redis.writeNow()
     }
 
@@ -127,12 +188,12 @@ final class ScriptRunner {
         if !pendingAcks.isEmpty { pendingAcks.removeAll(keepingCapacity: true) }
         guard !stores.isEmpty || !acks.isEmpty else { return }
         // Not sent when the connection is down: fail now rather than at the next iteration (a 503 at once).
-        guard redis.isReady else {
+        guard redis.isAvailable else {
             stores.fail(.unavailable(.notConnected))
             acks.fail(.unavailable(.notConnected))
             return
         }
-        stores.flush { call, done in run(call, done) }
+        stores.flush { call, done in runStores(call, done) }
         acks.flush { call, done in run(call, done) }
     }
 
@@ -190,7 +251,7 @@ final class ScriptRunner {
     /// a failure may start waiting ones, which are sent (or failed) too.
     private func flushSessions() {
         while !sessions.isEmpty {
-            guard redis.isReady else {
+            guard redis.isAvailable else {
                 sessions.fail(.unavailable(.notConnected))
                 continue
             }
@@ -216,7 +277,8 @@ final class ScriptRunner {
 
     /// Sends a plain command whose reply only matters as success or failure.
     func command(_ args: [String], _ done: ((Bool) -> Void)? = nil) {
-        redis.send(args.map { Array($0.utf8) }) { result in
+        let args = args.map { Array($0.utf8) }
+        redis.send(args, key: args.count > 1 ? args[1] : []) { result in
             guard let done else { return }
             switch result {
             case .success(.error): done(false)
@@ -226,14 +288,15 @@ final class ScriptRunner {
         }
     }
 
-    /// Sends a plain command and hands over its reply as it came.
+    /// Sends a plain command (its key second, as in `GET key`) and hands over its reply as it came.
     func send(_ command: [[UInt8]], _ done: @escaping (Result<RedisValue, RedisError>) -> Void) {
-        redis.send(command, done)
+        redis.send(command, key: command.count > 1 ? command[1] : [], done)
     }
 
     /// Publishes `message` on `channel`; `done` gets the number of nodes that received it (0 when Redis is down).
     func publish(_ channel: String, _ message: NodeMessage, _ done: ((Int) -> Void)? = nil) {
-        redis.send([Array("PUBLISH".utf8), Array(channel.utf8), message.encoded]) { result in
+        let channel = Array(channel.utf8)
+        redis.send([Array("PUBLISH".utf8), channel, message.encoded], key: channel) { result in
             if case .success(.integer(let receivers)) = result { done?(Int(receivers)) } else { done?(0) }
         }
     }
@@ -255,9 +318,9 @@ final class ScriptRunner {
         }
     }
 
-    private func loadScripts() {
+    private func loadScripts(on client: RedisClient) {
         for script in Scripts.all {
-            redis.send(script.load) { [logger] result in
+            client.send(script.load) { [logger] result in
                 if case .success(let reply) = result, case .string(let sha) = reply,
                     String(decoding: sha, as: UTF8.self) == script.sha1
                 {

@@ -68,6 +68,18 @@ public final class RedisClusterClient {
         map.unservedSlots == 0 && map.masters.allSatisfy { clients[$0]?.isReady == true }
     }
 
+    /// Whether a slot map was read: commands can be sent (those for an unreachable master fail on their own).
+    public var hasMap: Bool { !map.masters.isEmpty }
+
+    /// The connections to the masters of the current map (figures for metrics).
+    public var masterConnections: [RedisClient] { map.masters.compactMap { clients[$0] } }
+
+    /// Writes what every connection has queued now, without waiting for the loop to sleep
+    /// (``RedisClient/writeNow()``).
+    public func writeNow() {
+        for client in clients.values where client.isReady { client.writeNow() }
+    }
+
     /// Sends `args` to the master of `slot` (``RedisSlot/of(key:)`` of a key it names).
     public func send(_ args: [[UInt8]], slot: UInt16, _ completion: @escaping Completion) {
         send(args, slot: slot, attempt: 1, completion)

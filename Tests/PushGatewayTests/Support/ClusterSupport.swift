@@ -206,44 +206,64 @@ func pushConcurrently(
     return (responses, errors)
 }
 
-/// Several gateways (`pushgw serve`, one master each) on different ports sharing one redis-server: standing in
-/// for gateways on different hosts.
+/// Several gateways (`pushgw serve`, one master each) on different ports sharing one redis-server, or one Redis
+/// Cluster of their own: standing in for gateways on different hosts.
 final class SharedRedisCluster: @unchecked Sendable {
     let directory: URL
-    let redis: RedisServer
+    /// The redis-server (``TestStorage/server``).
+    let redis: RedisServer!
+    /// The Redis Cluster (``TestStorage/cluster``).
+    let redisCluster: RedisCluster?
     let gateways: [GatewayProcess]
 
-    private init(directory: URL, redis: RedisServer, gateways: [GatewayProcess]) {
+    private init(directory: URL, redis: RedisServer?, redisCluster: RedisCluster?, gateways: [GatewayProcess]) {
         self.directory = directory
         self.redis = redis
+        self.redisCluster = redisCluster
         self.gateways = gateways
     }
 
-    /// Starts a redis-server, then `instances` gateways on it (each with `overrides`), then waits until every
-    /// gateway lists all the nodes (`instances × workers`) in GET /v1/nodes.
-    static func start(instances: Int = 2, _ overrides: [String: String] = [:]) async throws -> SharedRedisCluster {
+    /// Starts a redis-server (or a Redis Cluster), then `instances` gateways on it (each with `overrides`), then
+    /// waits until every gateway lists all the nodes (`instances × workers`) in GET /v1/nodes.
+    static func start(
+        instances: Int = 2, _ overrides: [String: String] = [:], storage: TestStorage = .server
+    ) async throws -> SharedRedisCluster {
         let directory = URL(fileURLWithPath: NSTemporaryDirectory())
             .appendingPathComponent("pushgw-it-redis-" + UUID().uuidString.prefix(8).lowercased())
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let redis = try await RedisServer.start(in: directory)
+        var redis: RedisServer?
+        var redisCluster: RedisCluster?
         var gateways: [GatewayProcess] = []
         do {
-            for _ in 0..<instances { gateways.append(try await GatewayProcess.start(overrides, redis: .shared(redis))) }
+            let choice: RedisChoice
+            switch storage {
+            case .server:
+                let server = try await RedisServer.start(in: directory)
+                redis = server
+                choice = .shared(server)
+            case .cluster:
+                let cluster = try await RedisCluster.start(in: directory)
+                redisCluster = cluster
+                choice = .redisCluster(seeds: cluster.seeds)
+            }
+            for _ in 0..<instances { gateways.append(try await GatewayProcess.start(overrides, redis: choice)) }
             let workers = Int(overrides["PUSHGW_SERVER_WORKERS"] ?? "1") ?? 1
             for gateway in gateways { try await gateway.waitForWorkers(workers, nodes: workers * instances) }
         } catch {
             gateways.forEach { $0.stop() }
-            redis.stop()
+            redis?.stop()
+            redisCluster?.stop()
             try? FileManager.default.removeItem(at: directory)
             throw error
         }
-        return SharedRedisCluster(directory: directory, redis: redis, gateways: gateways)
+        return SharedRedisCluster(directory: directory, redis: redis, redisCluster: redisCluster, gateways: gateways)
     }
 
     /// Stops the gateways, then the Redis.
     func stop() {
         gateways.forEach { $0.stop() }
-        redis.stop()
+        redis?.stop()
+        redisCluster?.stop()
         try? FileManager.default.removeItem(at: directory)
     }
 }

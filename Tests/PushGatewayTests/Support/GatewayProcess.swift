@@ -22,6 +22,8 @@ final class GatewayProcess: @unchecked Sendable {
     /// Whether `startRedis` starts a persistent server (`RedisChoice.persistentServer`).
     let redisPersistent: Bool
     private var redisServer: RedisServer?
+    /// The Redis Cluster started for this gateway alone (``start(_:on:)``).
+    private var ownedRedisCluster: RedisCluster?
     private let lock = NSLock()
     private var stopped = false
     private var terminated = false
@@ -84,6 +86,8 @@ final class GatewayProcess: @unchecked Sendable {
             return (nil, "redis://127.0.0.1:\(try freeLoopbackPort())")
         case .shared(let server):
             return (nil, server.url)
+        case .redisCluster:
+            return (nil, "redis://127.0.0.1:\(try freeLoopbackPort())")
         case .persistentServer:
             let server = try await RedisServer.start(in: directory, persistent: true)
             return (server, server.url)
@@ -136,6 +140,8 @@ final class GatewayProcess: @unchecked Sendable {
         blocked: [Int32] = [], webSocket: Bool = false, tls: Bool = false
     ) async throws -> GatewayProcess {
         var lastLog = ""
+        var overrides = overrides
+        if case .redisCluster(let seeds) = choice { overrides["PUSHGW_REDIS_CLUSTER"] = seeds }
         for _ in 1...3 {
             let directory = try makeDirectory()
             let (redis, redisURL) = try await Self.redis(choice, in: directory)
@@ -254,7 +260,22 @@ final class GatewayProcess: @unchecked Sendable {
         }
         process.killGroup()
         lock.withLock { redisServer }?.stop()
+        lock.withLock { ownedRedisCluster }?.stop()
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// A gateway on `storage`: its private redis-server, or a Redis Cluster of its own, stopped with it.
+    static func start(_ overrides: [String: String] = [:], on storage: TestStorage) async throws -> GatewayProcess {
+        guard storage == .cluster else { return try await start(overrides) }
+        let cluster = try await RedisCluster.start(in: try makeDirectory())
+        do {
+            let gateway = try await start(overrides, redis: .redisCluster(seeds: cluster.seeds))
+            gateway.lock.withLock { gateway.ownedRedisCluster = cluster }
+            return gateway
+        } catch {
+            cluster.stop()
+            throw error
+        }
     }
 }
 

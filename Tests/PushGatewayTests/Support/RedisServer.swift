@@ -88,4 +88,15 @@ enum RedisChoice: Sendable {
     /// A redis-server the test started and owns (several gateways on one Redis act as one gateway); the gateway
     /// neither stops nor restarts it.
     case shared(RedisServer)
+    /// A Redis Cluster the test started (`redis.cluster` = these seeds, `host:port,…`); `redis.url` is unused.
+    case redisCluster(seeds: String)
+}
+
+/// Which storage a test's gateways run on: one redis-server, or a local Redis Cluster of three masters with a
+/// replica each (SPEC §9). Tests that check storage, ordering and routing run on both.
+enum TestStorage: String, CaseIterable, CustomStringConvertible, Sendable {
+    case server
+    case cluster
+
+    var description: String { rawValue }
 }

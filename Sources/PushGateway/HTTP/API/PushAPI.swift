@@ -101,6 +101,7 @@ final class PushAPI {
         switch failure {
         case .unavailable(let error): .unavailable("Redis is not available: \(error)")
         case .script(let error): APIError(status: 500, code: "storage_error", message: "\(error)")
+        case .notReplicated: .unavailable("Redis did not replicate the push in time: \(failure)")
         }
     }
 }
