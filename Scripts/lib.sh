@@ -86,8 +86,7 @@ while True:
             b.bind(("127.0.0.1", port + 10000)); b.close(); s.close(); print(port); break
         except OSError: b.close()
     s.close()')
-        start_redis "$dir/node$i" "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
-            --cluster-node-timeout 1000 --cluster-replica-validity-factor 0 >&2 || return 1
+        start_redis_cluster_node "$dir" "$i" "$port" >&2 || return 1
         ports+=("127.0.0.1:$port")
     done
     redis-cli --cluster create "${ports[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 || {
@@ -110,6 +109,13 @@ while True:
     done
     local IFS=,
     echo "${ports[*]}"
+}
+
+# start_redis_cluster_node <dir> <i> <port>: node i of the cluster in <dir>; again after it was stopped or killed, it
+# rejoins with the identity in its nodes.conf (a master whose slots a replica took over comes back as its replica).
+start_redis_cluster_node() {
+    start_redis "$1/node$2" "$3" --cluster-enabled yes --cluster-config-file nodes.conf \
+        --cluster-node-timeout 1000 --cluster-replica-validity-factor 0
 }
 
 stop_redis_cluster() {

@@ -47,3 +47,95 @@ struct RedisClusterTests {
         #expect(try redisValue(port: owner.port, ["HSET", key, "seq", "1"]) == .integer(1))
     }
 }
+
+@Suite("Redis Cluster failover", .serialized, .timeLimit(.minutes(3)))
+struct RedisClusterFailoverGatewayTests {
+    @Test("kill -9 of a user's master during a stream of stored pushes with redis.wait_replicas = 1: the user's pushes answer 503 while the master is gone, and while the promoted replica has no replica of its own; once the killed node is back (as its replica) 200 again; every push answered 200 is in the inbox afterwards, in seq order")
+    func masterKilledMidStream() async throws {
+        let directory = URL(fileURLWithPath: NSTemporaryDirectory())
+            .appendingPathComponent("pushgw-failover-" + UUID().uuidString.prefix(8).lowercased())
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let cluster = try await RedisCluster.start(in: directory)
+        defer {
+            cluster.stop()
+            try? FileManager.default.removeItem(at: directory)
+        }
+        let gateway = try await GatewayProcess.start(
+            ["PUSHGW_REDIS_WAIT_REPLICAS": "1", "PUSHGW_REDIS_WAIT_TIMEOUT_MS": "200"],
+            redis: .redisCluster(seeds: cluster.seeds))
+        defer { gateway.stop() }
+
+        let user = "failover"
+        let key = RedisKeys.inbox(user)
+        // The master holding the user's keys is the one node that does not answer MOVED for them.
+        let owner = try #require(
+            cluster.ports.firstIndex { port in
+                if case .integer = try redisValue(port: port, ["LLEN", key]) { true } else { false }
+            }, "no node serves \(key)")
+        let pidText = try String(
+            contentsOf: directory.appendingPathComponent("node\(owner)/redis.pid"), encoding: .utf8)
+        let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+
+        var answered: [(payload: Int, seq: Int)] = []
+        var statuses: [Int] = []
+        var killedAt: Int?
+        var failedAfterKill = 0
+        var okAfterFailure = 0
+        var restarted = false
+        let deadline = Date().addingTimeInterval(60)
+        var i = 0
+        while Date() < deadline && okAfterFailure < 20 {
+            i += 1
+            if i == 20 {
+                kill(pid, SIGKILL)
+                killedAt = i
+            }
+            // Once a replica serves the slot (it has no replica: WAIT 1 answers 0, so 503 still), the killed node
+            // comes back and becomes its replica.
+            if !restarted, killedAt != nil, failedAfterKill >= 5,
+                cluster.ports.indices.contains(where: { index in
+                    index != owner && (try? redisValue(port: cluster.ports[index], ["LLEN", key])).map {
+                        if case .integer = $0 { true } else { false }
+                    } == true
+                })
+            {
+                try await cluster.restart(node: owner)
+                restarted = true
+            }
+            let response = try await gateway.push(storedPushBody(users: [user], payload: "{\"i\":\(i)}"))
+            statuses.append(response.status)
+            if response.status == 200, let seq = response.seq(user) {
+                answered.append((i, seq))
+                if failedAfterKill > 0 { okAfterFailure += 1 }
+            } else {
+                #expect(response.status == 503, "push \(i): \(response)")
+                if killedAt != nil { failedAfterKill += 1 }
+            }
+            if failedAfterKill == 0 && killedAt != nil { try await pause(0.02) }
+        }
+        #expect(failedAfterKill > 0, "no push failed after the kill: \(statuses)")
+        #expect(restarted, "no replica took the slot over")
+        #expect(okAfterFailure == 20, "pushes did not come back to 200 within 60 s: \(statuses.suffix(40))")
+
+        // Every push answered 200 is there, on the promoted replica, with the seq it was answered with.
+        let response = try await gateway.http(HTTP.request("GET", "/v1/users/\(user)/messages?after=0&limit=200"))
+        #expect(response.status == 200, "\(response)")
+        let messages = (response.json?["messages"] as? [[String: Any]]) ?? []
+        var payloadOfSeq: [Int: Int] = [:]
+        for message in messages {
+            guard let seq = number(message["seq"]).map({ Int($0) }),
+                let payload = message["payload"] as? [String: Any], let i = number(payload["i"]).map({ Int($0) })
+            else { continue }
+            payloadOfSeq[seq] = i
+        }
+        let missing = answered.filter { payloadOfSeq[$0.seq] != $0.payload }
+        #expect(missing.isEmpty, "answered 200 but not in the inbox (payload, seq): \(missing); inbox \(payloadOfSeq)")
+        let seqs = messages.compactMap { number($0["seq"]).map { Int($0) } }
+        #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count, "\(seqs)")
+        let newOwner = cluster.ports.firstIndex { port in
+            if case .integer = (try? redisValue(port: port, ["LLEN", key])) ?? .null { true } else { false }
+        }
+        #expect(newOwner != nil && newOwner != owner, "the user's slot moved to the replica: \(String(describing: newOwner))")
+        #expect(answered.count < 200, "the check reads at most 200 messages")
+    }
+}

@@ -36,6 +36,20 @@ final class RedisCluster: @unchecked Sendable {
         return cluster
     }
 
+    /// Starts node `index` again (after a kill): it rejoins the cluster, as the replica of the node that took its
+    /// slots over.
+    func restart(node index: Int) async throws {
+        let log = directory.appendingPathComponent("cluster-restart.log").path
+        let child = try ChildProcess(
+            argv: ["/bin/bash", "-c", "cd \"$1\" && source Scripts/lib.sh && start_redis_cluster_node \"$2\" \"$3\" \"$4\"",
+                "bash", GatewayProcess.packageRoot.path, directory.path, String(index), String(ports[index])],
+            environment: ["PATH=\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")"],
+            stdoutPath: log, stderrPath: log)
+        guard await offloadWait(child, timeout: 20), child.exitState == .exited(0) else {
+            throw TestError("start_redis_cluster_node failed: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        }
+    }
+
     func stop() {
         let child = try? ChildProcess(
             argv: ["/bin/bash", "-c", "cd \"$1\" && source Scripts/lib.sh && stop_redis_cluster \"$2\"", "bash",
