@@ -73,8 +73,8 @@ struct ReportOptions: ParsableArguments {
     var json: String?
     @Option(help: "The gateway's master pid: report CPU and memory of it and its workers.")
     var gatewayPid: Int32?
-    @Option(help: "redis-server's pid: report its CPU.")
-    var redisPid: Int32?
+    @Option(help: "redis-server's pid: report its CPU (repeated: the sum, e.g. every node of a Redis Cluster).")
+    var redisPid: [Int32] = []
 }
 
 /// Today's date and time in UTC, ISO 8601, for result files.

@@ -142,7 +142,7 @@ struct Unicast: ParsableCommand {
             let rate = max(1, phase.pushers.pushRate)
             var parts: [String] = []
             if report.gatewayPid != nil { parts.append("gateway \(Format.fixed(cores.gateway * 1e6 / rate, 1))") }
-            if report.redisPid != nil { parts.append("redis \(Format.fixed(cores.redis * 1e6 / rate, 1))") }
+            if !report.redisPid.isEmpty { parts.append("redis \(Format.fixed(cores.redis * 1e6 / rate, 1))") }
             parts.append("bench \(Format.fixed(cores.bench * 1e6 / rate, 1))")
             return parts.joined(separator: " · ") + " µs"
         }

@@ -14,7 +14,7 @@ struct Usage {
         Usage(
             wall: Posix.monotonicNanos(),
             gateway: report.gatewayPid.map { ProcessTree.cpuSeconds(of: $0) } ?? 0,
-            redis: report.redisPid.map { ProcessTree.cpuSeconds(of: $0) } ?? 0,
+            redis: report.redisPid.reduce(0) { $0 + ProcessTree.cpuSeconds(of: $1) },
             bench: group.cpuSeconds() + ProcessTree.cpuSeconds(of: Posix.pid(), descendants: false))
     }
 
@@ -33,7 +33,7 @@ struct Usage {
         let cores = from.cores(until: to)
         var parts: [String] = []
         if report.gatewayPid != nil { parts.append("gateway \(Format.fixed(cores.gateway, 2))") }
-        if report.redisPid != nil { parts.append("redis \(Format.fixed(cores.redis, 2))") }
+        if !report.redisPid.isEmpty { parts.append("redis \(Format.fixed(cores.redis, 2))") }
         parts.append("bench \(Format.fixed(cores.bench, 2))")
         return parts.joined(separator: " · ") + " cores"
     }
