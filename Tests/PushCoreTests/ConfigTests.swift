@@ -99,6 +99,12 @@ struct ConfigTests {
         Override("PUSHGW_REDIS_URL", "redis://:pw@redis:7000/2") {
             $0.redis.url == RedisURL(host: "redis", port: 7000, password: "pw", db: 2)
         },
+        Override("PUSHGW_REDIS_CLUSTER", "10.0.0.1:7000, [::1]:7001,10.0.0.1:7000") {
+            $0.redis.cluster == [ClusterNode(host: "10.0.0.1", port: 7000), ClusterNode(host: "::1", port: 7001)]
+        },
+        Override("PUSHGW_REDIS_CLUSTER", "") { $0.redis.cluster.isEmpty },
+        Override("PUSHGW_REDIS_WAIT_REPLICAS", "1") { $0.redis.waitReplicas == 1 },
+        Override("PUSHGW_REDIS_WAIT_TIMEOUT_MS", "250") { $0.redis.waitTimeoutMillis == 250 },
         Override("PUSHGW_AUTH_SECRET", "s3cret") { $0.auth.secret == "s3cret" },
         Override("PUSHGW_API_KEYS", "a, b,,c,") { $0.api.keys == ["a", "b", "c"] },
         Override("PUSHGW_API_KEYS", "") { $0.api.keys.isEmpty },
@@ -144,6 +150,11 @@ struct ConfigTests {
         ("[redis]\nurl = \"redis://host:0\"", "redis.url"),
         ("[redis]\nurl = \"redis://host/x\"", "redis.url"),
         ("[redis]\nurl = \"redis://password@host\"", "redis.url"),
+        ("[redis]\ncluster = [\"10.0.0.1\"]", "redis.cluster"),
+        ("[redis]\ncluster = \"10.0.0.1:7000,x:0\"", "redis.cluster"),
+        ("[redis]\ncluster = [7000]", "redis.cluster"),
+        ("[redis]\nwait_replicas = -1", "redis.wait_replicas"),
+        ("[redis]\nwait_timeout_ms = 0", "redis.wait_timeout_ms"),
         ("[auth]\nrequired = \"yes\"", "auth.required"),
         ("[auth]\nsecret = 42", "auth.secret"),
         ("[api]\nkeys = \"abc\"", "api.keys"),
@@ -180,6 +191,7 @@ struct ConfigTests {
         ("PUSHGW_SERVER_TCP", "nowhere", "server.tcp", "IPv4:port"),
         ("PUSHGW_SERVER_WORKERS", "", "server.workers", "an integer"),
         ("PUSHGW_REDIS_URL", "localhost:6379", "redis.url", "redis://"),
+        ("PUSHGW_REDIS_CLUSTER", "a:1,b", "redis.cluster", "host:port seeds"),
         ("PUSHGW_INBOX_TTL", "1d", "inbox.ttl", "an integer >= 1"),
         ("PUSHGW_LOG_LEVEL", "loud", "log.level", "one of trace, debug"),
     ])
