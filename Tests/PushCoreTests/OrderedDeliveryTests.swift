@@ -94,14 +94,26 @@ private func seqs(_ messages: [Message]) -> [UInt64] { messages.map(\.seq) }
         NodeMessage.transient(user: "u1", device: "k", op: 1001, payload: []),
         NodeMessage.kick(user: "u", device: "k"),
         NodeMessage.presence(user: "u-9"),
-        NodeMessage.topic(origin: "n1", topic: "news", op: 1002, payload: Array("{\"x\":\n1}".utf8)),
-        NodeMessage.broadcast(origin: "n1", room: nil, op: 1003, payload: [0, 1, 10, 255]),
-        NodeMessage.broadcast(origin: "n2", room: "live://9", op: 1003, payload: Array("hi".utf8)),
+        NodeMessage.topic(origin: "n1", serial: 0, topic: "news", op: 1002, payload: Array("{\"x\":\n1}".utf8)),
+        NodeMessage.topic(origin: "host-12-abc", serial: 17, topic: "a:b", op: 1002, payload: []),
+        NodeMessage.broadcast(origin: "n1", serial: 0, room: nil, op: 1003, payload: [0, 1, 10, 255]),
+        NodeMessage.broadcast(origin: "n2", serial: UInt64.max, room: "live://9", op: 1003, payload: Array("hi".utf8)),
         NodeMessage.keyed(origin: "n2", key: "device-1", op: 1004, payload: Array("k\n".utf8)),
         NodeMessage.stored(NodeDelivery(uid: "u", message: StoredMessage(seq: 3, op: 1000, timestampMillis: 5, expiresAt: 0, payload: [10]))),
     ])
     func roundTrip(message: NodeMessage) {
         #expect(NodeMessage(payload: message.encoded) == message)
+    }
+
+    /// The origin field carries the serial as `<node>:<serial>`; a node that reads it without knowing serials sees
+    /// another node's id (and delivers), and a message without one (an older sender) has serial 0.
+    @Test func serialInTheOriginField() {
+        let message = NodeMessage.topic(origin: "n1", serial: 5, topic: "news", op: 1000, payload: Array("x".utf8))
+        #expect(message.encoded == [1] + Array("P\nn1:5\nnews\n1000\nx".utf8))
+        let older = NodeMessage(payload: [1] + Array("B\nn1\n\n1000\nx".utf8))
+        #expect(older == .broadcast(origin: "n1", serial: 0, room: nil, op: 1000, payload: Array("x".utf8)))
+        let notASerial = NodeMessage(payload: [1] + Array("P\nn1:x\nnews\n1000\n".utf8))
+        #expect(notASerial == .topic(origin: "n1:x", serial: 0, topic: "news", op: 1000, payload: []))
     }
 
     @Test func rejectsGarbage() {

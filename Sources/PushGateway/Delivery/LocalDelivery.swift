@@ -12,12 +12,17 @@ final class LocalDelivery {
     private let stats: WorkerStats
     private let inboxMax: Int
 
-    /// goim room messages queued this loop iteration, per room and operation, sent as one RAW frame each.
-    private var roomBatches: [RoomBatchKey: [UInt8]] = [:]
+    /// goim room messages queued this loop iteration, in the order they came: a room's consecutive messages of
+    /// one operation share a batch, sent as one RAW frame, and a room's batches go out in order (another operation
+    /// in between starts a new batch), so that a room's members get its messages in the order they came.
+    private var roomBatches: [RoomBatch] = []
+    /// Each room's last batch in `roomBatches`.
+    private var lastRoomBatch: [String: Int] = [:]
 
-    private struct RoomBatchKey: Hashable {
+    private struct RoomBatch {
         let room: String
         let op: UInt32
+        var frames: [UInt8]
     }
 
     /// Connections holding messages behind a gap, filled a few milliseconds after it opened.
@@ -98,9 +103,14 @@ final class LocalDelivery {
     /// batches them into one RAW frame (op 9, whole frames concatenated); returns the room's members here.
     @discardableResult
     func queueRoomMessage(_ room: String, op: UInt32, payload: [UInt8]) -> Int {
-        Frame.encode(
-            operation: Operation(op), sequence: 0, body: payload,
-            into: &roomBatches[RoomBatchKey(room: room, op: op), default: []])
+        if let last = lastRoomBatch[room], roomBatches[last].op == op {
+            Frame.encode(operation: Operation(op), sequence: 0, body: payload, into: &roomBatches[last].frames)
+        } else {
+            var frames: [UInt8] = []
+            Frame.encode(operation: Operation(op), sequence: 0, body: payload, into: &frames)
+            lastRoomBatch[room] = roomBatches.count
+            roomBatches.append(RoomBatch(room: room, op: op, frames: frames))
+        }
         return hub.rooms.count(room)
     }
 
@@ -108,14 +118,15 @@ final class LocalDelivery {
     func flushRoomBatches() {
         guard !roomBatches.isEmpty else { return }
         let batches = roomBatches
-        roomBatches = [:]
-        for (key, frames) in batches {
+        roomBatches = []
+        lastRoomBatch = [:]
+        for batch in batches {
             // Encoded once: a TCP member gets the RAW's body (the frames themselves), a WebSocket member the whole RAW
             // frame in one message, both appended from these bytes.
-            let raw = Frame.encoded(operation: .raw, body: frames)
+            let raw = Frame.encoded(operation: .raw, body: batch.frames)
             var delivered = 0
-            for connection in hub.rooms.members(key.room)
-            where connection.isOpen && connection.session.accepts(Operation(key.op)) {
+            for connection in hub.rooms.members(batch.room)
+            where connection.isOpen && connection.session.accepts(Operation(batch.op)) {
                 if connection.send(roomBatch: raw) { delivered += 1 }
             }
             stats.delivered += delivered

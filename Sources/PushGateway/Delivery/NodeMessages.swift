@@ -8,11 +8,13 @@ final class NodeMessages {
     private unowned(unsafe) let hub: ConnectionServer
     private let delivery: LocalDelivery
     private let store: MessageStore
+    private let fanOuts: FanOuts
 
     init(hub: ConnectionServer, delivery: LocalDelivery, store: MessageStore) {
         self.hub = hub
         self.delivery = delivery
         self.store = store
+        fanOuts = FanOuts(loop: hub.loop, delivery: delivery, store: store)
     }
 
     // MARK: - Sending
@@ -27,16 +29,13 @@ final class NodeMessages {
         store.run(RouteCall(uid: user, node: store.node, message: message, device: device), done)
     }
 
-    /// Sends a topic message to every node listening on the topic; `done` gets how many other nodes heard it.
-    func publish(topic: String, op: UInt32, payload: [UInt8], _ done: @escaping (Int) -> Void) {
-        let message = NodeMessage.topic(origin: store.node, topic: topic, op: op, payload: payload)
-        store.publish(RedisKeys.topicChannel(topic), message, done)
-    }
-
-    /// Sends a broadcast (to every connection, or to goim room `room`) to every node.
-    func broadcast(room: String?, op: UInt32, payload: [UInt8], _ done: ((Int) -> Void)? = nil) {
-        let message = NodeMessage.broadcast(origin: store.node, room: room, op: op, payload: payload)
-        store.publish(RedisKeys.broadcastChannel, message, done)
+    /// Sends a topic message, broadcast or goim room message to every node listening, this one included, in one
+    /// order on all of them (``FanOuts``); `done` gets the connections reached here and the other nodes told.
+    func fanOut(
+        _ target: FanOutTarget, op: Operation, payload: [UInt8],
+        _ done: @escaping (_ delivered: Int, _ nodes: Int) -> Void
+    ) {
+        fanOuts.send(target, op: op, payload: payload, done)
     }
 
     /// Sends a goim push by device key to every node (keys are not routed: the node holding one is not known).
@@ -52,7 +51,8 @@ final class NodeMessages {
 
     // MARK: - Receiving
 
-    /// A message from another node (or, on the shared channels, from this one: already delivered here).
+    /// A message from another node, or, on the shared channels, from this one: a goim keyed push was delivered here
+    /// already, a topic message or broadcast is this node's copy of a fan-out (``fanOut(_:op:payload:_:)``).
     func received(_ message: NodeMessage) {
         switch message {
         case .stored(let stored):
@@ -63,17 +63,15 @@ final class NodeMessages {
             _ = hub.kick(user: user, key: device)
         case .presence(let user):
             hub.noteSessionElsewhere(user)
-        case .topic(let origin, let topic, let op, let payload) where origin != store.node:
-            _ = delivery.deliver(Self.frame(op, payload), operation: Operation(op), toTopic: topic)
-        case .broadcast(let origin, let room, let op, let payload) where origin != store.node:
-            if let room {
-                delivery.queueRoomMessage(room, op: op, payload: payload)
-            } else {
-                _ = delivery.deliverToAll(Self.frame(op, payload), operation: Operation(op))
-            }
+        case .topic(let origin, let serial, let topic, let op, let payload):
+            if origin == store.node { return fanOuts.ownCopy(serial) }
+            fanOuts.received(.topic(topic), op: Operation(op), payload: payload)
+        case .broadcast(let origin, let serial, let room, let op, let payload):
+            if origin == store.node { return fanOuts.ownCopy(serial) }
+            fanOuts.received(room.map(FanOutTarget.room) ?? .all, op: Operation(op), payload: payload)
         case .keyed(let origin, let key, let op, let payload) where origin != store.node:
             _ = delivery.deliver(Self.frame(op, payload), operation: Operation(op), toKey: key)
-        case .topic, .broadcast, .keyed:
+        case .keyed:
             break  // our own, already delivered here
         }
     }

@@ -102,28 +102,29 @@ final class PushPipeline {
     }
 
     /// A transient push: delivered to the connections online on this node now, and published to the other
-    /// nodes that hold the addressed users' sessions (or to every node, for topics and broadcasts). Never stored;
-    /// with Redis down it still reaches this node's connections (at-most-once, SPEC §2).
+    /// nodes that hold the addressed users' sessions. Topics and broadcasts go through Redis to every node, this one
+    /// included, so that every node delivers them in one order (``NodeMessages/fanOut(_:op:payload:_:)``). Never
+    /// stored; with Redis down it still reaches this node's connections (at-most-once, SPEC §2).
     private func transient(_ push: PushRequest, id: String, _ done: @escaping (PushOutcome) -> Void) {
         let op = push.operation
-        let encoded = Frame.encoded(operation: op, body: push.payload)
         switch push.target {
         case .users(let users):
+            let encoded = Frame.encoded(operation: op, body: push.payload)
             route(users.map { ($0, nil) }, op: op, payload: push.payload, encoded: encoded) { online in
                 done(.success(.transient(id: id, online: online)))
             }
         case .devices(let devices):
+            let encoded = Frame.encoded(operation: op, body: push.payload)
             route(devices.map { ($0.user, $0.key) }, op: op, payload: push.payload, encoded: encoded) { online in
                 done(.success(.transient(id: id, online: online)))
             }
         case .all:
-            let delivered = delivery.deliverToAll(encoded, operation: op)
-            nodes.broadcast(room: nil, op: op.rawValue, payload: push.payload) { others in
+            // Answered once Redis ordered it and it reached the connections here (README, "Fan-out order").
+            nodes.fanOut(.all, op: op, payload: push.payload) { delivered, others in
                 done(.success(.fanOut(id: id, delivered: delivered, nodes: others)))
             }
         case .topic(let topic):
-            let delivered = delivery.deliver(encoded, operation: op, toTopic: topic)
-            nodes.publish(topic: topic, op: op.rawValue, payload: push.payload) { others in
+            nodes.fanOut(.topic(topic), op: op, payload: push.payload) { delivered, others in
                 done(.success(.fanOut(id: id, delivered: delivered, nodes: others)))
             }
         }
@@ -180,18 +181,17 @@ final class PushPipeline {
         }
     }
 
-    /// goim's push to a room (`type://room`), batched per loop iteration here and on every node.
-    func push(toRoom room: String, op: Operation, payload: [UInt8]) {
+    /// goim's push to a room (`type://room`), in one order on every node and batched per loop iteration there;
+    /// `done` once Redis ordered it (as a topic push).
+    func push(toRoom room: String, op: Operation, payload: [UInt8], _ done: @escaping () -> Void) {
         stats.pushes += 1
-        delivery.queueRoomMessage(room, op: op.rawValue, payload: payload)
-        nodes.broadcast(room: room, op: op.rawValue, payload: payload)
+        nodes.fanOut(.room(room), op: op, payload: payload) { _, _ in done() }
     }
 
-    /// goim's push to every connection.
-    func pushToAll(op: Operation, payload: [UInt8]) {
+    /// goim's push to every connection, as a broadcast.
+    func pushToAll(op: Operation, payload: [UInt8], _ done: @escaping () -> Void) {
         stats.pushes += 1
-        _ = delivery.deliverToAll(Frame.encoded(operation: op, body: payload), operation: op)
-        nodes.broadcast(room: nil, op: op.rawValue, payload: payload)
+        nodes.fanOut(.all, op: op, payload: payload) { _, _ in done() }
     }
 
     // MARK: - Kicks

@@ -99,6 +99,10 @@ final class NodeChannel {
         downSince = now
     }
 
+    /// Whether every message published on `channel` from now on reaches this node: the connection is up and Redis
+    /// confirmed the subscription (what a node needs to know before it waits for its own message to come back).
+    func isListening(to channel: String) -> Bool { subscriber.isSubscribed(to: Array(channel.utf8)) }
+
     private func received(_ channel: [UInt8], _ payload: [UInt8]) {
         guard let message = NodeMessage(payload: payload) else {
             logger.warning(

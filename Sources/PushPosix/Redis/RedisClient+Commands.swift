@@ -134,10 +134,21 @@ extension RedisClient {
             let sentAt = sendTimes.popOldest()
         {
             latencies.record(Posix.monotonicSeconds() - sentAt)
+            confirmed(channel.pointee.bytes, subscribed: kind.pointee.equals("subscribe"))
             if kind.pointee.equals("subscribe"), subscribeConfirmationsPending > 0 {
                 subscribeConfirmationsPending -= 1
                 if subscribeConfirmationsPending == 0 { onSubscribed?() }
             }
+        }
+    }
+
+    /// Redis confirmed a SUBSCRIBE or an UNSUBSCRIBE of `channel`. A SUBSCRIBE confirmed while an UNSUBSCRIBE of
+    /// the channel is still on its way was undone by it; one of a channel unsubscribed since does not count.
+    private func confirmed(_ channel: [UInt8], subscribed: Bool) {
+        if subscribed {
+            if unsubscribesInFlight[channel] == nil, subscriptions[channel] != nil { confirmedChannels.insert(channel) }
+        } else if let count = unsubscribesInFlight[channel] {
+            unsubscribesInFlight[channel] = count > 1 ? count - 1 : nil
         }
     }
 }

@@ -121,6 +121,8 @@ extension RedisClient {
     func lost(reason: String) {
         let wasReady = state == .ready
         sendTimes.removeAll()
+        confirmedChannels.removeAll()
+        unsubscribesInFlight.removeAll()
         if downSince == nil {
             downSince = Posix.monotonicSeconds()
             logger.warning("Redis connection down", metadata: ["url": "\(url)", "reason": "\(reason)"])

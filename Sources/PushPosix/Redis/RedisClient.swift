@@ -114,6 +114,10 @@ public final class RedisClient {
     var subscriptions: [[UInt8]: MessageHandler] = [:]
     /// Confirmations still to come for the subscriptions sent at the last ready.
     var subscribeConfirmationsPending = 0
+    /// The channels Redis confirmed on the current connection and not unsubscribed since (``isSubscribed(to:)``).
+    var confirmedChannels: Set<[UInt8]> = []
+    /// UNSUBSCRIBEs sent per channel and not yet confirmed: a SUBSCRIBE confirmed before one of them ran earlier.
+    var unsubscribesInFlight: [[UInt8]: Int] = [:]
     /// Failures found before sending, delivered before the loop sleeps so that no callback runs inside `send`.
     var pendingFailures: [(Completion, RedisError)] = []
 
@@ -224,13 +228,25 @@ public final class RedisClient {
     /// Stops listening on `channels` (those not subscribed are ignored).
     public func unsubscribe(channels: [[UInt8]]) {
         let present = channels.filter { subscriptions.removeValue(forKey: $0) != nil }
+        for channel in present { confirmedChannels.remove(channel) }
         guard !present.isEmpty, state == .ready, let context else { return }
         guard write(context, [Array("UNSUBSCRIBE".utf8)] + present, callback: redisClientMessage, privdata: nil) else {
             return
         }
         let now = Posix.monotonicSeconds()
-        for _ in present { sendTimes.append(now) }
+        for channel in present {
+            sendTimes.append(now)
+            unsubscribesInFlight[channel, default: 0] += 1
+        }
         lastSentAt = now
+    }
+
+    /// Whether every message published on `channel` from now on reaches this client: it is connected, and Redis
+    /// confirmed its subscription to the channel on this connection (a SUBSCRIBE still on its way does not count:
+    /// a PUBLISH sent on another connection meanwhile may run before it). Pub/sub's publisher can rely on this to
+    /// expect its own message back.
+    public func isSubscribed(to channel: [UInt8]) -> Bool {
+        state == .ready && confirmedChannels.contains(channel)
     }
 
     /// The `p`th percentile (0–100) of the last 1,024 round-trip times in seconds, or nil before the first reply.

@@ -185,11 +185,9 @@ extension PushAPI {
         case .pushRoom:
             let type = try Self.goimRequired(request, "type")
             let room = try Self.goimRequired(request, "room")
-            pipeline.push(toRoom: Self.roomID(type: type, room: room), op: operation, payload: payload)
-            done()
+            pipeline.push(toRoom: Self.roomID(type: type, room: room), op: operation, payload: payload, done)
         default:
-            pipeline.pushToAll(op: operation, payload: payload)
-            done()
+            pipeline.pushToAll(op: operation, payload: payload, done)
         }
     }
 
