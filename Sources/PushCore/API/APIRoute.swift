@@ -8,6 +8,12 @@ public enum APIRoute: Equatable, Sendable {
     case userMessages(String)
     case userRead(String)
     case kick(user: String, key: String)
+    /// `PUT /v1/users/{uid}/devices/{key}/push` (SPEC §10).
+    case setPushToken(user: String, key: String)
+    /// `DELETE /v1/users/{uid}/devices/{key}/push`.
+    case removePushToken(user: String, key: String)
+    /// `GET /v1/presence?users=…` (SPEC §10).
+    case presence
     case topic(String)
     case nodes
     case healthz
@@ -76,6 +82,7 @@ public enum APIRoute: Equatable, Sendable {
         case ["v1", "push", "batch"]: (["POST"], method == "POST" ? .pushBatch : nil)
         case ["v1", "register"]: (["POST"], method == "POST" ? .register : nil)
         case ["v1", "nodes"]: (["GET"], method == "GET" ? .nodes : nil)
+        case ["v1", "presence"]: (["GET"], method == "GET" ? .presence : nil)
         case ["v1", "bans"]: (["GET", "POST"], method == "GET" ? .listBans : method == "POST" ? .addBan : nil)
         case ["v1", "route", "rules"]:
             (["GET", "PUT"], method == "GET" ? .routeRules : method == "PUT" ? .putRouteRules : nil)
@@ -99,6 +106,14 @@ public enum APIRoute: Equatable, Sendable {
             return (["DELETE"], method == "DELETE" ? .removeBan(s[2]) : nil)
         case 5 where s[0] == "v1" && s[1] == "users" && !s[2].isEmpty && s[3] == "devices" && !s[4].isEmpty:
             return (["DELETE"], method == "DELETE" ? .kick(user: s[2], key: s[4]) : nil)
+        case 6 where s[0] == "v1" && s[1] == "users" && !s[2].isEmpty && s[3] == "devices" && !s[4].isEmpty
+            && s[5] == "push":
+            let route: APIRoute? = switch method {
+            case "PUT": .setPushToken(user: s[2], key: s[4])
+            case "DELETE": .removePushToken(user: s[2], key: s[4])
+            default: nil
+            }
+            return (["PUT", "DELETE"], route)
         default:
             throw .notFound(path)
         }

@@ -35,6 +35,10 @@ public struct PushRequest: Equatable, Sendable {
     public var ttl: Int?
     /// `id`: the idempotency key.
     public var id: String?
+    /// `notify` (SPEC §10): the object as the backend wrote it, for the notifiers; nil without one.
+    public var notify: [UInt8]?
+    /// `notify.always`: online devices are notified too.
+    public var notifyAlways = false
 
     /// Most users or devices in one push.
     public static let maxRecipients = 1_000
@@ -93,12 +97,49 @@ public struct PushRequest: Equatable, Sendable {
             }
             id = text
         }
+        if let member = members["notify"], !member.value.isNull {
+            notifyAlways = try Self.checkNotify(member.value)
+            notify = Array(body[member.range])
+        }
         if case .topic = target, store {
             // Topic and broadcast messages are at-most-once (SPEC §2): there is no inbox to keep them in.
             store = false
         } else if case .all = target {
             store = false
         }
+        if notify != nil {
+            guard store else {
+                throw .badRequest("notify needs a stored push to users or devices (store true): nothing to notify from")
+            }
+        }
+    }
+
+    /// Checks a `notify` object's fields; returns `always`.
+    private static func checkNotify(_ value: JSONValue) throws(APIError) -> Bool {
+        guard case .object(let fields) = value else { throw .badRequest("notify must be an object") }
+        var always = false
+        for (name, field) in fields {
+            switch name {
+            case "title", "body", "sound", "collapse_id":
+                guard field.stringValue != nil else { throw .badRequest("notify.\(name) must be a string") }
+                if name == "collapse_id", let text = field.stringValue, text.utf8.count > 64 {
+                    throw .badRequest("notify.collapse_id must be at most 64 bytes (APNs' limit)")
+                }
+            case "priority":
+                guard let text = field.stringValue, text == "high" || text == "normal" else {
+                    throw .badRequest("notify.priority must be \"high\" or \"normal\"")
+                }
+            case "data":
+                guard case .object = field else { throw .badRequest("notify.data must be an object") }
+            case "always":
+                guard let flag = field.boolValue else { throw .badRequest("notify.always must be true or false") }
+                always = flag
+            default:
+                throw .badRequest(
+                    "notify has an unknown field \"\(name)\"; use title, body, sound, collapse_id, priority, data, always")
+            }
+        }
+        return always
     }
 
     /// The hash recorded with the push's idempotency key: the same id with another target, op, ttl or payload is
@@ -128,6 +169,11 @@ public struct PushRequest: Equatable, Sendable {
         bytes.appendDecimal(ttl ?? 0)
         bytes.append(0x1D)
         bytes.append(contentsOf: payload)
+        if let notify {
+            // Only with one: the hash of a push without notify is the one older gateways recorded.
+            bytes.append(0x1D)
+            bytes.append(contentsOf: notify)
+        }
         return PushCore.bodyHash(bytes)
     }
 

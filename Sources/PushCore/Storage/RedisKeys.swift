@@ -35,6 +35,22 @@ public enum RedisKeys {
         "pg:{u:\(uid)}:idem:\(ttl):\(generation)"
     }
 
+    /// `pg:{u:<uid>}:push`, a hash: device key → its push token as JSON (``PushToken/json``:
+    /// `{"provider","token","topic","sandbox"}`), set by `PUT /v1/users/{uid}/devices/{key}/push` (SPEC §10). No
+    /// expiry: a token lives until the app replaces it, `DELETE` removes it, or a provider calls it invalid.
+    public static func pushTokens(_ uid: String) -> String { "pg:{u:\(uid)}:push" }
+
+    /// The notification stream `store.lua` appends a user's notifications to (SPEC §10): `pg:notify` on one Redis
+    /// server; on a Redis Cluster one stream per slot, `pg:notify:{<tag>}` with the tag of ``RedisSlot/tag(of:)``
+    /// for the user's slot, since a script may only touch keys of the user's slot.
+    public static func notifyStream(forUser uid: String, cluster: Bool) -> String {
+        guard cluster else { return notifyStream }
+        return "pg:notify:{\(RedisSlot.tag(of: RedisSlot.of(key: meta(uid))))}"
+    }
+
+    /// `pg:notify`: the notification stream on one Redis server.
+    public static let notifyStream = "pg:notify"
+
     /// `pg:nodes`, a hash: node id → its address, connection count and updated-at (`GET /v1/nodes`, register).
     public static let nodes = "pg:nodes"
 

@@ -13,12 +13,15 @@ final class PushPipeline {
     private let store: MessageStore
     private let stats: WorkerStats
     private let inbox: GatewayConfiguration.Inbox
+    /// Storage is a Redis Cluster: notifications go to the stream of the user's slot (``RedisKeys/notifyStream``).
+    private let onCluster: Bool
     private var idGenerator = SplitMix64()
 
     init(
         hub: ConnectionServer, delivery: LocalDelivery, nodes: NodeMessages, store: MessageStore, stats: WorkerStats,
-        inbox: GatewayConfiguration.Inbox
+        inbox: GatewayConfiguration.Inbox, onCluster: Bool = false
     ) {
+        self.onCluster = onCluster
         self.hub = hub
         self.delivery = delivery
         self.nodes = nodes
@@ -58,7 +61,12 @@ final class PushPipeline {
             let call = StoreCall(
                 uid: user, op: push.operation.rawValue, payload: push.payload, nowMillis: now,
                 ttl: push.ttl ?? inbox.ttl, inboxMax: inbox.max, inboxTTL: inbox.ttl, node: store.node,
-                idempotency: push.id.map { Idempotency(id: $0, bodyHash: push.bodyHash) })
+                idempotency: push.id.map { Idempotency(id: $0, bodyHash: push.bodyHash) },
+                notification: push.notify.map {
+                    StoreCall.Notification(
+                        json: $0, always: push.notifyAlways,
+                        stream: RedisKeys.notifyStream(forUser: user, cluster: onCluster))
+                })
             // The script published the message to the user's other nodes; it is delivered here as it stored it.
             // Batched with the other stored messages of this loop iteration: results come back in order.
             store.store(call) { [self] result in

@@ -60,7 +60,8 @@ final class Worker {
         let delivery: LocalDelivery = connections.delivery
         let nodes = NodeMessages(hub: connections, delivery: delivery, store: store)
         let pipeline = PushPipeline(
-            hub: connections, delivery: delivery, nodes: nodes, store: store, stats: stats, inbox: config.inbox)
+            hub: connections, delivery: delivery, nodes: nodes, store: store, stats: stats, inbox: config.inbox,
+            onCluster: !config.redis.cluster.isEmpty)
         let api = PushAPI(
             pipeline: pipeline, connections: connections, store: store, registry: registry, stats: stats, config: config)
         http = HTTPServer(loop: loop, config: config, api: api, stats: stats)

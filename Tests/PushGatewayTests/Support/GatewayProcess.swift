@@ -1,5 +1,6 @@
 // Starts the built `pushgw` binary (and a private redis-server for it) on free loopback ports and stops them.
 import Foundation
+import PushCore
 import Testing
 
 #if canImport(Glibc)
@@ -214,6 +215,22 @@ final class GatewayProcess: @unchecked Sendable {
 
     /// The private Redis, if it has one and it is running.
     var redis: RedisServer? { lock.withLock { redisServer } }
+
+    /// The Redis Cluster started for it (``start(_:on:)``), if it runs on one.
+    var redisCluster: RedisCluster? { lock.withLock { ownedRedisCluster } }
+
+    /// One command to the Redis it stores in: its server, or the node of its cluster that serves `key` (the one
+    /// that does not answer MOVED).
+    func redisValue(_ args: [String], key: String) throws -> RedisValue {
+        if let server = redis { return try PushGatewayTests.redisValue(port: server.port, args) }
+        guard let cluster = redisCluster else { throw TestError("the gateway has no Redis of its own") }
+        for port in cluster.ports {
+            let value = try PushGatewayTests.redisValue(port: port, args)
+            if case .error(let text) = value, text.hasPrefix("MOVED") { continue }
+            return value
+        }
+        throw TestError("no node of the cluster serves \(key)")
+    }
 
     /// Stops the private Redis (Redis down): SIGTERM, or SIGKILL (a crash) when `kill`.
     func stopRedis(kill: Bool = false) {

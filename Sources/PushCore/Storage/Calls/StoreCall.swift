@@ -37,11 +37,30 @@ public struct StoreCall: ScriptCall {
     public var node: String
     /// The push's idempotency key, if it has one.
     public var idempotency: Idempotency?
+    /// The push's `notify` (SPEC §10), if it has one: the script queues a notification per offline device.
+    public var notification: Notification?
+
+    /// What a stored push asks to be told to devices without a socket.
+    public struct Notification: Equatable, Sendable {
+        /// The `notify` object as JSON, handed to the notifiers as it is.
+        public var json: [UInt8]
+        /// `notify.always`: online devices are notified too.
+        public var always: Bool
+        /// The stream the notification goes to (``RedisKeys/notifyStream(forUser:cluster:)``).
+        public var stream: String
+
+        public init(json: [UInt8], always: Bool, stream: String) {
+            self.json = json
+            self.always = always
+            self.stream = stream
+        }
+    }
 
     public init(
         uid: String, op: UInt32, payload: [UInt8], nowMillis: UInt64, ttl: Int, inboxMax: Int, inboxTTL: Int,
-        node: String, idempotency: Idempotency? = nil
+        node: String, idempotency: Idempotency? = nil, notification: Notification? = nil
     ) {
+        self.notification = notification
         self.uid = uid
         self.op = op
         self.payload = payload
@@ -54,7 +73,8 @@ public struct StoreCall: ScriptCall {
     }
 
     /// Its KEYS and ARGV fields in a `store.lua` call: keys inbox, meta, sessions, polls, and with an idempotency
-    /// key the record written and the records looked up; 11 ARGV fields (after the header).
+    /// key the record written and the records looked up, when it notifies the push tokens and the stream; 13 ARGV
+    /// fields (after the header).
     func append(keys: inout [[UInt8]], args: inout [[UInt8]]) {
         keys.append(Array(RedisKeys.inbox(uid).utf8))
         keys.append(Array(RedisKeys.meta(uid).utf8))
@@ -65,19 +85,27 @@ public struct StoreCall: ScriptCall {
         args.append(decimal(nowMillis))
         args.append(decimal(ttl))
         args.append(Array(uid.utf8))
-        guard let idempotency else {
+        if let idempotency {
+            let records = idempotency.records(uid: uid, nowSeconds: nowMillis / 1000)
+            keys.append(Array(records.write.utf8))
+            for lookup in records.lookups { keys.append(Array(lookup.utf8)) }
+            args.append(Array(idempotency.id.utf8))
+            args.append(decimal(records.lookups.count))
+            args.append(Array(idempotency.bodyHash.utf8))
+            args.append(decimal(Idempotency.backendTTL))
+            args.append(decimal(records.expiresAt))
+            args.append(generatedAt(idempotency.id).map { decimal($0) } ?? [])
+        } else {
             args.append(contentsOf: [[], [], [], [], [], []])
-            return
         }
-        let records = idempotency.records(uid: uid, nowSeconds: nowMillis / 1000)
-        keys.append(Array(records.write.utf8))
-        for lookup in records.lookups { keys.append(Array(lookup.utf8)) }
-        args.append(Array(idempotency.id.utf8))
-        args.append(decimal(records.lookups.count))
-        args.append(Array(idempotency.bodyHash.utf8))
-        args.append(decimal(Idempotency.backendTTL))
-        args.append(decimal(records.expiresAt))
-        args.append(generatedAt(idempotency.id).map { decimal($0) } ?? [])
+        if let notification {
+            keys.append(Array(RedisKeys.pushTokens(uid).utf8))
+            keys.append(Array(notification.stream.utf8))
+            args.append(notification.json)
+            args.append(notification.always ? [UInt8(ascii: "1")] : [])
+        } else {
+            args.append(contentsOf: [[], []])
+        }
     }
 
     /// The time a key of the generated form names, when the message it names may still be in the inbox (from an
@@ -159,7 +187,7 @@ public struct StoreBatchCall: EncodedBatchCall {
         var args: [[UInt8]] = [
             decimal(first.inboxMax), decimal(first.inboxTTL), Array(first.node.utf8), decimal(items.count),
         ]
-        args.reserveCapacity(4 + items.count * 11)
+        args.reserveCapacity(4 + items.count * 13)
         for item in items { item.append(keys: &keys, args: &args) }
         return (keys, args)
     }

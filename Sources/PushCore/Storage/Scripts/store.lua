@@ -5,14 +5,17 @@
 --
 -- KEYS, per message i (in message order): pg:{u:<uid>}:inbox, pg:{u:<uid>}:meta, pg:{u:<uid>}:sess,
 --       pg:{u:<uid>}:polls, then, only when the message has an idempotency key, the record it is written to and
---       the L records it is looked up in (pg:{u:<uid>}:idem:<ttl>:<generation>, RedisKeys.idempotency)
--- ARGV: 1 inbox max, 2 inbox key ttl (s), 3 this node's id, 4 N (messages), then 11 fields per message i from
---       5 + 11 × (i − 1): op, payload (raw bytes), now (unix ms), message ttl (s, 0 = never expires), uid,
+--       the L records it is looked up in (pg:{u:<uid>}:idem:<ttl>:<generation>, RedisKeys.idempotency), then, only
+--       when it notifies (SPEC §10), the user's push tokens pg:{u:<uid>}:push and the notification stream (in the
+--       user's slot on a cluster, RedisKeys.notifyStream)
+-- ARGV: 1 inbox max, 2 inbox key ttl (s), 3 this node's id, 4 N (messages), then 13 fields per message i from
+--       5 + 13 × (i − 1): op, payload (raw bytes), now (unix ms), message ttl (s, 0 = never expires), uid,
 --       idempotency key ("" none: the next five fields are then ignored), L (records to look the key up in), body
 --       hash, the record's ttl class (s), the unix second its record expires at (the end of the generation after its
 --       own), and the time (unix ms) a key of the gateway's generated form names ("" for another key): the push is
 --       then also looked for in the inbox, an element of that time with the same op and payload (a push sent
---       without a key wrote no record; its stored message is the record)
+--       without a key wrote no record; its stored message is the record), the push's `notify` object as JSON
+--       ("" none), and "1" when it notifies online devices too ("" offline ones only)
 -- Reply: one entry per message, in order:
 --        {seq, 0, unread, published, devices, element}  stored; published = distinct other nodes sent
 --                                    `<uid>\n<element>` (nodes holding a session or a long-poll of the user),
@@ -23,6 +26,11 @@
 --        Every argument is checked before anything is written: a bad one is an error reply for the whole call,
 --        and nothing was stored.
 -- Element: `<seq>:<op>:<ts_ms>:<expire_at unix s>:<payload>`; expire_at 0 means it never expires.
+-- Notifications: a stored (not duplicate) message that notifies appends one entry to the stream per device of the
+-- user with a push token (`pg:{u:<uid>}:push`: device key → {"provider","token","topic","sandbox"}) that holds no
+-- session, or every such device with "always": fields u uid, d device, p provider, t token, tp topic, sb 1|0,
+-- n the notify JSON, b the unread count after this message (the badge), s seq, ts now (ms), op. The stream is
+-- capped (MAXLEN ~ 1,000,000): the notifiers read it as a consumer group (`pushgw notify`).
 -- Integers are Lua numbers (doubles) here: exact up to 2^53, which no seq or timestamp reaches.
 --
 -- Meta field this script keeps besides seq, read, unread (SPEC §5), so that each store touches meta twice (one HMGET,
@@ -99,7 +107,7 @@ local refresh_after = math.min(60, math.floor(inbox_ttl / 10))
 local messages = {}
 local key = 1
 for i = 1, count do
-    local base = 4 + 11 * (i - 1)
+    local base = 4 + 13 * (i - 1)
     local m = {
         op = int_arg(base + 1, 'op', 0), payload = ARGV[base + 2] or '', now_ms = int_arg(base + 3, 'now_ms', 0),
         ttl = int_arg(base + 4, 'ttl', 0), uid = ARGV[base + 5] or '',
@@ -129,7 +137,33 @@ for i = 1, count do
     if not m.polls or (m.id and not KEYS[key - 1]) then
         error({err = 'ERR pushgw store: ' .. count .. ' messages need more than ' .. #KEYS .. ' keys'})
     end
+    local notify = ARGV[base + 12] or ''
+    if notify ~= '' then
+        m.notify, m.always = notify, ARGV[base + 13] == '1'
+        m.push, m.stream = KEYS[key], KEYS[key + 1]
+        key = key + 2
+    end
+    if m.notify and not m.stream then
+        error({err = 'ERR pushgw store: ' .. count .. ' messages need more than ' .. #KEYS .. ' keys'})
+    end
     messages[i] = m
+end
+
+-- One stream entry per device with a push token that is offline (every one with `always`); a token that is not
+-- the JSON object PUT stored is skipped, not an error: the message is stored already.
+local function notify(m, tokens, sessions, seq, unread)
+    local online = {}
+    for i = 1, #sessions, 2 do online[sessions[i]] = true end
+    for i = 1, #tokens, 2 do
+        local device = tokens[i]
+        local ok, token = pcall(cjson.decode, tokens[i + 1])
+        if ok and type(token) == 'table' and type(token.token) == 'string' and (m.always or not online[device]) then
+            redis.call('XADD', m.stream, 'MAXLEN', '~', 1000000, '*', 'u', m.uid, 'd', device,
+                'p', tostring(token.provider or ''), 't', token.token, 'tp', tostring(token.topic or ''),
+                'sb', token.sandbox == true and '1' or '0', 'n', m.notify, 'b', string.format('%d', unread),
+                's', string.format('%d', seq), 'ts', string.format('%d', m.now_ms), 'op', string.format('%d', m.op))
+        end
+    end
 end
 
 local function store(m)
@@ -161,6 +195,7 @@ local function store(m)
     -- Every read before the first write, so that a key of the wrong type fails the message with nothing written.
     local sessions = redis.call('HGETALL', m.sess)
     local waiting = redis.call('HGETALL', m.polls)
+    local tokens = m.notify and redis.call('HGETALL', m.push)
 
     local seq = (tonumber(fields[1]) or 0) + 1
     local read = tonumber(fields[2]) or 0
@@ -234,6 +269,7 @@ local function store(m)
             tell_other(waiting[i])
         end
     end
+    if tokens and #tokens > 0 then notify(m, tokens, sessions, seq, unread) end
     return {seq, 0, unread, published and published() or 0, #sessions / 2, element}
 end
 

@@ -1,10 +1,22 @@
 import PushCore
 import PushPosix
 
-/// `GET /v1/users/{uid}`, `POST /v1/users/{uid}/read` and `DELETE /v1/users/{uid}/devices/{key}` (SPEC §3).
+/// `GET /v1/users/{uid}` (with the devices' push tokens, SPEC §10), `POST /v1/users/{uid}/read` and
+/// `DELETE /v1/users/{uid}/devices/{key}` (SPEC §3).
 extension PushAPI {
     /// `GET /v1/users/{uid}`.
     func userInfo(_ user: String, respond: @escaping (HTTPResponse) -> Void) {
+        // The push tokens (SPEC §10) with it, pipelined: one slot, the same connection.
+        var tokens: [(String, PushToken)] = []
+        store.scripts.send([Array("HGETALL".utf8), Array(RedisKeys.pushTokens(user).utf8)]) { result in
+            guard case .success(.array(let elements)) = result else { return }
+            for index in stride(from: 0, to: elements.count - 1, by: 2) {
+                guard case .string(let key) = elements[index], case .string(let value) = elements[index + 1],
+                    let token = PushToken(stored: value)
+                else { continue }
+                tokens.append((String(decoding: key, as: UTF8.self), token))
+            }
+        }
         store.run(UserCall(uid: user)) { result in
             switch result {
             case .success(let info):
@@ -25,6 +37,13 @@ extension PushAPI {
                         $0.field("unread", info.unread)
                         $0.field("last_seq", info.seq)
                         $0.field("read_seq", info.read)
+                        $0.key("push")
+                        $0.object { writer in
+                            for (key, token) in tokens {
+                                writer.key(key)
+                                token.write(to: &writer)
+                            }
+                        }
                     }
                 })
             case .failure(let error):
