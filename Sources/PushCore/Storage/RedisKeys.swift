@@ -51,6 +51,10 @@ public enum RedisKeys {
     /// `pg:notify`: the notification stream on one Redis server.
     public static let notifyStream = "pg:notify"
 
+    /// `pg:notify:dead`, a stream: notifications given up (attempts used up, refused for good, unreadable), each
+    /// with its fields, `reason` and the `id` it had in ``notifyStream`` (`pushgw ctl notify` shows them).
+    public static let notifyDeadLetters = "pg:notify:dead"
+
     /// `pg:nodes`, a hash: node id → its address, connection count and updated-at (`GET /v1/nodes`, register).
     public static let nodes = "pg:nodes"
 

@@ -107,6 +107,7 @@ final class Master {
 
     func run() -> Int32 {
         for index in 0..<config.server.workers { spawn(index: index) }
+        for index in 0..<config.notify.workers { spawn(index: Self.firstNotifier + index) }
         tickTimer.start(after: 0.2, repeat: 0.2)
         secondTimer.start(after: 1, repeat: 1)
         ticketTimer.start(after: TLSTicketKey.rotationSeconds, repeat: TLSTicketKey.rotationSeconds)
@@ -124,8 +125,15 @@ final class Master {
 
     // MARK: - Workers
 
+    /// Children from this index on are notifiers (`pushgw notify`, SPEC §10), restarted like workers; they have no
+    /// control pipe (they serve no clients, snapshots or admin commands).
+    static let firstNotifier = 10_000
+
     private func spawn(index: Int) {
-        var arguments = ["pushgw", "worker", "--index", String(index), "--control-fd", String(Posix.controlDescriptor)]
+        let notifier = index >= Self.firstNotifier
+        var arguments = notifier
+            ? ["pushgw", "notify", "--index", String(index - Self.firstNotifier)]
+            : ["pushgw", "worker", "--index", String(index), "--control-fd", String(Posix.controlDescriptor)]
         if let configPath { arguments += ["--config", configPath] }
         let pid: pid_t
         let mine: Int32
@@ -145,7 +153,7 @@ final class Master {
             return
         }
         children[pid] = Child(index: index, generation: generation, started: now())
-        attach(mine, to: pid)
+        if notifier { Posix.close(mine) } else { attach(mine, to: pid) }
         logger.info("worker started", metadata: ["index": "\(index)", "pid": "\(pid)", "generation": "\(generation)"])
     }
 
@@ -352,6 +360,7 @@ final class Master {
         restarts.removeAll()
         logger.info("reloading", metadata: ["generation": "\(generation)", "old_workers": "\(old.count)"])
         for index in 0..<config.server.workers { spawn(index: index) }
+        for index in 0..<config.notify.workers { spawn(index: Self.firstNotifier + index) }
         // Give the new workers a moment to bind before the old ones close their listeners.
         pendingDrains.append((old, now() + 1.0))
         return nil
@@ -371,20 +380,6 @@ final class Master {
     }
 
     func now() -> Double { Posix.monotonicSeconds() }
-
-    /// Local wall-clock time, `HH:MM:SS`, for `tail` lines.
-    static func clockTime() -> String {
-        var parts = Posix.calendarTime()
-        var buffer = [CChar](repeating: 0, count: 16)
-        let count = strftime(&buffer, buffer.count, "%H:%M:%S", &parts)
-        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    private static func describe(_ status: Int32) -> String {
-        let signal = status & 0x7f
-        if signal == 0 { return "exit \((status >> 8) & 0xff)" }
-        return "signal \(signal)"
-    }
 }
 
 /// A reason the master cannot start, said as is.
