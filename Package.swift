@@ -70,7 +70,8 @@ let package = Package(
             ],
             swiftSettings: releaseSettings
         ),
-        .testTarget(name: "PushCoreTests", dependencies: ["PushCore"]),
+        // The JWT tests check signatures with OpenSSL's public-key API, apart from the code that made them.
+        .testTarget(name: "PushCoreTests", dependencies: ["PushCore", "COpenSSL"]),
         // The engine on its own: the loop's events and ticks, sockets, pipes, deferred closes.
         .testTarget(
             name: "PushPosixTests",

@@ -1,11 +1,16 @@
-// OpenSSL: HMAC for device tokens, constant-time compare, random bytes, and TLS for the client listeners.
+// OpenSSL: HMAC for device tokens and webhooks, constant-time compare, random bytes, TLS for the client listeners,
+// and the private keys (PEM) and signatures of the notification providers' JWTs (ES256 for APNs, RS256 for FCM).
 #ifndef PUSHGW_COPENSSL_SHIM_H
 #define PUSHGW_COPENSSL_SHIM_H
 
+#include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/err.h>

@@ -46,6 +46,15 @@ import Testing
         #expect(parsed["n"]?.int64Value == -12)
         #expect(parsed["a"] == .array([.bool(true), .null]))
     }
+
+    /// A parsed value written back: compact, numbers as written, members in order (repeats kept), escapes again.
+    @Test func parsedValueWrittenBack() throws {
+        let text = #"{ "b": [1.50, -0, 2e10, true, null], "a": {"s": "q\"\u00e9\n/"}, "b": {} }"#
+        let value = try JSONParser.parse(text)
+        let written = String(decoding: value.jsonBytes, as: UTF8.self)
+        #expect(written == #"{"b":[1.50,-0,2e10,true,null],"a":{"s":"q\"é\n/"},"b":{}}"#)
+        #expect(try JSONParser.parse(written) == value)
+    }
 }
 
 @Suite struct JSONRangeTests {

@@ -1,7 +1,7 @@
 /// Computes and compares message authentication codes for device tokens (SPEC §4).
 ///
-/// PushCore does no cryptography itself, so that it builds and tests without OpenSSL: the gateway passes an
-/// HMAC-SHA256 over the configured secret, tests pass a fake.
+/// A protocol so that the token format can be tested with fakes: the gateway passes ``OpenSSLHMAC`` (HMAC-SHA256
+/// over the configured secret), tests may pass anything.
 public protocol MessageAuthenticator: Sendable {
     /// The MAC of `message` under this authenticator's key.
     func mac(_ message: [UInt8]) -> [UInt8]

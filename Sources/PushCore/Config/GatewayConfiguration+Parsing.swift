@@ -65,6 +65,17 @@ extension GatewayConfiguration {
                 message: "must be set when auth.required is true (in [auth] or PUSHGW_AUTH_SECRET)"
             )
         }
+        if notify.webhookURL != nil && notify.webhookSecret == nil {
+            throw ConfigError(
+                key: "notify.webhook_secret",
+                message: "must be set when notify.webhook_url is set (in [notify] or PUSHGW_NOTIFY_WEBHOOK_SECRET)"
+            )
+        }
+        if apns.keyFile != nil {
+            for (key, value) in [("apns.key_id", apns.keyID), ("apns.team_id", apns.teamID)] where value == nil {
+                throw ConfigError(key: key, message: "must be set when apns.key_file is set")
+            }
+        }
         let listeners = [
             ("server.tcp", server.tcp), ("server.websocket", server.websocket), ("server.http", server.http),
             ("server.tls", server.tls), ("server.wss", server.wss), ("server.https", server.https),
@@ -149,6 +160,22 @@ extension GatewayConfiguration {
         Field("tls.min_version") { $0.tls.minVersion = try $1.oneOf(TLSVersion.allCases) },
         Field("log.level") { $0.log.level = try $1.oneOf(Logger.Level.allCases) },
         Field("log.format") { $0.log.format = try $1.oneOf(LogFormat.allCases) },
+        Field("notify.workers") { $0.notify.workers = try $1.int(0...64) },
+        Field("notify.max_attempts") { $0.notify.maxAttempts = try $1.int(1...100) },
+        Field("notify.webhook_url") { $0.notify.webhookURL = try $1.optionalProviderURL() },
+        Field("notify.webhook_secret") { $0.notify.webhookSecret = try $1.optionalString() },
+        Field("apns.url") { $0.apns.url = try $1.providerURL() },
+        Field("apns.sandbox_url") { $0.apns.sandboxURL = try $1.providerURL() },
+        Field("apns.key_file") { $0.apns.keyFile = try $1.optionalString() },
+        Field("apns.key_id") { $0.apns.keyID = try $1.optionalString() },
+        Field("apns.team_id") { $0.apns.teamID = try $1.optionalString() },
+        Field("apns.ca_file") { $0.apns.caFile = try $1.optionalString() },
+        Field("fcm.url") { $0.fcm.url = try $1.providerURL() },
+        Field("fcm.token_url") { $0.fcm.tokenURL = try $1.providerURL() },
+        Field("fcm.service_account_file") { $0.fcm.serviceAccountFile = try $1.optionalString() },
+        Field("fcm.project_id") { $0.fcm.projectID = try $1.optionalString() },
+        Field("fcm.ca_file") { $0.fcm.caFile = try $1.optionalString() },
+        Field("presence.events") { $0.presence.events = try $1.bool() },
     ]
 
     static let fieldsByKey = Dictionary(uniqueKeysWithValues: fields.map { ($0.key, $0) })

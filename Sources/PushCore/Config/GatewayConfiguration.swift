@@ -21,6 +21,14 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var tls = TLS()
     /// `[log]`: what is logged, and how.
     public var log = Log()
+    /// `[notify]`: the notifier processes and the webhook provider (SPEC §10).
+    public var notify = Notify()
+    /// `[apns]`: Apple Push Notification service.
+    public var apns = APNs()
+    /// `[fcm]`: Firebase Cloud Messaging.
+    public var fcm = FCM()
+    /// `[presence]`: online/offline events of users.
+    public var presence = Presence()
 
     /// The defaults, with one worker per core.
     public init(cores: Int) {

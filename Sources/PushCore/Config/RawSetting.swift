@@ -156,6 +156,22 @@ struct RawSetting {
         }
     }
 
+    /// A provider's URL (`https://host[:port][/path]`, or `http://` for a test server).
+    func providerURL() throws -> ProviderURL {
+        let expected = "https://host[:port][/path] (or http:// for a test server)"
+        guard let url = ProviderURL(try string(expected: expected).trimmed) else { throw failure(expected: expected) }
+        return url
+    }
+
+    /// A provider's URL, or nil for `""` (that provider off).
+    func optionalProviderURL() throws -> ProviderURL? {
+        let expected = "https://host[:port][/path] (or http:// for a test server), or \"\" for off"
+        let text = try string(expected: expected).trimmed
+        if text.isEmpty { return nil }
+        guard let url = ProviderURL(text) else { throw failure(expected: expected) }
+        return url
+    }
+
     func redisURL() throws -> RedisURL {
         let expected = "redis://[[user]:password@]host[:port][/db]"
         guard let url = RedisURL(try string(expected: expected).trimmed) else { throw failure(expected: expected) }

@@ -1,18 +1,19 @@
-import COpenSSL
-import PushCore
+internal import COpenSSL
 
-/// HMAC-SHA256 under `auth.secret`, through OpenSSL 3, for device tokens (SPEC §4). Every unsafe pointer the
-/// gateway hands to OpenSSL's crypto stays in this file.
-struct OpenSSLHMAC: MessageAuthenticator {
+/// HMAC-SHA256 (RFC 2104, FIPS 180-4) through OpenSSL 3: under `auth.secret` for device tokens (SPEC §4), under
+/// `notify.webhook_secret` for the signature of webhook notifications (SPEC §10).
+public struct OpenSSLHMAC: MessageAuthenticator {
     /// The secret. HMAC accepts any length; keys longer than SHA-256's 64-byte block are hashed first.
     private let key: [UInt8]
 
-    init(key: [UInt8]) {
+    /// A key of these bytes.
+    public init(key: [UInt8]) {
         precondition(key.count <= Int(Int32.max), "HMAC key too long")
         self.key = key
     }
 
-    init(secret: String) {
+    /// A key of the UTF-8 bytes of `secret`.
+    public init(secret: String) {
         self.init(key: Array(secret.utf8))
     }
 
@@ -20,7 +21,7 @@ struct OpenSSLHMAC: MessageAuthenticator {
     ///
     /// Traps if OpenSSL fails, which with SHA-256 happens only on a broken installation (or a FIPS provider
     /// refusing a short key): a token signed with an empty or partial MAC would be worse than stopping.
-    func mac(_ message: [UInt8]) -> [UInt8] {
+    public func mac(_ message: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         let ok = Self.withBytes(key) { keyPointer, keyCount in
@@ -40,7 +41,7 @@ struct OpenSSLHMAC: MessageAuthenticator {
 
     /// Constant-time comparison through `CRYPTO_memcmp`, which reads every byte whatever it finds. A length
     /// mismatch answers false at once: a MAC's length is public (32 bytes), only its content is secret.
-    func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    public func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         guard !a.isEmpty else { return true }
         return a.withUnsafeBytes { aBytes in
@@ -59,16 +60,4 @@ struct OpenSSLHMAC: MessageAuthenticator {
         }
         return bytes.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
     }
-}
-
-/// `n` cryptographically secure random bytes from OpenSSL's DRBG, for device keys, connection ids and secrets.
-///
-/// Traps if the generator cannot be seeded: predictable "random" keys would be worse than stopping.
-func randomBytes(_ n: Int) -> [UInt8] {
-    precondition(n >= 0 && n <= Int(Int32.max), "randomBytes: bad count \(n)")
-    var out = [UInt8](repeating: 0, count: n)
-    guard n > 0 else { return out }
-    let ok = out.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(n)) == 1 }
-    precondition(ok, "OpenSSL RAND_bytes failed (error \(ERR_get_error()))")
-    return out
 }
