@@ -25,6 +25,7 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "COpenSSL", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+        .systemLibrary(name: "CNghttp2", providers: [.apt(["libnghttp2-dev"])]),
         // Linux calls Swift's Glibc import hides (accept4, pipe2) or cannot call (variadic prctl).
         .systemLibrary(name: "CSystem"),
 
@@ -41,11 +42,12 @@ let package = Package(
             swiftSettings: releaseSettings
         ),
         // The engine shared by the daemon and the load generator: the libev loop and timers, every syscall (Posix),
-        // one monotonic clock, sockets, listeners, line connections, processes, the Redis client, TLS (OpenSSL).
+        // one monotonic clock, sockets, listeners, line connections, processes, the Redis client, TLS (OpenSSL), and
+        // the HTTP/2 client of the notifiers (nghttp2).
         .target(
             name: "PushPosix",
             dependencies: [
-                "PushCore", "CLibev", "CHiredis", "CSystem", "COpenSSL",
+                "PushCore", "CLibev", "CHiredis", "CSystem", "COpenSSL", "CNghttp2",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: releaseSettings

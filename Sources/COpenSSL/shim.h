@@ -42,6 +42,16 @@ static inline void copenssl_ctx_set_server_options(SSL_CTX *ctx) {
 }
 static inline void copenssl_ctx_set_no_ticket(SSL_CTX *ctx) { SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET); }
 
+// A client's options: no compression (CRIME), no renegotiation, and a server that closes TCP without close_notify read
+// as a plain end of stream (HTTP/2 frames its own messages, so a truncation cannot pass for a whole one).
+static inline void copenssl_ctx_set_client_options(SSL_CTX *ctx) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+}
+// SNI: the server name a client asks for (a macro over SSL_ctrl).
+static inline int copenssl_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
+}
+
 // Session tickets: keys of our own (shared by the workers of one instance) through this callback type.
 typedef int (*copenssl_ticket_key_cb)(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cipher,
                                       EVP_MAC_CTX *mac, int enc);

@@ -377,7 +377,7 @@ open class SocketConnection: LoopHandler {
 
     /// The tick by which the TLS handshake must be done; `.max` once it is (or for a plain connection).
     private final var tlsHandshakeDeadline: UInt32 {
-        guard let session = tlsSession, !session.established else { return .max }
-        return since &+ session.context.handshakeTicks
+        guard let session = tlsSession, !session.established, let context = session.context else { return .max }
+        return since &+ context.handshakeTicks
     }
 }

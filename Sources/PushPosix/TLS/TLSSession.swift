@@ -4,15 +4,17 @@ import PushCore
 
 /// One connection's TLS: an SSL object over the connection's non-blocking descriptor, driven by the loop's events.
 /// `SocketConnection` reads, writes and half-closes through it when the connection was accepted on a TLS
-/// listener; nothing above the socket half knows.
+/// listener; nothing above the socket half knows. A client session (`ClientSocket`'s, for the HTTP/2 client) is the
+/// same object made with `init(client:fd:host:)`.
 ///
 /// Every SSL call that cannot go on says what it waits for (WANT_READ, WANT_WRITE): kept per direction here, so the
 /// connection watches the right readiness (a write that needs the peer's bytes first watches `.read`, a read that
 /// must send first watches `.write`).
 final class TLSSession {
     let ssl: OpaquePointer
-    /// Kept while the session lives: the ticket callback finds the context through the `SSL_CTX`.
-    let context: TLSContext
+    /// A server session's context, kept while the session lives: the ticket callback finds it through the `SSL_CTX`.
+    /// Nil for a client session (its `SSL_CTX` has no callbacks; the SSL object holds a reference to it).
+    let context: TLSContext?
     /// The handshake is done: application data flows.
     private(set) var established = false
     /// What the handshake waits for.
@@ -38,7 +40,43 @@ final class TLSSession {
         self.context = context
     }
 
+    /// A client session on `fd` (connected, or connecting: the handshake waits for it) that verifies the peer's
+    /// certificate for `host`, and asks for it by SNI when it is a name (RFC 6066 has no SNI for an address literal),
+    /// or nil when OpenSSL cannot make one.
+    init?(client context: TLSClientContext, fd: Int32, host: String) {
+        guard let ssl = SSL_new(context.pointer) else { return nil }
+        let isAddress = Posix.ipv4(host) != nil || host.contains(":")
+        let param = SSL_get0_param(ssl)
+        let named =
+            isAddress
+            ? X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1
+            : X509_VERIFY_PARAM_set1_host(param, host, 0) == 1 && copenssl_set_tlsext_host_name(ssl, host) == 1
+        guard named, SSL_set_fd(ssl, fd) == 1 else {
+            SSL_free(ssl)
+            return nil
+        }
+        SSL_set_connect_state(ssl)
+        self.ssl = ssl
+        self.context = nil
+    }
+
     deinit { SSL_free(ssl) }
+
+    /// The application protocol the server chose in ALPN (`h2`), empty when it chose none.
+    var alpnSelected: [UInt8] {
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data else { return [] }
+        return Array(UnsafeBufferPointer(start: data, count: Int(length)))
+    }
+
+    /// Why the peer's certificate was refused, in OpenSSL's words; nil when it verified (or was not checked yet).
+    var verificationFailure: String? {
+        let result = SSL_get_verify_result(ssl)
+        guard result != X509_V_OK else { return nil }
+        return String(cString: X509_verify_cert_error_string(result))
+    }
 
     /// How a TLS call failed.
     enum Failure: Error {
@@ -61,7 +99,7 @@ final class TLSSession {
 
     /// No handshake message processed yet: the next step reads the ClientHello and answers it, the costly one
     /// (key exchange and signature; the client's Finished afterwards costs little).
-    var awaitsClientHello: Bool { SSL_in_before(ssl) == 1 }
+    var awaitsClientHello: Bool { context != nil && SSL_in_before(ssl) == 1 }
 
     /// Drives the handshake on; true once it is done, false while it waits for `handshakeWaits`.
     func handshake() throws(Failure) -> Bool {
