@@ -10,7 +10,7 @@ struct PushGW: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pushgw",
         abstract: "A long-connection push gateway: TCP clients, an HTTP push API, Redis-backed inboxes.",
-        subcommands: [Serve.self, Ctl.self, WorkerCommand.self],
+        subcommands: [Serve.self, Ctl.self, WorkerCommand.self, NotifyCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -93,6 +93,31 @@ struct WorkerCommand: ParsableCommand {
         do {
             let worker = try Worker(config: settings, logger: logger, index: index, controlFD: controlFD)
             worker.run()
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct NotifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "notify", abstract: "One notifier process (started by `pushgw serve`, notify.workers; SPEC §10).",
+        shouldDisplay: false)
+
+    @OptionGroup var options: ConfigOption
+    @Option(name: .long, help: "This notifier's index, for logs and its consumer name.") var index = 0
+
+    func run() throws {
+        Posix.dieWithParent(SIGTERM)
+        let (settings, _) = try options.load()
+        LogSetup.bootstrap(settings.log)
+        var logger = Logger(label: "pushgw")
+        logger[metadataKey: "proc"] = "notify-\(index)"
+        Posix.ignore(SIGPIPE)
+        Posix.unblockAllSignals()
+        do {
+            try Notifier(config: settings, index: index, logger: logger).run()
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(1)

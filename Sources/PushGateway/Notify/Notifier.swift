@@ -1,0 +1,59 @@
+import Glibc
+import Logging
+import PushCore
+import PushPosix
+
+/// A `pushgw notify` process (SPEC §10): its own libev loop, reading the notification stream as one consumer of
+/// the group and calling the providers. Started and restarted by the master (`notify.workers`); SIGTERM stops it
+/// (entries it had not settled stay pending and are claimed by another notifier).
+final class Notifier {
+    private let loop: EventLoop
+    private let logger: Logger
+    private let providers: NotifyProviders
+    private var queue: NotifyQueue!
+    private var statsTimer: LoopTimer?
+
+    init(config: GatewayConfiguration, index: Int, logger: Logger) throws {
+        self.logger = logger
+        loop = try EventLoop(capacity: 4096)
+        providers = try NotifyProviders(loop: loop, config: config, logger: logger)
+        guard config.redis.cluster.isEmpty else {
+            throw StartError("pushgw notify does not read a Redis Cluster's per-slot streams yet (README, \"Offline notifications\")")
+        }
+        let consumer = "\(Posix.hostName())-\(Posix.pid())-\(index)"
+        queue = NotifyQueue(
+            loop: loop, url: config.redis.url, consumer: consumer, maxAttempts: config.notify.maxAttempts, logger: logger
+        ) { [providers] entry, done in providers.deliver(entry, done) }
+        loop.onSignal(SIGTERM) { [unowned self] in self.stop() }
+        loop.onSignal(SIGINT) { [unowned self] in self.stop() }
+        logger.info("notifier", metadata: ["consumer": "\(consumer)", "redis": "\(config.redis.url)"])
+    }
+
+    func run() {
+        queue.start()
+        let timer = LoopTimer(loop: loop) { [unowned self] in self.report() }
+        timer.start(after: 10, repeat: 10)
+        statsTimer = timer
+        loop.run()
+        logger.info("notifier stopped")
+    }
+
+    private func stop() {
+        statsTimer?.stop()
+        queue.stop()
+        providers.stop()
+        loop.stop()
+    }
+
+    /// Every 10 s, a log line per provider with its figures, and the queue's depth.
+    private func report() {
+        queue.depth { [queue, logger] entries, age in
+            var metadata: Logger.Metadata = ["queued": "\(entries)", "oldest_s": "\(Int(age))"]
+            for (provider, figures) in queue?.stats ?? [:] {
+                metadata[provider.rawValue] =
+                    "sent \(figures.sent) failed \(figures.failed) retried \(figures.retried) invalid \(figures.invalidTokens)"
+            }
+            logger.info("notifications", metadata: metadata)
+        }
+    }
+}
