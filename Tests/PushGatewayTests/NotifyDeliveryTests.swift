@@ -61,4 +61,83 @@ struct NotifyDeliveryTests {
         #expect(apns("tok-on").isEmpty, "the online user's phone got no notification")
         #expect(apns("tok-off").count == 1, "exactly one notification for the offline phone")
     }
+
+    @Test("A provider failing then back: retried until delivered; attempts used up: the dead-letter stream; the webhook signed; a notifier killed with a request in flight: its entry claimed and delivered by the restarted one")
+    func retriesDeadLettersAndClaims() async throws {
+        let fakes = try await FakeProviders.start()
+        defer { fakes.stop() }
+        var settings = fakes.gatewaySettings
+        settings["PUSHGW_NOTIFY_MAX_ATTEMPTS"] = "3"
+        settings["PUSHGW_NOTIFY_CLAIM_AFTER"] = "2"
+        settings["PUSHGW_NOTIFY_WEBHOOK_URL"] = "https://127.0.0.1:\(fakes.ports["webhook"] ?? 0)/hook"
+        settings["PUSHGW_NOTIFY_WEBHOOK_SECRET"] = FakeProviders.webhookSecret
+        settings["PUSHGW_NOTIFY_WEBHOOK_CA_FILE"] = fakes.keys.appendingPathComponent("ca.pem").path
+        let gateway = try await GatewayProcess.start(settings)
+        defer { gateway.stop() }
+        for (user, key, body) in [
+            ("r", "phone", #"{"provider":"apns","token":"tok-retry","topic":"t"}"#),
+            ("d", "phone", #"{"provider":"apns","token":"tok-dead","topic":"t"}"#),
+            ("k", "phone", #"{"provider":"apns","token":"tok-kill","topic":"t"}"#),
+            ("w", "hook", #"{"provider":"webhook","token":"w-1"}"#),
+        ] {
+            let put = try await gateway.http(HTTP.request("PUT", "/v1/users/\(user)/devices/\(key)/push", body: body))
+            #expect(put.status == 200, "\(put)")
+        }
+        try fakes.script(#"{"apns":{"tok-retry":[500,503],"tok-dead":[500,500,500],"tok-kill":["hang"]},"webhook":[503]}"#)
+        func notify(_ user: String) async throws {
+            let push = try await gateway.push(
+                #"{"to":{"users":["\#(user)"]},"op":1000,"payload":{},"notify":{"title":"t"}}"#)
+            #expect(push.status == 200, "\(push)")
+        }
+        for user in ["r", "d", "w", "k"] { try await notify(user) }
+
+        func answers(_ path: String) -> [Int] {
+            fakes.requests.filter { ($0["path"] as? String) == path }.compactMap { $0["status"] as? Int }
+        }
+        #expect(try await eventually(timeout: 20) { answers("/3/device/tok-retry") == [500, 503, 200] },
+                "retried until delivered: \(answers("/3/device/tok-retry"))")
+        #expect(try await eventually(timeout: 20) { answers("/3/device/tok-dead").count == 3 })
+        let dead = try await eventually(timeout: 10) {
+            if case .array(let entries) = try gateway.redisValue(["XRANGE", RedisKeys.notifyDeadLetters, "-", "+"], key: "") {
+                return entries.count == 1
+            }
+            return false
+        }
+        #expect(dead, "the notification that used up its 3 attempts is in the dead-letter stream")
+        #expect(answers("/3/device/tok-dead").count == 3, "no fourth attempt: \(answers("/3/device/tok-dead"))")
+
+        // The webhook: 503, then delivered, each request signed (the fake checks the HMAC).
+        #expect(try await eventually(timeout: 20) { answers("/hook") == [503, 200] }, "\(answers("/hook"))")
+        let hooks = fakes.requests.filter { ($0["path"] as? String) == "/hook" }
+        #expect(hooks.allSatisfy { ($0["verdict"] as? [String: Any])?["ok"] as? Bool == true }, "\(hooks)")
+        #expect((hooks.last?["body"] as? [String: Any])?["user"] as? String == "w", "\(hooks)")
+
+        // The notifier hangs on tok-kill: kill -9 it; the master starts another, which claims the entry after
+        // claim_after (2 s) and delivers it.
+        #expect(try await eventually(timeout: 10) { answers("/3/device/tok-kill").isEmpty && fakes.requests.contains {
+            ($0["path"] as? String) == "/3/device/tok-kill" } })
+        let notifier = try #require(childPid(of: gateway.pid, commandContains: "notify"), "no notify process")
+        kill(notifier, SIGKILL)
+        #expect(try await eventually(timeout: 20) { answers("/3/device/tok-kill") == [200] },
+                "claimed and delivered after the kill: \(fakes.requests.filter { ($0["path"] as? String) == "/3/device/tok-kill" })")
+        let restarted = childPid(of: gateway.pid, commandContains: "notify")
+        #expect(restarted != nil && restarted != notifier, "the master restarted the notifier")
+    }
+}
+
+/// A child of `parent` whose command line contains `text`.
+private func childPid(of parent: pid_t, commandContains text: String) -> pid_t? {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+    for entry in entries {
+        guard let pid = pid_t(entry),
+            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { continue }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 1, pid_t(fields[1]) == parent,
+            let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
+        else { continue }
+        if String(decoding: command.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self).contains(text) { return pid }
+    }
+    return nil
 }

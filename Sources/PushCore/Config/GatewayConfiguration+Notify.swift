@@ -16,6 +16,12 @@ extension GatewayConfiguration {
         /// `notify.webhook_secret`: the HMAC-SHA256 key of the webhook's `x-pushgw-signature`. Default none;
         /// required when `webhook_url` is set.
         public var webhookSecret: String? = nil
+        /// `notify.claim_after`: seconds a notification stays pending with a notifier that makes no progress before
+        /// another notifier claims it (XAUTOCLAIM: the first died). Retries wait at most half of it. Default 60.
+        public var claimAfter = 60.0
+        /// `notify.webhook_ca_file`: PEM bundle of the CAs trusted for the webhook's certificate instead of the
+        /// system's. Default none.
+        public var webhookCAFile: String? = nil
 
         /// The defaults.
         public init() {}

@@ -164,6 +164,8 @@ extension GatewayConfiguration {
         Field("notify.max_attempts") { $0.notify.maxAttempts = try $1.int(1...100) },
         Field("notify.webhook_url") { $0.notify.webhookURL = try $1.optionalProviderURL() },
         Field("notify.webhook_secret") { $0.notify.webhookSecret = try $1.optionalString() },
+        Field("notify.claim_after") { $0.notify.claimAfter = try $1.seconds() },
+        Field("notify.webhook_ca_file") { $0.notify.webhookCAFile = try $1.optionalString() },
         Field("apns.url") { $0.apns.url = try $1.providerURL() },
         Field("apns.sandbox_url") { $0.apns.sandboxURL = try $1.providerURL() },
         Field("apns.key_file") { $0.apns.keyFile = try $1.optionalString() },

@@ -22,7 +22,8 @@ final class Notifier {
         }
         let consumer = "\(Posix.hostName())-\(Posix.pid())-\(index)"
         queue = NotifyQueue(
-            loop: loop, url: config.redis.url, consumer: consumer, maxAttempts: config.notify.maxAttempts, logger: logger
+            loop: loop, url: config.redis.url, consumer: consumer, policy: config.notify.retryPolicy,
+            claimAfter: config.notify.claimAfter, logger: logger
         ) { [providers] entry, done in providers.deliver(entry, done) }
         loop.onSignal(SIGTERM) { [unowned self] in self.stop() }
         loop.onSignal(SIGINT) { [unowned self] in self.stop() }

@@ -111,7 +111,8 @@ final class NotifyProviders {
         guard let url = config.notify.webhookURL, let secret = config.notify.webhookSecret else {
             return done(ProviderAnswer(.failed(reason: "notify.webhook_url is not configured")))
         }
-        send(WebhookProvider.request(for: entry, url: url, secret: secret), to: url, caFile: nil) { status, headers, _ in
+        let request = WebhookProvider.request(for: entry, url: url, secret: secret)
+        send(request, to: url, caFile: config.notify.webhookCAFile) { status, headers, _ in
             guard let status else { return done(ProviderAnswer(.connectionFailed)) }
             done(WebhookProvider.answer(status: status, retryAfter: headers("retry-after")))
         }

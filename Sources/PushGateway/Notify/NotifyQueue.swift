@@ -6,18 +6,14 @@ import PushPosix
 /// ``group``, hands each entry to `deliver`, and settles it by the provider's answer: XACK when it was delivered, the
 /// device's token removed when the provider calls it invalid, another attempt after a backoff with jitter, or the
 /// dead-letter stream (`pg:notify:dead`) after `notify.max_attempts` or a refusal for good. Entries a dead
-/// notifier left pending are claimed (XAUTOCLAIM) once idle for ``claimIdleMillis``: at-least-once delivery.
+/// notifier left pending are claimed (XAUTOCLAIM) once idle for `notify.claim_after`: at-least-once delivery.
+/// A retry waits at most half of that, so an entry a live notifier still retries is never claimed.
 ///
 /// Two connections: a blocking XREADGROUP holds one while it waits; XACK and the rest go on the other.
 final class NotifyQueue {
     typealias Deliver = (NotificationEntry, @escaping (ProviderAnswer) -> Void) -> Void
 
     static let group = "pushgw-notify"
-    /// Milliseconds an entry stays pending with no progress before another notifier may claim it: longer than the
-    /// longest retry wait (``maxRetryWait``), so a notifier never loses an entry it is still retrying.
-    static let claimIdleMillis = 60_000
-    /// A retry waits at most this long (the policy's cap is lowered to it).
-    static let maxRetryWait = 30.0
     /// Entries being delivered at most; the reader waits for some to finish beyond that.
     static let maxInFlight = 1_000
 
@@ -28,6 +24,10 @@ final class NotifyQueue {
     private let reader: RedisClient
     private let commands: RedisClient
     private let policy: RetryPolicy
+    /// `notify.claim_after` in milliseconds.
+    private let claimIdleMillis: Int
+    /// Half of it: the longest a retry waits.
+    private let maxRetryWait: Double
     private let deliver: Deliver
     private var generator = SystemRandomNumberGenerator()
     /// Stream ids being delivered or waiting for a retry: a claim of one of them is skipped.
@@ -43,14 +43,18 @@ final class NotifyQueue {
     private(set) var stats: [PushProvider: NotifyStats] = [:]
 
     init(
-        loop: EventLoop, url: RedisURL, consumer: String, maxAttempts: Int, logger: Logger,
+        loop: EventLoop, url: RedisURL, consumer: String, policy: RetryPolicy, claimAfter: Double, logger: Logger,
         stream: String = RedisKeys.notifyStream, deliver: @escaping Deliver
     ) {
         self.loop = loop
         self.logger = logger
         self.stream = stream
         self.consumer = consumer
-        policy = RetryPolicy(base: 1, cap: Self.maxRetryWait, maxAttempts: max(1, maxAttempts))
+        claimIdleMillis = max(1, Int(claimAfter * 1000))
+        maxRetryWait = max(0.1, claimAfter / 2)
+        self.policy = RetryPolicy(
+            base: min(policy.base, maxRetryWait), cap: max(min(policy.base, maxRetryWait), min(policy.cap, maxRetryWait)),
+            maxAttempts: policy.maxAttempts)
         self.deliver = deliver
         // The reader's XREADGROUP blocks up to 2 s: its command timeout is longer.
         reader = RedisClient(loop: loop, url: url, name: "notify-read", logger: logger, commandTimeout: 10)
@@ -63,7 +67,8 @@ final class NotifyQueue {
         commands.start()
         reader.start()
         let timer = LoopTimer(loop: loop) { [unowned self] in self.claim() }
-        timer.start(after: 5, repeat: 5)
+        let every = min(5, max(0.5, Double(claimIdleMillis) / 1000))
+        timer.start(after: every, repeat: every)
         claimTimer = timer
     }
 
@@ -112,12 +117,12 @@ final class NotifyQueue {
         }
     }
 
-    /// Every 5 s: entries pending for longer than ``claimIdleMillis`` under any consumer (a notifier that died)
-    /// become this one's.
+    /// Every 5 s (or `claim_after`, when shorter): entries pending for longer than `claim_after` under any consumer
+    /// (a notifier that died) become this one's.
     private func claim() {
         guard groupReady, commands.isReady else { return }
         commands.send(
-            Self.command("XAUTOCLAIM", stream, Self.group, consumer, String(Self.claimIdleMillis), "0-0", "COUNT", "100")
+            Self.command("XAUTOCLAIM", stream, Self.group, consumer, String(claimIdleMillis), "0-0", "COUNT", "100")
         ) { [unowned self] result in
             guard case .success(.array(let parts)) = result, parts.count >= 2 else { return }
             let claimed = Self.entries(parts[1]).filter { !self.inFlight.contains($0.id) }
@@ -164,7 +169,7 @@ final class NotifyQueue {
             acknowledge(id)
         case .retry(let after):
             let attempts = entry.attempts + 1
-            guard let delay = policy.delay(afterAttempt: attempts, retryAfter: after.map { min($0, Self.maxRetryWait) }, using: &generator)
+            guard let delay = policy.delay(afterAttempt: attempts, retryAfter: after.map { min($0, maxRetryWait) }, using: &generator)
             else {
                 figures.failed += 1
                 return deadLetter(id: id, fields: entry.encodedFields, reason: "gave up after \(attempts) attempts: \(answer.reason ?? "no answer")")
