@@ -99,7 +99,8 @@ final class NotifyQueue {
     }
 
     private func readNext() {
-        guard !stopped, groupReady, !reading, reader.isReady, inFlight.count < Self.maxInFlight else { return }
+        // Refilled in batches, once half the entries in flight are settled: not one XREADGROUP per settled entry.
+        guard !stopped, groupReady, !reading, reader.isReady, inFlight.count <= Self.maxInFlight / 2 else { return }
         reading = true
         let count = String(min(100, Self.maxInFlight - inFlight.count))
         reader.send(
