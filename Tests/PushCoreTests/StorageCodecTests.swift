@@ -106,15 +106,16 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
                 "pg:{u:u}:inbox", "pg:{u:u}:meta", "pg:{u:u}:sess", "pg:{u:u}:polls", "pg:{u:u}:idem:86400:19675",
                 "pg:{u:u}:idem:86400:19675", "pg:{u:u}:idem:86400:19674",
             ].map(bytes))
-        // A header (cap, inbox ttl, node, message count), then 11 fields per message; the record expires at the end
-        // of the next generation.
+        // A header (cap, inbox ttl, node, message count), then 13 fields per message (the last two: notify, always);
+        // the record expires at the end of the next generation.
         #expect(
             store.args == ["200", "604800", "n1", "1", "1000"].map(bytes) + [[0, 1]]
-                + ["1700000000123", "60", "u", "id1", "2", "hash", "86400", "\((19_675 + 2) * 86_400)", ""].map(bytes))
+                + ["1700000000123", "60", "u", "id1", "2", "hash", "86400", "\((19_675 + 2) * 86_400)", "", "", ""]
+                .map(bytes))
         let plain = StoreCall(
             uid: "u", op: 1000, payload: [], nowMillis: 1, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n")
         #expect(plain.keys.count == 4)
-        #expect(plain.args.count == 15 && plain.args[9...].allSatisfy(\.isEmpty))
+        #expect(plain.args.count == 17 && plain.args[9...].allSatisfy(\.isEmpty))
         #expect(plain.evalsha.prefix(3) == [bytes("EVALSHA"), bytes(Scripts.store.sha1), bytes("4")])
         // A generated id names its time; a retry with it is looked up in the backend's records and in the inbox at
         // that time.
@@ -126,12 +127,19 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         let fresh = StoreCall(
             uid: "u", op: 1000, payload: [], nowMillis: 1_700_000_000_000, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n",
             idempotency: Idempotency(id: generated, bodyHash: "hash"))
-        #expect(fresh.args.last == bytes("1700000000123"))
+        #expect(fresh.args.dropLast(2).last == bytes("1700000000123"))
         // A backend's own key of that form naming a time no inbox can still hold: not looked for in the inbox.
         let random = StoreCall(
             uid: "u", op: 1000, payload: [], nowMillis: 1_700_000_000_000, ttl: 0, inboxMax: 1, inboxTTL: 3600, node: "n",
             idempotency: Idempotency(id: "f00dfacecafe0123", bodyHash: "hash"))
-        #expect(random.args.last == [])
+        #expect(random.args.dropLast(2).last == [])
+        // A push with notify: the user's push tokens and the stream as two more keys, the JSON and always as the last
+        // two fields.
+        let notifying = StoreCall(
+            uid: "u", op: 1000, payload: [], nowMillis: 1, ttl: 0, inboxMax: 1, inboxTTL: 1, node: "n",
+            notification: .init(json: bytes(#"{"title":"t"}"#), always: true, stream: "pg:notify"))
+        #expect(notifying.keys.suffix(2) == ["pg:{u:u}:push", "pg:notify"].map(bytes))
+        #expect(notifying.args.suffix(2) == [bytes(#"{"title":"t"}"#), bytes("1")])
         let batch = StoreBatchCall([store, plain, fresh])
         #expect(batch.keys == store.keys + plain.keys + fresh.keys)
         #expect(batch.evalsha == Scripts.store.evalsha(keys: batch.keys, args: batch.args))

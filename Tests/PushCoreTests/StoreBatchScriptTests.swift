@@ -165,7 +165,7 @@ import Testing
         var bad = call(uid)
         bad.idempotency = Idempotency(id: "x", bodyHash: "h")
         var command = StoreBatchCall([call(uid), bad]).evalsha
-        command[command.count - 3] = Array("0".utf8)  // the second message's idempotency ttl class
+        command[command.count - 5] = Array("0".utf8)  // the second message's idempotency ttl class (then 2 notify fields)
         let reply = try redis.command(command)
         #expect(throws: ScriptError.self) { try StoreBatchCall.decode(reply) }
         #expect(try redis.command("EXISTS", RedisKeys.inbox(uid)) == .integer(0))

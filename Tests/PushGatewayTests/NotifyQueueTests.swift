@@ -101,6 +101,30 @@ struct NotifyQueueTests {
         let noUsers = try await gateway.http(HTTP.request("GET", "/v1/presence"))
         #expect(noUsers.status == 400, "\(noUsers)")
     }
+    @Test("presence.events: a user's first session anywhere appends online, the last one leaving offline; the ones between nothing", arguments: TestStorage.allCases)
+    func presenceEvents(storage: TestStorage) async throws {
+        let gateway = try await GatewayProcess.start(["PUSHGW_PRESENCE_EVENTS": "true"], on: storage)
+        defer { gateway.stop() }
+        let stream = RedisKeys.presenceStream(forUser: "p1", cluster: storage == .cluster)
+        func events() throws -> [String] {
+            try streamEntries(gateway, stream).filter { $0["user"] == "p1" }.compactMap { $0["event"] }
+        }
+        let a = try await WireClient.connect(gateway)
+        try await a.auth(mid: "p1", key: "a")
+        #expect(try await eventually { try events() == ["online"] }, "\((try? events()) ?? [])")
+        let b = try await WireClient.connect(gateway)
+        try await b.auth(mid: "p1", key: "b")
+        _ = try await gateway.waitForDevices("p1", keys: ["a", "b"])
+        a.close()
+        try await pause(0.3)
+        let between = try events()
+        #expect(between == ["online"], "a second session and one of two leaving tell nothing: \(between)")
+        b.close()
+        #expect(try await eventually { try events() == ["online", "offline"] }, "\((try? events()) ?? [])")
+        if let entry = try streamEntries(gateway, stream).last {
+            #expect(entry["ts"].flatMap { Int($0) }.map { abs($0 - Int(Date().timeIntervalSince1970)) < 60 } == true)
+        }
+    }
 }
 
 /// The entries of `stream` in order, each as its field → value map.

@@ -48,6 +48,14 @@ public enum RedisKeys {
         return "pg:notify:{\(RedisSlot.tag(of: RedisSlot.of(key: meta(uid))))}"
     }
 
+    /// The presence stream (SPEC §10, `presence.events`): `pg:presence` on one Redis server; on a Redis Cluster the
+    /// stream of the user's slot, `pg:presence:{<tag>}` (the session scripts may only touch that slot). Entries
+    /// `user`, `event` (`online` | `offline`), `ts` (unix s), capped at about 100,000.
+    public static func presenceStream(forUser uid: String, cluster: Bool) -> String {
+        guard cluster else { return "pg:presence" }
+        return "pg:presence:{\(RedisSlot.tag(of: RedisSlot.of(key: meta(uid))))}"
+    }
+
     /// `pg:notify`: the notification stream on one Redis server.
     public static let notifyStream = "pg:notify"
 

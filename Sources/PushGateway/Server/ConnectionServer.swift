@@ -161,7 +161,15 @@ final class ConnectionServer {
         if let room = connection.session.room { rooms.leave(connection, room) }
         leaveAllTopics(connection)
         // Sent after the AUTH's session script on the same connection, so it never overtakes it.
-        store.runSessionScript(LeaveCall(uid: user, device: connection.session.key, node: store.node)) { _ in }
+        let leave = LeaveCall(
+            uid: user, device: connection.session.key, node: store.node, presenceStream: presenceStream(user))
+        store.runSessionScript(leave) { _ in }
+    }
+
+    /// The stream a user's first and last sessions are told to, with `presence.events` (SPEC §10).
+    func presenceStream(_ user: String) -> String? {
+        guard config.presence.events else { return nil }
+        return RedisKeys.presenceStream(forUser: user, cluster: !config.redis.cluster.isEmpty)
     }
 
     /// A connection starts closing: counted and logged here, once, whatever happens while it lingers; a close the

@@ -6,15 +6,20 @@ public struct LeaveCall: ScriptCall {
     public var uid: String
     public var device: String
     public var node: String
+    /// With `presence.events`: the stream the user's last session leaving is appended to.
+    public var presenceStream: String?
 
-    public init(uid: String, device: String, node: String) {
+    public init(uid: String, device: String, node: String, presenceStream: String? = nil) {
         self.uid = uid
         self.device = device
         self.node = node
+        self.presenceStream = presenceStream
     }
 
-    public var keys: [[UInt8]] { [Array(RedisKeys.sessions(uid).utf8)] }
-    public var args: [[UInt8]] { [Array(device.utf8), Array(node.utf8)] }
+    public var keys: [[UInt8]] {
+        [Array(RedisKeys.sessions(uid).utf8)] + (presenceStream.map { [Array($0.utf8)] } ?? [])
+    }
+    public var args: [[UInt8]] { [Array(device.utf8), Array(node.utf8), Array(uid.utf8)] }
 
     /// `1` removed, `0` not.
     public static func decode(_ reply: RedisValue) throws -> Bool {

@@ -38,11 +38,15 @@ public struct SessionCall: ScriptCall {
     public var lastSeq: UInt64?
     /// Most messages returned.
     public var limit: Int
+    /// With `presence.events`: the stream a user's first session anywhere is appended to
+    /// (``RedisKeys/presenceStream(forUser:cluster:)``).
+    public var presenceStream: String?
 
     public init(
         uid: String, device: String, node: String, platform: String, nowSeconds: UInt64, ttl: Int, lastSeq: UInt64?,
-        limit: Int
+        limit: Int, presenceStream: String? = nil
     ) {
+        self.presenceStream = presenceStream
         self.uid = uid
         self.device = device
         self.node = node
@@ -118,7 +122,13 @@ public struct SessionBatchCall: EncodedBatchCall {
         var args: [[UInt8]] = [decimal(items.count)]
         args.reserveCapacity(1 + items.count * 8)
         for item in items { item.append(keys: &keys, args: &args) }
+        if let stream = items[0].presenceStream { keys.append(Array(stream.utf8)) }
         return (keys, args)
+    }
+
+    /// One presence stream per call (every item of a call shares its slot on a cluster, and the setting).
+    public static func canShare(_ item: SessionCall, with first: SessionCall) -> Bool {
+        item.presenceStream == first.presenceStream
     }
 
     public static func slot(of item: SessionCall) -> UInt16 { item.slot }

@@ -1,7 +1,8 @@
 -- session.lua: registers devices' sessions on this node at AUTH and returns what each missed: N devices per call
 -- (the AUTHs of one loop iteration of the gateway, a reconnect storm's in as few calls as it takes).
 --
--- KEYS, per device i: pg:{u:<uid>}:inbox, pg:{u:<uid>}:meta, pg:{u:<uid>}:sess (3 × (i − 1) + 1 …)
+-- KEYS, per device i: pg:{u:<uid>}:inbox, pg:{u:<uid>}:meta, pg:{u:<uid>}:sess (3 × (i − 1) + 1 …), then (with
+--       presence.events) the presence stream: a user's first session anywhere appends {user, event online, ts}
 -- ARGV: 1 N (devices), then 8 fields per device i from 1 + 8 × (i − 1) + 1: device key, node id, platform, now
 --       (unix s), session ttl (s), last_seq (-1: none given), limit (most messages returned), uid
 -- Reply: one entry per device, in order: {seq, unread, read, first_kept, remote, element…}: elements with
@@ -35,6 +36,7 @@ if #KEYS < 3 * count then
     error({err = 'ERR pushgw session: ' .. count .. ' devices need ' .. 3 * count .. ' keys, got ' .. #KEYS})
 end
 -- Every argument is checked first: an error after the first write would leave sessions the gateway thinks failed.
+local presence = KEYS[3 * count + 1]
 local devices = {}
 for i = 1, count do
     local base, key = 1 + 8 * (i - 1), 3 * (i - 1)
@@ -52,7 +54,12 @@ local function session(d)
     local device, node, platform, uid = d.device, d.node, d.platform, d.uid
     local now_s, sess_ttl, last_seq, limit = d.now_s, d.sess_ttl, d.last_seq, d.limit
 
+    local first = presence and redis.call('HLEN', sess) == 0
     redis.call('HSET', sess, device, node .. '|' .. platform .. '|' .. string.format('%d', now_s))
+    if first then
+        redis.call('XADD', presence, 'MAXLEN', '~', 100000, '*', 'user', uid, 'event', 'online',
+            'ts', string.format('%d', now_s))
+    end
     redis.call('EXPIRE', sess, sess_ttl)
 
     local remote = 0

@@ -35,7 +35,8 @@ extension ConnectionServer {
 
         let call = SessionCall(
             uid: request.user, device: key, node: store.node, platform: request.platform,
-            nowSeconds: Posix.wallSeconds(), ttl: sessionTTL, lastSeq: request.lastSeq, limit: config.inbox.max)
+            nowSeconds: Posix.wallSeconds(), ttl: sessionTTL, lastSeq: request.lastSeq, limit: config.inbox.max,
+            presenceStream: presenceStream(request.user))
         // Connections are captured strongly (until the reply, at most the Redis timeout): a weak reference would
         // give every connection object a side table for the rest of its life (memory, and slower retains).
         store.runSessionScript(call) { [weak self] result in
