@@ -60,6 +60,17 @@ struct NotifyDeliveryTests {
         try await pause(1)
         #expect(apns("tok-on").isEmpty, "the online user's phone got no notification")
         #expect(apns("tok-off").count == 1, "exactly one notification for the offline phone")
+
+        // /metrics counts what the notifier settled, and the queue is drained.
+        let metrics = try await gateway.http(HTTP.request("GET", "/metrics")).text
+        for line in [
+            #"pushgw_notifications_total{provider="apns",result="sent"} 1"#,
+            #"pushgw_notifications_total{provider="apns",result="invalid"} 1"#,
+            #"pushgw_notifications_total{provider="fcm",result="sent"} 1"#, "pushgw_notify_queue_lag 0",
+            "pushgw_notify_pending 0",
+        ] {
+            #expect(metrics.contains(line + "\n"), "/metrics has \(line): \(metrics.suffix(1200))")
+        }
     }
 
     @Test("A provider failing then back: retried until delivered; attempts used up: the dead-letter stream; the webhook signed; a notifier killed with a request in flight: its entry claimed and delivered by the restarted one")

@@ -59,6 +59,10 @@ public enum RedisKeys {
     /// `pg:notify`: the notification stream on one Redis server.
     public static let notifyStream = "pg:notify"
 
+    /// `pg:notify:stats`, a hash: `<provider>:<result>` → count (results `sent`, `failed`, `retried`, `invalid`),
+    /// incremented by every notifier as it settles an attempt; `/metrics` shows it.
+    public static let notifyStats = "pg:notify:stats"
+
     /// `pg:notify:dead`, a stream: notifications given up (attempts used up, refused for good, unreadable), each
     /// with its fields, `reason` and the `id` it had in ``notifyStream`` (`pushgw ctl notify` shows them).
     public static let notifyDeadLetters = "pg:notify:dead"

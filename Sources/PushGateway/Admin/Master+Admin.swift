@@ -76,7 +76,7 @@ extension Master {
 
     /// `conns [uid]`: every worker's connection lines, prefixed with the worker's index, then `total <n>`.
     private func conns(_ user: String?, _ client: AdminConnection) {
-        let workers = children.sorted { ($0.value.index, $0.value.generation) < ($1.value.index, $1.value.generation) }
+        let workers = children.filter { $0.value.index < Self.firstNotifier }.sorted { ($0.value.index, $0.value.generation) < ($1.value.index, $1.value.generation) }
         ask(workers.map(\.key), "conns", user.map { [$0] } ?? []) { replies in
             var lines: [String] = []
             var total = 0

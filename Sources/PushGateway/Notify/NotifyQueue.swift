@@ -156,6 +156,14 @@ final class NotifyQueue {
     private func settle(_ entry: NotificationEntry, id: String, _ answer: ProviderAnswer) {
         var figures = stats[entry.provider, default: NotifyStats()]
         defer { stats[entry.provider] = figures }
+        // Every notifier's figures in one hash, for /metrics.
+        let result = switch answer.outcome {
+        case .delivered: "sent"
+        case .invalidToken: "invalid"
+        case .retry: entry.attempts + 1 < policy.maxAttempts ? "retried" : "failed"
+        case .failed: "failed"
+        }
+        commands.send(Self.command("HINCRBY", RedisKeys.notifyStats, "\(entry.provider.rawValue):\(result)", "1")) { _ in }
         switch answer.outcome {
         case .delivered:
             figures.sent += 1

@@ -287,7 +287,8 @@ final class Master {
 
     /// The figures as of now.
     func report() -> GatewayReport {
-        let processes = children.map { pid, child in
+        // Workers only: notifiers send no snapshots (their figures are in /metrics through Redis).
+        let processes = children.filter { $0.value.index < Self.firstNotifier }.map { pid, child in
             GatewayReport.Process(
                 pid: Int(pid), index: child.index, generation: child.generation,
                 stopping: stopping || child.draining || child.generation != generation)
@@ -299,7 +300,9 @@ final class Master {
 
     /// Live workers of the current generation that are not stopping.
     var currentWorkers: [pid_t] {
-        children.filter { $0.value.generation == generation && !$0.value.draining }.sorted {
+        children.filter {
+            $0.value.generation == generation && !$0.value.draining && $0.value.index < Self.firstNotifier
+        }.sorted {
             $0.value.index < $1.value.index
         }
         .map(\.key)

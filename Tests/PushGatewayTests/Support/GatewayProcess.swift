@@ -64,6 +64,8 @@ final class GatewayProcess: @unchecked Sendable {
         env["PUSHGW_SERVER_HTTP"] = "127.0.0.1:\(http)"
         env["PUSHGW_SERVER_WEBSOCKET"] = webSocket.map { "127.0.0.1:\($0)" } ?? ""
         env["PUSHGW_SERVER_WORKERS"] = "1"
+        // No notifier unless a test asks (FakeProviders.gatewaySettings): the tests count the master's children.
+        env["PUSHGW_NOTIFY_WORKERS"] = "0"
         // Tests stop gateways with clients still connected: drain them in 1 s, not the default 10.
         env["PUSHGW_SERVER_DRAIN_TIMEOUT"] = "1"
         env["PUSHGW_SERVER_ADMIN_SOCKET"] = directory.appendingPathComponent("pushgw.sock").path

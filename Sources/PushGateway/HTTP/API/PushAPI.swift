@@ -57,7 +57,7 @@ final class PushAPI {
             case .nodes: nodes(respond: respond)
             case .topic(let name): topicCount(name, respond: respond)
             case .goim(let route): goim(route, request, respond: respond)
-            case .metrics: stats.serveMetrics(respond)
+            case .metrics: stats.serveMetrics { [unowned self] in self.withNotifyMetrics($0, respond) }
             case .listBans: try listBans(respond: respond)
             case .addBan: try addBan(request, respond: respond)
             case .removeBan(let id): try removeBan(id, respond: respond)
