@@ -34,8 +34,7 @@ final class NotifyQueue {
     private var inFlight: Set<String> = []
     private var reading = false
     private var groupReady = false
-    private var timers: [Int: LoopTimer] = [:]
-    private var nextTimer = 0
+    private let delays: LoopDelays
     private var claimTimer: LoopTimer?
     private var stopped = false
 
@@ -47,6 +46,7 @@ final class NotifyQueue {
         stream: String = RedisKeys.notifyStream, deliver: @escaping Deliver
     ) {
         self.loop = loop
+        delays = LoopDelays(loop: loop)
         self.logger = logger
         self.stream = stream
         self.consumer = consumer
@@ -75,8 +75,7 @@ final class NotifyQueue {
     func stop() {
         stopped = true
         claimTimer?.stop()
-        for timer in timers.values { timer.stop() }
-        timers.removeAll()
+        delays.cancelAll()
         reader.stop()
         commands.stop()
     }
@@ -186,7 +185,7 @@ final class NotifyQueue {
             figures.retried += 1
             var next = entry
             next.attempts = attempts
-            later(delay) { [weak self] in self?.attempt(next, id: id) }
+            delays.after(delay) { [weak self] in self?.attempt(next, id: id) }
         case .failed(let reason):
             figures.failed += 1
             deadLetter(id: id, fields: entry.encodedFields, reason: reason)
@@ -210,17 +209,6 @@ final class NotifyQueue {
         readNext()
     }
 
-    private func later(_ seconds: Double, _ action: @escaping () -> Void) {
-        let key = nextTimer
-        nextTimer += 1
-        let timer = LoopTimer(loop: loop) { [unowned self] in
-            let timer = self.timers.removeValue(forKey: key)
-            action()
-            withExtendedLifetime(timer) {}
-        }
-        timers[key] = timer
-        timer.start(after: seconds)
-    }
 
     /// Queue depth and the age of the oldest entry not yet delivered, for metrics: `XINFO GROUPS`' lag and the
     /// first pending entry's time.
@@ -228,18 +216,21 @@ final class NotifyQueue {
         commands.send(Self.command("XLEN", stream)) { [unowned self] length in
             self.commands.send(Self.command("XPENDING", self.stream, Self.group)) { pending in
                 let count = if case .success(.integer(let n)) = length { Int(n) } else { 0 }
-                var age = 0.0
-                if case .success(.array(let parts)) = pending, parts.count >= 2, case .string(let first) = parts[1],
-                    let millis = UInt64(String(decoding: first.prefix { $0 != UInt8(ascii: "-") }, as: UTF8.self))
-                {
-                    age = max(0, Double(Posix.wallMillis()) - Double(millis)) / 1000
-                }
-                done(count, age)
+                done(count, Self.oldestPendingAge(pending))
             }
         }
     }
 
     // MARK: - Replies and commands
+
+    /// Seconds since the oldest pending entry was queued, from `XPENDING <stream> <group>`'s summary
+    /// (`[count, smallest id, greatest id, consumers]`; an id starts with its unix milliseconds); 0 when none.
+    static func oldestPendingAge(_ reply: Result<RedisValue, RedisError>) -> Double {
+        guard case .success(.array(let parts)) = reply, parts.count >= 2, case .string(let first) = parts[1],
+            let millis = UInt64(String(decoding: first.prefix { $0 != UInt8(ascii: "-") }, as: UTF8.self))
+        else { return 0 }
+        return max(0, Double(Posix.wallMillis()) - Double(millis)) / 1000
+    }
 
     private static func command(_ parts: String...) -> [[UInt8]] { parts.map { Array($0.utf8) } }
 

@@ -40,3 +40,32 @@ public final class LoopTimer {
 private func loopTimerFired(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_timer>?, _ events: Int32) {
     Unmanaged<LoopTimer>.fromOpaque(watcher!.pointee.data).takeUnretainedValue().fire()
 }
+
+/// One-shot actions on the loop, each after its own delay, all cancelled by ``cancelAll()`` (a client's stop):
+/// the retries and waits of ``RedisClusterClient`` and the notifier's queue.
+public final class LoopDelays {
+    private let loop: EventLoop
+    private var timers: [Int: LoopTimer] = [:]
+    private var next = 0
+
+    public init(loop: EventLoop) { self.loop = loop }
+
+    /// Runs `action` on the loop after `seconds`.
+    public func after(_ seconds: Double, _ action: @escaping () -> Void) {
+        let key = next
+        next += 1
+        let timer = LoopTimer(loop: loop) { [unowned self] in
+            let timer = self.timers.removeValue(forKey: key)
+            action()
+            withExtendedLifetime(timer) {}
+        }
+        timers[key] = timer
+        timer.start(after: seconds)
+    }
+
+    /// Cancels every action not run yet.
+    public func cancelAll() {
+        for timer in timers.values { timer.stop() }
+        timers.removeAll()
+    }
+}

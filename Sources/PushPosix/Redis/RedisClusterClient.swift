@@ -37,12 +37,12 @@ public final class RedisClusterClient {
     private var waiting: [ClusterNode: [(Result<RedisClient, RedisError>) -> Void]] = [:]
     private var refreshing = false
     private var refreshTimer: LoopTimer?
-    private var timers: [Int: LoopTimer] = [:]
-    private var nextTimer = 0
+    private let delays: LoopDelays
 
     public init(loop: EventLoop, seeds: [ClusterNode], logger: Logger, commandTimeout: Double = 2.0) {
         precondition(!seeds.isEmpty, "RedisClusterClient: no seeds")
         self.loop = loop
+        delays = LoopDelays(loop: loop)
         self.seeds = seeds
         self.logger = logger
         self.commandTimeout = commandTimeout
@@ -58,8 +58,7 @@ public final class RedisClusterClient {
 
     public func stop() {
         refreshTimer?.stop()
-        for timer in timers.values { timer.stop() }
-        timers.removeAll()
+        delays.cancelAll()
         for client in clients.values { client.stop() }
     }
 
@@ -222,15 +221,5 @@ public final class RedisClusterClient {
     }
 
     /// Runs `action` on the loop after `seconds`.
-    private func after(_ seconds: Double, _ action: @escaping () -> Void) {
-        let key = nextTimer
-        nextTimer += 1
-        let timer = LoopTimer(loop: loop) { [unowned self] in
-            let timer = self.timers.removeValue(forKey: key)
-            action()
-            withExtendedLifetime(timer) {}
-        }
-        timers[key] = timer
-        timer.start(after: seconds)
-    }
+    private func after(_ seconds: Double, _ action: @escaping () -> Void) { delays.after(seconds, action) }
 }

@@ -127,12 +127,7 @@ extension PushAPI {
                             if case .integer(let n) = values["pending"] { inFlight = Int(n) }
                         }
                     }
-                    var oldest = 0.0
-                    if case .success(.array(let parts)) = pending, parts.count >= 2, case .string(let first) = parts[1],
-                        let millis = UInt64(String(decoding: first.prefix { $0 != UInt8(ascii: "-") }, as: UTF8.self))
-                    {
-                        oldest = max(0, Double(Posix.wallMillis()) - Double(millis)) / 1000
-                    }
+                    let oldest = NotifyQueue.oldestPendingAge(pending)
                     lines += "# HELP pushgw_notify_queue_lag Notifications queued and not yet read by a notifier.\n"
                         + "# TYPE pushgw_notify_queue_lag gauge\npushgw_notify_queue_lag \(lag)\n"
                         + "# HELP pushgw_notify_pending Notifications read by a notifier and not yet settled.\n"
