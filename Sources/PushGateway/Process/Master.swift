@@ -107,7 +107,7 @@ final class Master {
 
     func run() -> Int32 {
         for index in 0..<config.server.workers { spawn(index: index) }
-        for index in 0..<config.notify.workers { spawn(index: Self.firstNotifier + index) }
+        spawnNotifiers()
         tickTimer.start(after: 0.2, repeat: 0.2)
         secondTimer.start(after: 1, repeat: 1)
         ticketTimer.start(after: TLSTicketKey.rotationSeconds, repeat: TLSTicketKey.rotationSeconds)
@@ -125,11 +125,8 @@ final class Master {
 
     // MARK: - Workers
 
-    /// Children from this index on are notifiers (`pushgw notify`, SPEC §10), restarted like workers; they have no
-    /// control pipe (they serve no clients, snapshots or admin commands).
-    static let firstNotifier = 10_000
-
-    private func spawn(index: Int) {
+    /// Starts worker `index`, or notifier `index - firstNotifier` (Master+Notifiers.swift).
+    func spawn(index: Int) {
         let notifier = index >= Self.firstNotifier
         var arguments = notifier
             ? ["pushgw", "notify", "--index", String(index - Self.firstNotifier)]
@@ -363,7 +360,7 @@ final class Master {
         restarts.removeAll()
         logger.info("reloading", metadata: ["generation": "\(generation)", "old_workers": "\(old.count)"])
         for index in 0..<config.server.workers { spawn(index: index) }
-        for index in 0..<config.notify.workers { spawn(index: Self.firstNotifier + index) }
+        spawnNotifiers()
         // Give the new workers a moment to bind before the old ones close their listeners.
         pendingDrains.append((old, now() + 1.0))
         return nil
