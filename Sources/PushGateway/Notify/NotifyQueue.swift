@@ -107,10 +107,16 @@ final class NotifyQueue {
         ) { [unowned self] result in
             self.reading = false
             if case .success(let reply) = result { self.received(Self.entries(inStreamsReply: reply)) }
-            if case .success(.error(let text)) = result, text.hasPrefix("NOGROUP") {
-                // The stream was deleted (FLUSHALL, a new Redis): make the group again.
-                self.groupReady = false
-                self.createGroup()
+            if case .success(.error(let text)) = result {
+                if text.hasPrefix("NOGROUP") {
+                    // The stream was deleted (FLUSHALL, a new Redis): make the group again.
+                    self.groupReady = false
+                    self.createGroup()
+                } else {
+                    // Another refusal (a key of the wrong type, say): not read again in a busy loop.
+                    self.logger.error("XREADGROUP refused", metadata: ["reply": "\(text)"])
+                    self.delays.after(1) { [weak self] in self?.readNext() }
+                }
                 return
             }
             self.readNext()
@@ -183,6 +189,9 @@ final class NotifyQueue {
                 return deadLetter(id: id, fields: entry.encodedFields, reason: "gave up after \(attempts) attempts: \(answer.reason ?? "no answer")")
             }
             figures.retried += 1
+            // Its idle time starts again, so no other notifier claims an entry this one is still retrying (XCLAIM of
+            // its own entry with a minimum idle time of 0 resets it).
+            commands.send(Self.command("XCLAIM", stream, Self.group, consumer, "0", id, "JUSTID")) { _ in }
             var next = entry
             next.attempts = attempts
             delays.after(delay) { [weak self] in self?.attempt(next, id: id) }
