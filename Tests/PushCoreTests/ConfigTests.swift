@@ -3,21 +3,6 @@ import Testing
 
 @testable import PushCore
 
-/// Loads with no file unless `toml` is given, on a 4-core machine.
-private func load(_ toml: String? = nil, _ environment: [String: String] = [:]) throws -> GatewayConfiguration {
-    try GatewayConfiguration.load(toml: toml, environment: environment, cores: 4).0
-}
-
-/// The `ConfigError` that loading throws, or nil.
-private func loadError(_ toml: String? = nil, _ environment: [String: String] = [:]) -> ConfigError? {
-    do {
-        _ = try load(toml, environment)
-        return nil
-    } catch {
-        return error as? ConfigError
-    }
-}
-
 private let shippedFile = String(#filePath.split(separator: "/").dropLast(3).map { "/" + $0 }.joined())
     + "/Config/pushgw.toml"
 

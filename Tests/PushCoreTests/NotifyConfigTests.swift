@@ -5,19 +5,6 @@ import Testing
 /// The keys of SPEC §10: the notifier processes, the webhook, APNs, FCM and presence events.
 @Suite("Configuration: notifications")
 struct NotifyConfigTests {
-    private func load(_ toml: String? = nil, _ environment: [String: String] = [:]) throws -> GatewayConfiguration {
-        try GatewayConfiguration.load(toml: toml, environment: environment, cores: 2).0
-    }
-
-    private func loadError(_ toml: String? = nil, _ environment: [String: String] = [:]) -> ConfigError? {
-        do {
-            _ = try load(toml, environment)
-            return nil
-        } catch {
-            return error as? ConfigError
-        }
-    }
-
     /// One notifier, 8 attempts, every provider off, Apple's and Google's URLs, no presence events.
     @Test func defaults() throws {
         let configuration = try load()

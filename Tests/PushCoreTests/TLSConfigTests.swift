@@ -5,19 +5,6 @@ import Testing
 /// The TLS keys of SPEC §8: three listeners, the certificate files, the protocol floor.
 @Suite("Configuration: TLS")
 struct TLSConfigTests {
-    private func load(_ toml: String? = nil, _ environment: [String: String] = [:]) throws -> GatewayConfiguration {
-        try GatewayConfiguration.load(toml: toml, environment: environment, cores: 2).0
-    }
-
-    private func loadError(_ toml: String? = nil, _ environment: [String: String] = [:]) -> ConfigError? {
-        do {
-            _ = try load(toml, environment)
-            return nil
-        } catch {
-            return error as? ConfigError
-        }
-    }
-
     private let files = ["PUSHGW_TLS_CERT": "/etc/pushgw/chain.pem", "PUSHGW_TLS_KEY": "/etc/pushgw/key.pem"]
 
     /// Off by default: no TLS listener, no certificate, TLS 1.2 as the floor.

@@ -244,24 +244,10 @@ extension GatewayConfiguration {
 
     /// The whole file as UTF-8; errors name the path and say why (`No such file or directory`).
     static func readFile(_ path: String) throws -> String {
-        guard let file = fopen(path, "rb") else {
-            throw ConfigError(key: path, message: "cannot read the configuration file: \(errorText(errno))")
+        do {
+            return String(decoding: try FileContents.read(path), as: UTF8.self)
+        } catch {
+            throw ConfigError(key: path, message: "cannot read the configuration file: \(error.reason)")
         }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, file)
-            bytes += chunk[..<count]
-            if count < chunk.count { break }
-        }
-        if ferror(file) != 0 {
-            throw ConfigError(key: path, message: "cannot read the configuration file: \(errorText(errno))")
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func errorText(_ code: Int32) -> String {
-        strerror(code).map { String(cString: $0) } ?? "error \(code)"
     }
 }

@@ -155,15 +155,6 @@ final class NotifyProviders {
     private static func now() -> UInt64 { Posix.wallMillis() / 1000 }
 
     private static func read(_ path: String) throws -> [UInt8] {
-        guard let file = fopen(path, "rb") else { throw StartError("cannot read \(path): \(String(cString: strerror(errno)))") }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, file)
-            bytes += chunk[..<count]
-            if count < chunk.count { break }
-        }
-        return bytes
+        do { return try FileContents.read(path) } catch { throw StartError("\(error)") }
     }
 }
