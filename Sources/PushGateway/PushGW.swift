@@ -83,19 +83,8 @@ struct WorkerCommand: ParsableCommand {
     var controlFD: Int32?
 
     func run() throws {
-        Posix.dieWithParent(SIGTERM)
-        let (settings, _) = try options.load()
-        LogSetup.bootstrap(settings.log)
-        var logger = Logger(label: "pushgw")
-        logger[metadataKey: "proc"] = "worker-\(index)"
-        Posix.ignore(SIGPIPE)
-        Posix.unblockAllSignals()
-        do {
-            let worker = try Worker(config: settings, logger: logger, index: index, controlFD: controlFD)
-            worker.run()
-        } catch {
-            logger.critical("cannot start", metadata: ["error": "\(error)"])
-            throw ExitCode(1)
+        try runChild(options, proc: "worker-\(index)") { settings, logger in
+            try Worker(config: settings, logger: logger, index: index, controlFD: controlFD).run()
         }
     }
 }
@@ -109,18 +98,29 @@ struct NotifyCommand: ParsableCommand {
     @Option(name: .long, help: "This notifier's index, for logs and its consumer name.") var index = 0
 
     func run() throws {
-        Posix.dieWithParent(SIGTERM)
-        let (settings, _) = try options.load()
-        LogSetup.bootstrap(settings.log)
-        var logger = Logger(label: "pushgw")
-        logger[metadataKey: "proc"] = "notify-\(index)"
-        Posix.ignore(SIGPIPE)
-        Posix.unblockAllSignals()
-        do {
+        try runChild(options, proc: "notify-\(index)") { settings, logger in
             try Notifier(config: settings, index: index, logger: logger).run()
-        } catch {
-            logger.critical("cannot start", metadata: ["error": "\(error)"])
-            throw ExitCode(1)
         }
+    }
+}
+
+/// A process the master started (a worker, a notifier): it dies with the master, reads the configuration, logs as
+/// `proc`, ignores SIGPIPE, takes the signals the master blocked, and runs `body`; a failure to start is logged and
+/// exits 1.
+private func runChild(
+    _ options: ConfigOption, proc: String, _ body: (GatewayConfiguration, Logger) throws -> Void
+) throws {
+    Posix.dieWithParent(SIGTERM)
+    let (settings, _) = try options.load()
+    LogSetup.bootstrap(settings.log)
+    var logger = Logger(label: "pushgw")
+    logger[metadataKey: "proc"] = "\(proc)"
+    Posix.ignore(SIGPIPE)
+    Posix.unblockAllSignals()
+    do {
+        try body(settings, logger)
+    } catch {
+        logger.critical("cannot start", metadata: ["error": "\(error)"])
+        throw ExitCode(1)
     }
 }
