@@ -117,6 +117,18 @@ struct NotifyDeliveryTests {
         #expect(dead, "the notification that used up its 3 attempts is in the dead-letter stream")
         #expect(answers("/3/device/tok-dead").count == 3, "no fourth attempt: \(answers("/3/device/tok-dead"))")
 
+        // The operator's view: `ctl notify` lists the dead letter, `ctl stats` the notifier and the queue.
+        let shown = try await gateway.admin("notify")
+        let line = shown.first { $0.hasPrefix("dead ") } ?? ""
+        #expect(line.contains(" user=d ") && line.contains(" device=phone ") && line.contains(" provider=apns "), "\(shown)")
+        #expect(line.contains(" reason=gave"), "\(shown)")
+        #expect(shown.contains("notify_dead_letters 1") && shown.last == "shown 1 of 1", "\(shown)")
+        let stats = try await gateway.admin("stats")
+        #expect(stats.contains { $0.hasPrefix("notifier 0 pid=") }, "\(stats)")
+        #expect(stats.contains("notify_dead_letters 1") && stats.contains("notifications.apns.failed 1"), "\(stats)")
+        #expect(stats.contains { $0.hasPrefix("notifications.apns.retried ") }, "\(stats)")
+        #expect(StatsTable.render(stats).contains("dead letters"), "\(StatsTable.render(stats))")
+
         // The webhook: 503, then delivered, each request signed (the fake checks the HMAC).
         #expect(try await eventually(timeout: 20) { answers("/hook") == [503, 200] }, "\(answers("/hook"))")
         let hooks = fakes.requests.filter { ($0["path"] as? String) == "/hook" }
@@ -133,6 +145,94 @@ struct NotifyDeliveryTests {
                 "claimed and delivered after the kill: \(fakes.requests.filter { ($0["path"] as? String) == "/3/device/tok-kill" })")
         let restarted = childPid(of: gateway.pid, commandContains: "notify")
         #expect(restarted != nil && restarted != notifier, "the master restarted the notifier")
+    }
+}
+
+extension NotifyDeliveryTests {
+    @Test("On a Redis Cluster: every offline user's phone is notified once, from the stream of the user's slot, with badge = unread; the queue's figures add up the streams")
+    func clusterStreams() async throws {
+        let fakes = try await FakeProviders.start()
+        defer { fakes.stop() }
+        let gateway = try await GatewayProcess.start(fakes.gatewaySettings, on: .cluster)
+        defer { gateway.stop() }
+        let users = (0..<12).map { "cu\($0)" }
+        for user in users {
+            let body = #"{"provider":"apns","token":"tok-\#(user)","topic":"t"}"#
+            let put = try await gateway.http(HTTP.request("PUT", "/v1/users/\(user)/devices/phone/push", body: body))
+            #expect(put.status == 200, "\(put)")
+        }
+        let list = users.map { "\"\($0)\"" }.joined(separator: ",")
+        let push = try await gateway.push(#"{"to":{"users":[\#(list)]},"op":1000,"payload":{},"notify":{"title":"t"}}"#)
+        #expect(push.status == 200, "\(push)")
+        func apns(_ user: String) -> [[String: Any]] {
+            fakes.requests.filter { ($0["path"] as? String) == "/3/device/tok-\(user)" }
+        }
+        #expect(try await eventually(timeout: 20) { users.allSatisfy { !apns($0).isEmpty } },
+                "notified: \(users.filter { !apns($0).isEmpty })\nlog: \(gateway.log.suffix(3000))")
+        try await pause(1)
+        for user in users {
+            let requests = apns(user)
+            #expect(requests.count == 1, "\(user): \(requests)")
+            let aps = (requests.first?["body"] as? [String: Any])?["aps"] as? [String: Any] ?? [:]
+            #expect(number(aps["badge"]) == 1, "\(user): \(aps)")
+        }
+        let slots = Set(users.map { RedisSlot.of(key: Array(RedisKeys.meta($0).utf8)) })
+        let metrics = try await gateway.metrics().text
+        #expect(metricValue(metrics, #"pushgw_notifications_total{provider="apns",result="sent"}"#) == Double(users.count), "\(metrics)")
+        #expect(metricValue(metrics, "pushgw_notify_queue_lag") == 0 && metricValue(metrics, "pushgw_notify_pending") == 0, "\(metrics)")
+        let stats = try await gateway.admin("stats")
+        #expect(stats.contains("notify_streams \(slots.count)"), "one stream per slot of the \(slots.count): \(stats)")
+    }
+
+    @Test("A refused read is not retried in a busy loop, and reading starts again once the stream is back; an entry a notifier keeps retrying is not claimed by the other notifier")
+    func refusedReadsAndRetriesKeptByTheirNotifier() async throws {
+        let fakes = try await FakeProviders.start()
+        defer { fakes.stop() }
+        var settings = fakes.gatewaySettings
+        settings["PUSHGW_NOTIFY_WORKERS"] = "2"
+        settings["PUSHGW_NOTIFY_MAX_ATTEMPTS"] = "20"
+        settings["PUSHGW_NOTIFY_CLAIM_AFTER"] = "2"
+        let gateway = try await GatewayProcess.start(settings)
+        defer { gateway.stop() }
+        let put = try await gateway.http(
+            HTTP.request("PUT", "/v1/users/rr/devices/phone/push", body: #"{"provider":"apns","token":"tok-rr","topic":"t"}"#))
+        #expect(put.status == 200, "\(put)")
+        /// Reads refused for the key's type so far (`INFO errorstats`).
+        func refusals() throws -> Int {
+            guard case .string(let info) = try gateway.redisValue(["INFO", "errorstats"], key: "") else { return -1 }
+            let text = String(decoding: info, as: UTF8.self)
+            guard let line = text.split(separator: "\r\n").first(where: { $0.hasPrefix("errorstat_WRONGTYPE:") }),
+                let count = line.split(separator: "count=").last
+            else { return 0 }
+            return Int(count) ?? -1
+        }
+        // Both notifiers read (their blocking reads connected); then the stream is replaced by a key of another
+        // type, which refuses every read.
+        #expect(try await eventually(timeout: 10) {
+            gateway.log.components(separatedBy: "redis=notify-read url=").count == 3
+        }, "\(gateway.log.suffix(2000))")
+        try await pause(0.5)
+        _ = try gateway.redisValue(["DEL", RedisKeys.notifyStream], key: "")
+        _ = try gateway.redisValue(["SET", RedisKeys.notifyStream, "not a stream"], key: "")
+        try await pause(3)
+        let before = try refusals()
+        try await pause(2)
+        let during = try refusals() - before
+        #expect(before > 0 && during <= 8, "two notifiers refused for 2 s read \(during) times (about one a second each)")
+        _ = try gateway.redisValue(["DEL", RedisKeys.notifyStream], key: "")
+
+        // Sixteen failures then a success: with retries capped at 1 s (full jitter) they take about 8 s, four times
+        // claim_after (2 s); the other notifier's claims, every 2 s, must not take the entry meanwhile.
+        let failures = 16
+        try fakes.script(#"{"apns":{"tok-rr":[\#(Array(repeating: "500", count: failures).joined(separator: ","))]}}"#)
+        let push = try await gateway.push(#"{"to":{"users":["rr"]},"op":1000,"payload":{},"notify":{"title":"t"}}"#)
+        #expect(push.status == 200, "\(push)")
+        func answers() -> [Int] {
+            fakes.requests.filter { ($0["path"] as? String) == "/3/device/tok-rr" }.compactMap { $0["status"] as? Int }
+        }
+        #expect(try await eventually(timeout: 40) { answers().contains(200) }, "delivered at last: \(answers())\nlog: \(gateway.log.suffix(2000))")
+        try await pause(3)
+        #expect(answers() == Array(repeating: 500, count: failures) + [200], "one notifier's attempts only: \(answers())")
     }
 }
 

@@ -25,7 +25,13 @@ public enum AdminCommand: Equatable, Sendable {
     case ban(BanRequest)
     /// Lifts the ban with this id, as `DELETE /v1/bans/{id}` does.
     case unban(String)
+    /// The newest `count` dead letters of the notifiers (SPEC §10), and the queue's figures.
+    case notify(count: Int)
     case help
+
+    /// Dead letters `notify` shows by default, and at most.
+    public static let notifyDefault = 20
+    public static let notifyMost = 1000
 
     /// What `help` answers, one line per command.
     public static let helpLines = [
@@ -41,6 +47,7 @@ public enum AdminCommand: Equatable, Sendable {
         "ban ip=<addr|cidr> user=<uid> device=<key> ttl=<s> reason=<text…>",
         "                    ban on every node (any of ip, user, device; ttl 0 or none: no expiry; reason last)",
         "unban <id>          lift a ban on every node",
+        "notify [count]      the notifiers' queue and their newest dead letters (default 20, at most 1000)",
         "help                this list",
         "Every reply ends with a line holding a single `.`; an error reply is one line starting with `ERR `.",
     ]
@@ -89,6 +96,13 @@ public enum AdminCommand: Equatable, Sendable {
         case "unban":
             if let error = expect(1...1, "unban <id>") { return .failure(error) }
             return .success(.unban(arguments[0]))
+        case "notify":
+            if let error = expect(0...1, "notify [count]") { return .failure(error) }
+            guard let text = arguments.first else { return .success(.notify(count: notifyDefault)) }
+            guard let count = Int(text), (1...notifyMost).contains(count) else {
+                return .failure(AdminCommandError("notify: count must be 1 to \(notifyMost), got \"\(text)\""))
+            }
+            return .success(.notify(count: count))
         case "help":
             return .success(.help)
         default:

@@ -5,16 +5,17 @@ public enum StatsTable {
         var values: [String: String] = [:]
         var order: [String] = []
         var workers: [[String: String]] = []
+        var notifiers: [[String: String]] = []
         for line in lines {
             let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { continue }
-            if parts[0] == "worker" {
+            if parts[0] == "worker" || parts[0] == "notifier" {
                 var fields = ["index": String(parts[1].prefix { $0 != " " })]
                 for field in parts[1].split(separator: " ").dropFirst() {
                     let pair = field.split(separator: "=", maxSplits: 1).map(String.init)
                     if pair.count == 2 { fields[pair[0]] = pair[1] }
                 }
-                workers.append(fields)
+                if parts[0] == "worker" { workers.append(fields) } else { notifiers.append(fields) }
             } else {
                 values[parts[0]] = parts[1]
                 order.append(parts[0])
@@ -81,12 +82,52 @@ public enum StatsTable {
             ])
         }
         out += table(rows)
+        if values["notify_queue_lag"] != nil || !notifiers.isEmpty {
+            out.append("")
+            out += notifications(notifiers, value, order: order)
+        }
         let rest = order.filter { !used.contains($0) && !$0.hasPrefix("closes_per_s.") }
         if !rest.isEmpty {
             out.append("")
             out += rest.map { "\($0) \(values[$0] ?? "")" }
         }
         return out.joined(separator: "\n") + "\n"
+    }
+
+    /// The notifiers' section (SPEC §10): the queue, the counters per provider, the notifier processes.
+    private static func notifications(
+        _ notifiers: [[String: String]], _ value: (String) -> String, order: [String]
+    ) -> [String] {
+        var out = table([
+            ["notifications", "queued", "pending", "oldest pending", "dead letters", "streams"],
+            [
+                "", value("notify_queue_lag"), value("notify_pending"),
+                value("notify_oldest_pending_s") == "-" ? "-" : value("notify_oldest_pending_s") + " s",
+                value("notify_dead_letters"), value("notify_streams"),
+            ],
+        ])
+        let counters = order.filter { $0.hasPrefix("notifications.") }
+        let providers = counters.compactMap { $0.split(separator: ".").dropFirst().first.map(String.init) }
+        var seen: Set<String> = []
+        var rows = [["provider", "sent", "failed", "retried", "invalid"]]
+        for provider in providers where seen.insert(provider).inserted {
+            rows.append([provider] + ["sent", "failed", "retried", "invalid"].map { result in
+                let name = "notifications.\(provider).\(result)"
+                return counters.contains(name) ? value(name) : "0"
+            })
+        }
+        if rows.count > 1 { out += [""] + table(rows) }
+        if !notifiers.isEmpty {
+            var processes = [["notifier", "pid", "gen", "up"]]
+            for notifier in notifiers {
+                processes.append([
+                    notifier["index"] ?? "-", notifier["pid"] ?? "-", notifier["gen"] ?? "-",
+                    notifier["up_s"].flatMap(Int.init).map(duration) ?? "-",
+                ])
+            }
+            out += [""] + table(processes)
+        }
+        return out
     }
 
     /// Columns padded to their widest cell, two spaces apart; trailing spaces trimmed.

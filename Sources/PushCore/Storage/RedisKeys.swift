@@ -59,6 +59,14 @@ public enum RedisKeys {
     /// `pg:notify`: the notification stream on one Redis server.
     public static let notifyStream = "pg:notify"
 
+    /// `pg:notify:ring`, a pub/sub channel (Redis Cluster only): the store script publishes the name of the stream
+    /// it appended notifications to, so that the notifiers read it at once (one command cannot block on the
+    /// streams of several slots).
+    public static let notifyRing = "pg:notify:ring"
+
+    /// What a cluster's notification streams match (`SCAN … MATCH`): `pg:notify:{<tag>}`.
+    public static let notifyStreamPattern = "pg:notify:{*}"
+
     /// `pg:notify:stats`, a hash: `<provider>:<result>` → count (results `sent`, `failed`, `retried`, `invalid`),
     /// incremented by every notifier as it settles an attempt; `/metrics` shows it.
     public static let notifyStats = "pg:notify:stats"

@@ -11,7 +11,7 @@ struct Ctl: ParsableCommand {
         commandName: "ctl",
         abstract: "Send a command to a running gateway's admin socket.",
         discussion: """
-            Commands: stats, tail, conns [uid], kick <uid> [key], nodes, reload, drain, log-level <level>, help \
+            Commands: stats, tail, conns [uid], kick <uid> [key], nodes, reload, drain, log-level <level>, bans, ban, unban, notify [count], help \
             (`pushgw ctl help` says what each does).
 
             Exit status: 0 done; 1 the gateway refused the command (ERR); 2 configuration error; 3 the gateway \

@@ -17,7 +17,9 @@ extension Master {
         }
         switch command {
         case .stats:
-            client.reply(report().statsLines())
+            stats(client)
+        case .notify(let count):
+            askRedisWorker("notify-dead", [String(count)]) { client.reply($0) }
         case .tail:
             client.send(line: report().tailLine(time: Self.clockTime()))
             client.startTail()
@@ -72,6 +74,32 @@ extension Master {
         let id = requests.start(waitingFor: Set(reachable), deadline: now() + Self.replyTimeout, done: done)
         let message = ControlMessage.command(id: id, name: name, arguments: arguments)
         for pid in reachable { links[pid]?.send(message) }
+    }
+
+    /// `stats`: the workers' figures, the notifier processes, and the notifiers' figures one worker reads from
+    /// Redis (left out when no worker can).
+    private func stats(_ client: AdminConnection) {
+        let now = now()
+        let notifiers = children.filter { $0.value.index >= Self.firstNotifier }.sorted { $0.value.index < $1.value.index }
+        let lines = report().statsLines() + notifiers.map { pid, child in
+            "notifier \(child.index - Self.firstNotifier) pid=\(pid) gen=\(child.generation) up_s=\(Int(now - child.started))"
+        }
+        guard config.notify.workers > 0 || !notifiers.isEmpty else { return client.reply(lines) }
+        askRedisWorker("notify-stats", []) { reply in
+            client.reply(lines + reply.filter { !$0.hasPrefix("ERR ") })
+        }
+    }
+
+    /// Sends `name` to one worker, one whose Redis is up if any, and hands over its reply (an `ERR` line when none
+    /// answered).
+    func askRedisWorker(
+        _ name: String, _ arguments: [String], _ done: @escaping ([String]) -> Void
+    ) {
+        let asked = currentWorkers.first { metrics.workers[Int($0)]?.snapshot.redisUp == true } ?? currentWorkers.first
+        guard let asked else { return done(["ERR no worker is running"]) }
+        ask([asked], name, arguments) { replies in
+            done(replies.values.first ?? ["ERR the worker did not answer within \(Self.replyTimeout) s"])
+        }
     }
 
     /// `conns [uid]`: every worker's connection lines, prefixed with the worker's index, then `total <n>`.

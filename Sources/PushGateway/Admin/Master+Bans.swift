@@ -12,10 +12,6 @@ extension Master {
         case .unban(let id): (name, arguments) = ("unban", [id])
         default: return client.reply(["ERR not a ban command"])
         }
-        let asked = currentWorkers.first { metrics.workers[Int($0)]?.snapshot.redisUp == true } ?? currentWorkers.first
-        guard let asked else { return client.reply(["ERR no worker is running"]) }
-        ask([asked], name, arguments) { replies in
-            client.reply(replies.values.first ?? ["ERR the worker did not answer within \(Self.replyTimeout) s"])
-        }
+        askRedisWorker(name, arguments) { client.reply($0) }
     }
 }

@@ -32,7 +32,7 @@ final class WorkerControl {
     /// How long `GET /metrics` waits for the master's first text before answering from this worker's figures.
     static let metricsWait = 2.0
 
-    private let parts: Parts
+    let parts: Parts
     private let channel: ControlChannel?
     private var timer: LoopTimer!
     private let startedAt: Double
@@ -198,6 +198,12 @@ final class WorkerControl {
 
     private func run(_ name: String, _ arguments: [String], reply: @escaping ([String]) -> Void) {
         switch (name, arguments.count) {
+        case ("notify-stats", 0):
+            guard parts.store.isAvailable else { return reply(["ERR Redis is not available"]) }
+            NotifyFigures.fetch(parts.store.scripts.redis) { reply($0.statsLines) }
+        case ("notify-dead", 1):
+            guard parts.store.isAvailable else { return reply(["ERR Redis is not available: the queue lives there"]) }
+            deadLetters(count: Int(arguments[0]) ?? AdminCommand.notifyDefault, reply: reply)
         case ("conns", 0...1):
             reply(conns(arguments.first))
         case ("kick", 1...2):

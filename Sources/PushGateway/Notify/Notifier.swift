@@ -17,17 +17,15 @@ final class Notifier {
         self.logger = logger
         loop = try EventLoop(capacity: 4096)
         providers = try NotifyProviders(loop: loop, config: config, logger: logger)
-        guard config.redis.cluster.isEmpty else {
-            throw StartError("pushgw notify does not read a Redis Cluster's per-slot streams yet (README, \"Offline notifications\")")
-        }
         let consumer = "\(Posix.hostName())-\(Posix.pid())-\(index)"
         queue = NotifyQueue(
-            loop: loop, url: config.redis.url, consumer: consumer, policy: config.notify.retryPolicy,
+            loop: loop, redis: config.redis, consumer: consumer, policy: config.notify.retryPolicy,
             claimAfter: config.notify.claimAfter, logger: logger
         ) { [providers] entry, done in providers.deliver(entry, done) }
         loop.onSignal(SIGTERM) { [unowned self] in self.stop() }
         loop.onSignal(SIGINT) { [unowned self] in self.stop() }
-        logger.info("notifier", metadata: ["consumer": "\(consumer)", "redis": "\(config.redis.url)"])
+        let redis = config.redis.cluster.isEmpty ? "\(config.redis.url)" : "cluster \(config.redis.cluster.map { "\($0)" }.joined(separator: ","))"
+        logger.info("notifier", metadata: ["consumer": "\(consumer)", "redis": "\(redis)"])
     }
 
     func run() {
@@ -48,8 +46,10 @@ final class Notifier {
 
     /// Every 10 s, a log line per provider with its figures, and the queue's depth.
     private func report() {
-        queue.depth { [queue, logger] entries, age in
-            var metadata: Logger.Metadata = ["queued": "\(entries)", "oldest_s": "\(Int(age))"]
+        NotifyFigures.fetch(queue.redis) { [queue, logger] figures in
+            var metadata: Logger.Metadata = [
+                "queued": "\(figures.lag)", "pending": "\(figures.pending)", "oldest_s": "\(Int(figures.oldestPendingSeconds))",
+            ]
             for (provider, figures) in queue?.stats ?? [:] {
                 metadata[provider.rawValue] =
                     "sent \(figures.sent) failed \(figures.failed) retried \(figures.retried) invalid \(figures.invalidTokens)"

@@ -4,14 +4,8 @@ extension Master {
     /// clients, snapshots or admin commands), and `stats`, `conns` and drains leave them out.
     static let firstNotifier = 10_000
 
-    /// `notify.workers` notifiers; none on a Redis Cluster, whose per-slot streams they do not read yet (README).
+    /// `notify.workers` notifiers.
     func spawnNotifiers() {
-        guard config.redis.cluster.isEmpty else {
-            if config.notify.workers > 0 {
-                logger.warning("no notifiers on a Redis Cluster yet: notifications queue up unsent")
-            }
-            return
-        }
         for index in 0..<config.notify.workers { spawn(index: Self.firstNotifier + index) }
     }
 }

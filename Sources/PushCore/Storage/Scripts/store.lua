@@ -30,7 +30,8 @@
 -- user with a push token (`pg:{u:<uid>}:push`: device key → {"provider","token","topic","sandbox"}) that holds no
 -- session, or every such device with "always": fields u uid, d device, p provider, t token, tp topic, sb 1|0,
 -- n the notify JSON, b the unread count after this message (the badge), s seq, ts now (ms), op. The stream is
--- capped (MAXLEN ~ 1,000,000): the notifiers read it as a consumer group (`pushgw notify`).
+-- capped (MAXLEN ~ 1,000,000): the notifiers read it as a consumer group (`pushgw notify`). On a cluster the stream
+-- is the slot's pg:notify:{<tag>}, and its name is published on pg:notify:ring once per message that queued any.
 -- Integers are Lua numbers (doubles) here: exact up to 2^53, which no seq or timestamp reaches.
 --
 -- Meta field this script keeps besides seq, read, unread (SPEC §5), so that each store touches meta twice (one HMGET,
@@ -152,6 +153,7 @@ end
 -- One stream entry per device with a push token that is offline (every one with `always`); a token that is not
 -- the JSON object PUT stored is skipped, not an error: the message is stored already.
 local function notify(m, tokens, sessions, seq, unread)
+    local added = false
     local online = {}
     for i = 1, #sessions, 2 do online[sessions[i]] = true end
     for i = 1, #tokens, 2 do
@@ -162,8 +164,11 @@ local function notify(m, tokens, sessions, seq, unread)
                 'p', tostring(token.provider or ''), 't', token.token, 'tp', tostring(token.topic or ''),
                 'sb', token.sandbox == true and '1' or '0', 'n', m.notify, 'b', string.format('%d', unread),
                 's', string.format('%d', seq), 'ts', string.format('%d', m.now_ms), 'op', string.format('%d', m.op))
+            added = true
         end
     end
+    -- A cluster's per-slot stream (its name has a hash tag) rings the notifiers, which cannot block on them all.
+    if added and string.find(m.stream, '{', 1, true) then redis.call('PUBLISH', 'pg:notify:ring', m.stream) end
 end
 
 local function store(m)

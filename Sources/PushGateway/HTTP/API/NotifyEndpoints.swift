@@ -88,58 +88,14 @@ extension PushAPI {
 }
 
 extension PushAPI {
-    /// `/metrics` with the notifiers' figures appended (SPEC §10): their counters from `pg:notify:stats`, and the
-    /// queue's lag and pending entries (`XINFO GROUPS`) with the oldest pending entry's age (`XPENDING`). Without
-    /// Redis the gateway's own figures are served alone.
+    /// `/metrics` with the notifiers' figures appended (SPEC §10, ``NotifyFigures``). Without Redis the gateway's
+    /// own figures are served alone.
     func withNotifyMetrics(_ response: HTTPResponse, _ respond: @escaping (HTTPResponse) -> Void) {
         guard response.status == 200, store.isAvailable else { return respond(response) }
-        let scripts = store.scripts
-        scripts.send([Array("HGETALL".utf8), Array(RedisKeys.notifyStats.utf8)]) { stats in
-            scripts.send([Array("XINFO".utf8), Array("GROUPS".utf8), Array(RedisKeys.notifyStream.utf8)]) { groups in
-                scripts.send(
-                    [Array("XPENDING".utf8), Array(RedisKeys.notifyStream.utf8), Array(NotifyQueue.group.utf8)]
-                ) { pending in
-                    var lines = "# HELP pushgw_notifications_total Notification attempts settled by the notifiers.\n"
-                        + "# TYPE pushgw_notifications_total counter\n"
-                    if case .success(.array(let fields)) = stats {
-                        for index in stride(from: 0, to: fields.count - 1, by: 2) {
-                            guard case .string(let name) = fields[index], case .string(let value) = fields[index + 1]
-                            else { continue }
-                            let parts = String(decoding: name, as: UTF8.self).split(separator: ":", maxSplits: 1)
-                            guard parts.count == 2 else { continue }
-                            lines += "pushgw_notifications_total{provider=\"\(parts[0])\",result=\"\(parts[1])\"} "
-                                + String(decoding: value, as: UTF8.self) + "\n"
-                        }
-                    }
-                    var lag = 0
-                    var inFlight = 0
-                    if case .success(.array(let list)) = groups {
-                        for group in list {
-                            guard case .array(let fields) = group else { continue }
-                            var values: [String: RedisValue] = [:]
-                            for index in stride(from: 0, to: fields.count - 1, by: 2) {
-                                if case .string(let name) = fields[index] {
-                                    values[String(decoding: name, as: UTF8.self)] = fields[index + 1]
-                                }
-                            }
-                            guard values["name"] == .string(Array(NotifyQueue.group.utf8)) else { continue }
-                            if case .integer(let n) = values["lag"] { lag = Int(n) }
-                            if case .integer(let n) = values["pending"] { inFlight = Int(n) }
-                        }
-                    }
-                    let oldest = NotifyQueue.oldestPendingAge(pending)
-                    lines += "# HELP pushgw_notify_queue_lag Notifications queued and not yet read by a notifier.\n"
-                        + "# TYPE pushgw_notify_queue_lag gauge\npushgw_notify_queue_lag \(lag)\n"
-                        + "# HELP pushgw_notify_pending Notifications read by a notifier and not yet settled.\n"
-                        + "# TYPE pushgw_notify_pending gauge\npushgw_notify_pending \(inFlight)\n"
-                        + "# HELP pushgw_notify_oldest_pending_seconds Age of the oldest notification not yet settled.\n"
-                        + "# TYPE pushgw_notify_oldest_pending_seconds gauge\n"
-                        + "pushgw_notify_oldest_pending_seconds \(oldest)\n"
-                    var answer = response
-                    answer.body += Array(lines.utf8)
-                    respond(answer)
-                }
-            }
+        NotifyFigures.fetch(store.scripts.redis) { figures in
+            var answer = response
+            answer.body += Array(figures.prometheusText.utf8)
+            respond(answer)
         }
     }
 }
