@@ -17,10 +17,13 @@ struct ClusterInstanceTests {
         defer { cluster.stop() }
         let (g1, g2) = (cluster.gateways[0], cluster.gateways[1])
 
-        let a = try await WireClient.connect(g1)
-        try await a.auth(mid: "x", key: "a")
+        // b first: a's AUTH on instance 1 then learns of b's session from Redis. The other way round, instance 1
+        // learns of b from a message that crosses the cluster bus, which can come after the push below (README,
+        // "Redis Cluster": a transient push right after another node's AUTH).
         let b = try await WireClient.connect(g2)
         try await b.auth(mid: "x", key: "b")
+        let a = try await WireClient.connect(g1)
+        try await a.auth(mid: "x", key: "a")
         let nodes = try await g1.waitForDevices("x", keys: ["a", "b"])
         #expect(nodes["a"] != nodes["b"], "devices a and b on different nodes: \(nodes)")
 
